@@ -1,0 +1,223 @@
+//! `config.json` of BERT and RoBERTa checkpoints, field for field as Hugging Face
+//! writes them (`transformers` `BertConfig` / `RobertaConfig`), and its validation.
+
+use petune_core::{
+    Arch, BackboneSpec, Capabilities, Error, Family, LinearRole, NormRole, NormSite, NormSiteInfo,
+    Result,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::common::layers::Activation;
+
+fn default_true() -> bool {
+    true
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_type_vocab() -> i64 {
+    2
+}
+fn default_max_pos() -> i64 {
+    512
+}
+
+/// A BERT-family `config.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BertConfig {
+    /// `bert` or `roberta` (others are rejected).
+    pub model_type: String,
+    /// e.g. `["BertForMaskedLM"]`: tells whether the checkpoint should have an MLM head.
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// Vocabulary size.
+    pub vocab_size: i64,
+    /// Hidden size.
+    pub hidden_size: i64,
+    /// Layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads.
+    pub num_attention_heads: i64,
+    /// FFN inner size.
+    pub intermediate_size: i64,
+    /// FFN activation.
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    /// Dropout after projections and embeddings.
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    /// Dropout on attention probabilities.
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
+    /// Size of the position table.
+    #[serde(default = "default_max_pos")]
+    pub max_position_embeddings: i64,
+    /// Segment vocabulary.
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: i64,
+    /// LayerNorm epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    /// Padding id (RoBERTa's position ids start after it).
+    #[serde(default)]
+    pub pad_token_id: Option<i64>,
+    /// Only `absolute` is supported.
+    #[serde(default)]
+    pub position_embedding_type: Option<String>,
+    /// MLM decoder tied to the word embeddings (HF default true).
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
+}
+
+impl BertConfig {
+    /// The family this config describes.
+    pub fn family(&self) -> Result<Family> {
+        match self.model_type.as_str() {
+            "bert" => Ok(Family::Bert),
+            "roberta" | "xlm-roberta" | "camembert" => Ok(Family::Roberta),
+            other => Err(Error::Unsupported {
+                what: format!("model_type `{other}`"),
+                msg: "the BERT backbone loads `bert` and `roberta` checkpoints".into(),
+            }),
+        }
+    }
+
+    /// Checks every value petune relies on.
+    pub fn validate(&self) -> Result<()> {
+        self.family()?;
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ];
+        for (field, v) in positive {
+            if v <= 0 {
+                return Err(Error::config(field, format!("must be positive, got {v}")));
+            }
+        }
+        if self.num_hidden_layers == 0 {
+            return Err(Error::config("num_hidden_layers", "must be positive, got 0"));
+        }
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err(Error::config(
+                "hidden_size",
+                format!(
+                    "{} is not divisible by num_attention_heads {}",
+                    self.hidden_size, self.num_attention_heads
+                ),
+            ));
+        }
+        if self.type_vocab_size < 0 {
+            return Err(Error::config("type_vocab_size", "must not be negative"));
+        }
+        for (field, p) in [
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::config(field, format!("must be in [0, 1), got {p}")));
+            }
+        }
+        if let Some(kind) = self.position_embedding_type.as_deref() {
+            if kind != "absolute" {
+                return Err(Error::Unsupported {
+                    what: format!("position_embedding_type `{kind}`"),
+                    msg: "only absolute position embeddings are implemented".into(),
+                });
+            }
+        }
+        Activation::from_hf(&self.hidden_act, "hidden_act")?;
+        let pad = self.pad_id();
+        if pad < 0 || pad >= self.vocab_size {
+            return Err(Error::config(
+                "pad_token_id",
+                format!("{pad} is outside the vocabulary of {}", self.vocab_size),
+            ));
+        }
+        if self.family()? == Family::Roberta && self.max_position_embeddings <= pad + 1 {
+            return Err(Error::config(
+                "max_position_embeddings",
+                "too small for RoBERTa's padding offset",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Padding id (BERT default 0, RoBERTa default 1).
+    pub fn pad_id(&self) -> i64 {
+        self.pad_token_id.unwrap_or(if self.model_type == "bert" { 0 } else { 1 })
+    }
+
+    /// Longest input in tokens (RoBERTa loses `pad + 1` table rows to its offset).
+    pub fn max_tokens(&self) -> i64 {
+        match self.family() {
+            Ok(Family::Roberta) => self.max_position_embeddings - self.pad_id() - 1,
+            _ => self.max_position_embeddings,
+        }
+    }
+
+    /// Optional parts the `architectures` field promises (used when no weights are read).
+    pub fn declared_capabilities(&self) -> Capabilities {
+        let mlm = self
+            .architectures
+            .iter()
+            .any(|a| a.ends_with("ForMaskedLM") || a.ends_with("ForPreTraining"));
+        let base = self.architectures.iter().any(|a| a == "BertModel" || a == "RobertaModel");
+        Capabilities { attn_prefix: true, input_embeds: true, lm_head: mlm, pooler: base }
+    }
+
+    /// The spec for a backbone with the given optional parts.
+    pub fn spec(&self, capabilities: Capabilities) -> Result<BackboneSpec> {
+        self.validate()?;
+        let (h, i, l, v) =
+            (self.hidden_size, self.intermediate_size, self.num_hidden_layers, self.vocab_size);
+        let linear_sites = BackboneSpec::standard_linear_sites(l, h, i, |_: LinearRole| true);
+        let mut norm_sites = vec![NormSiteInfo {
+            site: NormSite { layer: None, role: NormRole::Embeddings },
+            dim: h,
+            has_bias: true,
+        }];
+        for layer in 0..l {
+            for role in [NormRole::Attn, NormRole::Ffn] {
+                norm_sites.push(NormSiteInfo {
+                    site: NormSite { layer: Some(layer), role },
+                    dim: h,
+                    has_bias: true,
+                });
+            }
+        }
+        let embeddings =
+            v * h + self.max_position_embeddings * h + self.type_vocab_size * h + 2 * h;
+        let per_layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
+        let pooler = if capabilities.pooler { h * h + h } else { 0 };
+        let head = if capabilities.lm_head {
+            (h * h + h) + 2 * h + v + if self.tie_word_embeddings { 0 } else { v * h }
+        } else {
+            0
+        };
+        Ok(BackboneSpec {
+            family: self.family()?,
+            arch: Arch::Encoder,
+            hidden: h,
+            n_layers: l,
+            n_heads: self.num_attention_heads,
+            head_dim: h / self.num_attention_heads,
+            intermediate: i,
+            vocab: v,
+            max_positions: self.max_tokens(),
+            pad_id: self.pad_id(),
+            capabilities,
+            linear_sites,
+            norm_sites,
+            total_params: embeddings + per_layer * l as i64 + pooler + head,
+        })
+    }
+}

@@ -1,0 +1,212 @@
+//! BERT and RoBERTa: one post-LN encoder, two embedding variants.
+//!
+//! Ported from `transformers` (src/transformers/models/bert/modeling_bert.py and
+//! roberta/modeling_roberta.py): `BertModel` / `RobertaModel` plus the optional
+//! `BertForMaskedLM` / `RobertaForMaskedLM` head. Variables are named by their
+//! Hugging Face keys (`bert.encoder.layer.0.attention.self.query.weight`, ...).
+
+mod config;
+mod embeddings;
+mod heads;
+mod layer;
+
+use std::ops::Range;
+use std::path::Path;
+
+pub use config::BertConfig;
+use heads::{MlmHead, Pooler};
+use layer::BertLayer;
+use petune_core::fsio::read_json;
+use petune_core::{
+    Backbone, BackboneInput, BackboneSpec, Capabilities, Error, Family, Hooks, Result, SeqState,
+};
+use tch::{nn::VarStore, Tensor};
+
+use crate::common::attention::attention_bias;
+use crate::common::weights::{KeyAction, WeightSource};
+use crate::loader::LoadOptions;
+use embeddings::BertEmbeddings;
+
+/// A BERT or RoBERTa encoder with optional MLM head and pooler.
+pub struct BertBackbone {
+    vs: VarStore,
+    spec: BackboneSpec,
+    config: BertConfig,
+    embeddings: BertEmbeddings,
+    layers: Vec<BertLayer>,
+    pooler: Option<Pooler>,
+    mlm: Option<MlmHead>,
+}
+
+impl std::fmt::Debug for BertBackbone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BertBackbone").field("spec", &self.spec.describe()).finish()
+    }
+}
+
+/// Maps a checkpoint key to petune's canonical key: adds the `bert.`/`roberta.` prefix
+/// that base-model files lack, renames LayerNorm `gamma`/`beta`, skips buffers and the
+/// next-sentence head.
+fn normalize_key(family: Family, key: &str) -> KeyAction {
+    let prefix = if family == Family::Roberta { "roberta" } else { "bert" };
+    if key.ends_with(".position_ids")
+        || key.ends_with("embeddings.token_type_ids")
+        || key.starts_with("cls.seq_relationship.")
+    {
+        return KeyAction::Skip;
+    }
+    let key = if let Some(stem) = key.strip_suffix(".gamma") {
+        format!("{stem}.weight")
+    } else if let Some(stem) = key.strip_suffix(".beta") {
+        format!("{stem}.bias")
+    } else {
+        key.to_string()
+    };
+    let bare = ["embeddings.", "encoder.", "pooler."].iter().any(|p| key.starts_with(p));
+    KeyAction::Use(if bare { format!("{prefix}.{key}") } else { key })
+}
+
+impl BertBackbone {
+    /// Loads `config.json` and `model.safetensors` from a Hugging Face folder.
+    pub fn load(dir: &Path, opts: &LoadOptions) -> Result<BertBackbone> {
+        let config: BertConfig = read_json(&dir.join("config.json"))?;
+        Self::from_config(config, &dir.join("model.safetensors"), opts)
+    }
+
+    /// Builds the backbone from a parsed config and a weights file, strictly: every
+    /// missing, unexpected or mis-shaped key is reported in one error.
+    pub fn from_config(
+        config: BertConfig,
+        weights: &Path,
+        opts: &LoadOptions,
+    ) -> Result<BertBackbone> {
+        config.validate()?;
+        let family = config.family()?;
+        let mut src =
+            WeightSource::open(weights, opts.device, opts.kind, |k| normalize_key(family, k))?;
+        let head_prefix = if family == Family::Roberta { "lm_head." } else { "cls.predictions." };
+        let root_name = if family == Family::Roberta { "roberta" } else { "bert" };
+        let caps = Capabilities {
+            attn_prefix: true,
+            input_embeds: true,
+            lm_head: src.has_prefix(head_prefix) || config.declared_capabilities().lm_head,
+            pooler: src.has_prefix(&format!("{root_name}.pooler.")),
+        };
+        let spec = config.spec(caps)?;
+        let mut vs = VarStore::new(opts.device);
+        let root = vs.root();
+        let model = &root / root_name;
+        let embeddings = BertEmbeddings::load(&mut src, &(&model / "embeddings"), &config)?;
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| BertLayer::load(&mut src, &(&model / "encoder" / "layer" / i), &config, i))
+            .collect::<Result<Vec<_>>>()?;
+        let pooler =
+            caps.pooler.then(|| Pooler::load(&mut src, &(&model / "pooler"), config.hidden_size));
+        let mlm = if caps.lm_head {
+            Some(MlmHead::load(&mut src, &root, &config, embeddings.word_embeddings())?)
+        } else {
+            None
+        };
+        src.finish()?;
+        vs.freeze();
+        Ok(BertBackbone { vs, spec, config, embeddings, layers, pooler, mlm })
+    }
+
+    /// The parsed `config.json`.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    fn check_range(&self, range: &Range<usize>) -> Result<()> {
+        if range.start > range.end || range.end > self.layers.len() {
+            return Err(Error::config(
+                "layers",
+                format!("range {range:?} is outside 0..{}", self.layers.len()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Backbone for BertBackbone {
+    fn spec(&self) -> &BackboneSpec {
+        &self.spec
+    }
+
+    fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+
+    fn embed(&self, input: &BackboneInput, hooks: &dyn Hooks, train: bool) -> Result<SeqState> {
+        self.embeddings.forward(input, hooks, train)
+    }
+
+    fn layers(
+        &self,
+        mut s: SeqState,
+        range: Range<usize>,
+        hooks: &dyn Hooks,
+        train: bool,
+    ) -> Result<SeqState> {
+        self.check_range(&range)?;
+        // The bias depends only on the padding mask; rebuild it when a hook changed the
+        // sequence (a prepended prompt) or when a layer has its own prefix.
+        let mut cached: Option<(i64, Tensor)> = None;
+        for i in range {
+            s = hooks.before_layer(i, s)?;
+            let prefix = hooks.attn_prefix(i);
+            let kind = s.hidden.kind();
+            let bias = match (&prefix, &cached) {
+                (None, Some((len, b))) if *len == s.seq_len() => b.shallow_clone(),
+                (None, _) => {
+                    let b = attention_bias(&s.pad_mask, None, false, kind);
+                    cached = Some((s.seq_len(), b.shallow_clone()));
+                    b
+                }
+                (Some(p), _) => {
+                    let pm = p.mask.as_ref().map(Tensor::shallow_clone).unwrap_or_else(|| {
+                        Tensor::ones(
+                            [s.batch(), p.k.size()[2]],
+                            (tch::Kind::Int64, s.hidden.device()),
+                        )
+                    });
+                    attention_bias(&s.pad_mask, Some(&pm), false, kind)
+                }
+            };
+            let hidden = self.layers[i].forward(&s.hidden, &bias, prefix.as_ref(), hooks, train)?;
+            s = SeqState { hidden, pad_mask: s.pad_mask, n_prefix: s.n_prefix };
+        }
+        Ok(s)
+    }
+
+    fn finish(&self, s: SeqState, _hooks: &dyn Hooks, _train: bool) -> Result<SeqState> {
+        Ok(s)
+    }
+
+    fn word_embeddings(&self) -> Tensor {
+        self.embeddings.word_embeddings().shallow_clone()
+    }
+
+    fn lm_logits(&self, hidden: &Tensor, _train: bool) -> Result<Tensor> {
+        match &self.mlm {
+            Some(head) => Ok(head.forward(hidden)),
+            None => Err(Error::Unsupported {
+                what: "MLM logits".into(),
+                msg: format!(
+                    "this {} checkpoint has no MLM head (use a linear classification head)",
+                    self.spec.family.hf_model_type()
+                ),
+            }),
+        }
+    }
+
+    fn pooler(&self, cls: &Tensor) -> Result<Tensor> {
+        match &self.pooler {
+            Some(p) => Ok(p.forward(cls)),
+            None => Err(Error::Unsupported {
+                what: "pooler".into(),
+                msg: "this checkpoint has no pooler".into(),
+            }),
+        }
+    }
+}

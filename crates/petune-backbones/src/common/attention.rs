@@ -1,0 +1,99 @@
+//! Multi-head attention over a [`SeqState`]'s padding mask, with optional per-layer
+//! prefix key/values (P-tuning v2) and an optional causal pattern (GPT-2).
+//!
+//! Masks are derived from the state at every call, so tokens prepended mid-network
+//! are attended without any mask surgery by the method that inserted them. The
+//! kernel is libtorch's `scaled_dot_product_attention` with an additive float mask.
+
+use petune_core::{Error, KvPrefix, Result};
+use tch::{Kind, Tensor};
+
+/// The additive value used for masked keys, safe for the kind (no overflow to -inf,
+/// so a fully masked row (left padding under a causal mask) gives no NaN).
+fn mask_value(kind: Kind) -> f64 {
+    match kind {
+        Kind::Half => -1e4,
+        _ => -1e9,
+    }
+}
+
+/// Additive attention bias `[B, 1, Tq, P + Tk]` (or `[B, 1, 1, P + Tk]` when not causal)
+/// from the key padding mask `[B, Tk]` and an optional prefix mask `[B, P]`.
+pub fn attention_bias(
+    pad_mask: &Tensor,
+    prefix_mask: Option<&Tensor>,
+    causal: bool,
+    kind: Kind,
+) -> Tensor {
+    let (b, t) = (pad_mask.size()[0], pad_mask.size()[1]);
+    let keys = match prefix_mask {
+        Some(pm) => Tensor::cat(&[pm.to_kind(Kind::Int64), pad_mask.shallow_clone()], 1),
+        None => pad_mask.shallow_clone(),
+    };
+    let n_prefix = keys.size()[1] - t;
+    let attend = keys.ne(0).view([b, 1, 1, n_prefix + t]); // [B, 1, 1, P+T]
+    let attend = if causal {
+        // Query i sees prefix slots and text keys j <= i.
+        let text = Tensor::ones([t, t], (Kind::Bool, pad_mask.device())).tril(0); // [T, T]
+        let pre = Tensor::ones([t, n_prefix], (Kind::Bool, pad_mask.device())); // [T, P]
+        let pattern = Tensor::cat(&[pre, text], 1).view([1, 1, t, n_prefix + t]);
+        attend.logical_and(&pattern) // [B, 1, T, P+T]
+    } else {
+        attend
+    };
+    let zeros = Tensor::zeros([1], (kind, pad_mask.device()));
+    zeros.masked_fill(&attend.logical_not(), mask_value(kind)).to_kind(kind)
+}
+
+/// Splits `[B, T, H]` into heads: `[B, heads, T, H / heads]`.
+pub fn split_heads(x: &Tensor, heads: i64) -> Tensor {
+    let (b, t, h) = (x.size()[0], x.size()[1], x.size()[2]);
+    x.view([b, t, heads, h / heads]).transpose(1, 2)
+}
+
+/// Merges heads back: `[B, heads, T, d] → [B, T, heads·d]`.
+pub fn merge_heads(x: &Tensor) -> Tensor {
+    let (b, nh, t, d) = (x.size()[0], x.size()[1], x.size()[2], x.size()[3]);
+    x.transpose(1, 2).contiguous().view([b, t, nh * d])
+}
+
+/// Checks a prefix against the batch and head layout, returning it unchanged.
+pub fn check_prefix(
+    prefix: &KvPrefix,
+    b: i64,
+    heads: i64,
+    head_dim: i64,
+    layer: usize,
+) -> Result<()> {
+    let ks = prefix.k.size();
+    let ok =
+        ks.len() == 4 && ks[0] == b && ks[1] == heads && ks[3] == head_dim && prefix.v.size() == ks;
+    if !ok {
+        return Err(Error::Shape {
+            ctx: format!("attention prefix of layer {layer}"),
+            expected: format!("k, v: [{b}, {heads}, P, {head_dim}]"),
+            got: ks,
+        });
+    }
+    Ok(())
+}
+
+/// Scaled dot-product attention of `q, k, v` (`[B, heads, T, d]`) with an optional
+/// prefix; `bias` must already cover the prefix columns.
+pub fn attend(
+    q: &Tensor,
+    k: Tensor,
+    v: Tensor,
+    prefix: Option<&KvPrefix>,
+    bias: &Tensor,
+    dropout_p: f64,
+) -> Tensor {
+    let (k, v) = match prefix {
+        Some(p) => (
+            Tensor::cat(&[p.k.to_kind(k.kind()), k], 2), // [B, heads, P+T, d]
+            Tensor::cat(&[p.v.to_kind(v.kind()), v], 2),
+        ),
+        None => (k, v),
+    };
+    Tensor::scaled_dot_product_attention(q, &k, &v, Some(bias), dropout_p, false, None, false)
+}

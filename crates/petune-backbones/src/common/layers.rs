@@ -1,0 +1,133 @@
+//! Building blocks shared by every backbone: a linear projection and a LayerNorm that
+//! fire their site hooks, activations by their Hugging Face names, and dropout.
+
+use petune_core::{Error, Hooks, LinearSite, NormSite, Result};
+use tch::{nn, Tensor};
+
+use super::weights::WeightSource;
+
+/// A linear projection stored as Hugging Face's `nn.Linear` (`weight: [out, in]`).
+#[derive(Debug)]
+pub struct Linear {
+    /// `[out, in]`.
+    pub weight: Tensor,
+    /// `[out]`.
+    pub bias: Option<Tensor>,
+    /// The site this projection reports to hooks, if it is one.
+    pub site: Option<LinearSite>,
+}
+
+impl Linear {
+    /// Loads `p.weight` (and `p.bias` when `bias`) from `src`.
+    pub fn load(src: &mut WeightSource, p: &nn::Path, d_in: i64, d_out: i64, bias: bool) -> Linear {
+        let weight = src.param(p, "weight", &[d_out, d_in]);
+        let bias = bias.then(|| src.param(p, "bias", &[d_out]));
+        Linear { weight, bias, site: None }
+    }
+
+    /// Names the site hooks will see.
+    pub fn at(mut self, site: LinearSite) -> Linear {
+        self.site = Some(site);
+        self
+    }
+
+    /// `y = x Wᵀ + b`, then the site's `linear` hook.
+    pub fn forward(&self, x: &Tensor, hooks: &dyn Hooks) -> Tensor {
+        let y = x.linear(&self.weight, self.bias.as_ref());
+        match self.site {
+            Some(site) => hooks.linear(site, x, y),
+            None => y,
+        }
+    }
+}
+
+/// LayerNorm over the last dimension.
+#[derive(Debug)]
+pub struct LayerNorm {
+    /// Scale `[H]`.
+    pub weight: Tensor,
+    /// Shift `[H]`.
+    pub bias: Tensor,
+    /// Epsilon.
+    pub eps: f64,
+    /// The site hooks will see.
+    pub site: Option<NormSite>,
+}
+
+impl LayerNorm {
+    /// Loads `p.weight` and `p.bias` (checkpoints' `gamma`/`beta` are renamed on read).
+    pub fn load(src: &mut WeightSource, p: &nn::Path, dim: i64, eps: f64) -> LayerNorm {
+        let weight = src.param(p, "weight", &[dim]);
+        let bias = src.param(p, "bias", &[dim]);
+        LayerNorm { weight, bias, eps, site: None }
+    }
+
+    /// Names the site hooks will see.
+    pub fn at(mut self, site: NormSite) -> LayerNorm {
+        self.site = Some(site);
+        self
+    }
+
+    /// Normalise, then the site's `norm` hook.
+    pub fn forward(&self, x: &Tensor, hooks: &dyn Hooks) -> Tensor {
+        let dim = self.weight.size();
+        let y = x.layer_norm(dim.as_slice(), Some(&self.weight), Some(&self.bias), self.eps, true);
+        match self.site {
+            Some(site) => hooks.norm(site, y),
+            None => y,
+        }
+    }
+}
+
+/// Activation functions, by the names `config.json` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact (erf) GELU: HF `gelu`.
+    Gelu,
+    /// tanh-approximated GELU: HF `gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`.
+    GeluTanh,
+    /// ReLU.
+    Relu,
+    /// SiLU / swish.
+    Silu,
+    /// tanh.
+    Tanh,
+}
+
+impl Activation {
+    /// Parses a Hugging Face `hidden_act` / `activation_function` value.
+    pub fn from_hf(name: &str, field: &str) -> Result<Activation> {
+        Ok(match name {
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            "silu" | "swish" => Activation::Silu,
+            "tanh" => Activation::Tanh,
+            other => return Err(Error::Unsupported {
+                what: format!("{field} `{other}`"),
+                msg: "petune knows gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu, tanh"
+                    .into(),
+            }),
+        })
+    }
+
+    /// Applies the activation.
+    pub fn forward(self, x: &Tensor) -> Tensor {
+        match self {
+            Activation::Gelu => x.gelu("none"),
+            Activation::GeluTanh => x.gelu("tanh"),
+            Activation::Relu => x.relu(),
+            Activation::Silu => x.silu(),
+            Activation::Tanh => x.tanh(),
+        }
+    }
+}
+
+/// Dropout that is a no-op outside training or at p = 0 (no kernel launched).
+pub fn dropout(x: Tensor, p: f64, train: bool) -> Tensor {
+    if train && p > 0.0 {
+        x.dropout(p, true)
+    } else {
+        x
+    }
+}

@@ -1,0 +1,132 @@
+//! Strict checkpoint loading: every missing, unexpected and wrongly shaped key is
+//! collected and reported at once (unlike tch's `VarStore::load`, which stops at the
+//! first missing name, or HF, which only warns).
+//!
+//! Backbones build their modules by asking a [`WeightSource`] for each parameter under
+//! a tch [`nn::Path`]; the path's components joined with `.` are the canonical
+//! (Hugging Face) key, so the VarStore's variable names are the checkpoint's keys.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use petune_core::tensor_io::read_safetensors;
+use petune_core::{Error, Result, ShapeMismatch, WeightReport};
+use tch::{nn, Device, Kind, Tensor};
+
+/// What a key normaliser says about one key of the file.
+pub enum KeyAction {
+    /// Use the tensor under this canonical key.
+    Use(String),
+    /// A buffer or unused head that is skipped on purpose (e.g. `position_ids`).
+    Skip,
+}
+
+/// The tensors of a checkpoint, keyed canonically, handed out to module builders.
+pub struct WeightSource {
+    path: PathBuf,
+    tensors: BTreeMap<String, Tensor>,
+    taken: BTreeSet<String>,
+    report: WeightReport,
+    kind: Kind,
+    device: Device,
+}
+
+impl WeightSource {
+    /// Reads `path` and renames each key with `normalize`.
+    pub fn open(
+        path: &Path,
+        device: Device,
+        kind: Kind,
+        normalize: impl Fn(&str) -> KeyAction,
+    ) -> Result<Self> {
+        let file = read_safetensors(path, Device::Cpu)?;
+        let mut tensors = BTreeMap::new();
+        for (key, t) in file.tensors {
+            if let KeyAction::Use(canonical) = normalize(&key) {
+                tensors.insert(canonical, t);
+            }
+        }
+        Ok(WeightSource {
+            path: path.to_path_buf(),
+            tensors,
+            taken: BTreeSet::new(),
+            report: WeightReport::default(),
+            kind,
+            device,
+        })
+    }
+
+    /// The file being loaded.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether any canonical key starts with `prefix` (used to detect optional parts
+    /// such as an MLM head or a pooler).
+    pub fn has_prefix(&self, prefix: &str) -> bool {
+        self.tensors.range(prefix.to_string()..).next().is_some_and(|(k, _)| k.starts_with(prefix))
+    }
+
+    /// Whether the canonical key exists.
+    pub fn contains(&self, key: &str) -> bool {
+        self.tensors.contains_key(key)
+    }
+
+    /// Marks `key` as consumed without loading it (tied copies, aliases).
+    pub fn skip(&mut self, key: &str) {
+        if self.tensors.contains_key(key) {
+            self.taken.insert(key.to_string());
+        }
+    }
+
+    /// Takes the tensor `name` under `p` (canonical key `p.name`), checks its shape and
+    /// registers it in `p`'s VarStore. A missing or mis-shaped tensor is recorded and a
+    /// zero placeholder returned, so that one pass reports every problem.
+    pub fn param(&mut self, p: &nn::Path, name: &str, shape: &[i64]) -> Tensor {
+        let key = key_of(p, name);
+        let t = self.raw(&key, shape);
+        p.add(name, t, true)
+    }
+
+    /// Like [`WeightSource::param`] but returns the tensor without registering it.
+    pub fn raw(&mut self, key: &str, shape: &[i64]) -> Tensor {
+        let placeholder = || Tensor::zeros(shape, (Kind::Float, Device::Cpu));
+        let t = match self.tensors.get(key) {
+            None => {
+                self.report.missing.push(key.to_string());
+                placeholder()
+            }
+            Some(t) if t.size() != shape => {
+                self.report.mismatched.push(ShapeMismatch {
+                    key: key.to_string(),
+                    expected: shape.to_vec(),
+                    found: t.size(),
+                });
+                placeholder()
+            }
+            Some(t) => t.shallow_clone(),
+        };
+        self.taken.insert(key.to_string());
+        let kind = if t.is_floating_point() { self.kind } else { t.kind() };
+        t.to_device(self.device).to_kind(kind).detach()
+    }
+
+    /// Ends loading: an error listing every problem, or `Ok` when the file matched.
+    pub fn finish(mut self) -> Result<()> {
+        let unexpected: Vec<String> =
+            self.tensors.keys().filter(|k| !self.taken.contains(*k)).cloned().collect();
+        self.report.unexpected = unexpected;
+        if self.report.is_clean() {
+            Ok(())
+        } else {
+            Err(Error::Weights { path: self.path, report: self.report })
+        }
+    }
+}
+
+/// The canonical key of variable `name` under path `p`.
+pub fn key_of(p: &nn::Path, name: &str) -> String {
+    let mut parts: Vec<&str> = p.components().collect();
+    parts.push(name);
+    parts.join(".")
+}

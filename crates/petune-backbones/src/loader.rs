@@ -1,0 +1,118 @@
+//! Loading a backbone from a local Hugging Face folder (`config.json`,
+//! `model.safetensors`, `tokenizer.json`), dispatching on `model_type`.
+
+use std::path::{Path, PathBuf};
+
+use petune_core::fsio::read_json;
+use petune_core::{Backbone, BackboneSpec, Error, Result};
+use tch::{Device, Kind};
+
+use crate::bert::{BertBackbone, BertConfig};
+
+/// Where and how to put the weights.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// Device of the weights.
+    pub device: Device,
+    /// Floating-point kind of the weights (f32 on CPU; bf16 is an option on CUDA).
+    pub kind: Kind,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { device: Device::Cpu, kind: Kind::Float }
+    }
+}
+
+impl LoadOptions {
+    /// CUDA device 0 when available, else CPU; f32 weights.
+    pub fn cuda_if_available() -> Self {
+        LoadOptions { device: Device::cuda_if_available(), kind: Kind::Float }
+    }
+}
+
+/// A Hugging Face model folder.
+#[derive(Debug, Clone)]
+pub struct ModelDir {
+    dir: PathBuf,
+}
+
+impl ModelDir {
+    /// Checks that `dir` has a `config.json`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<ModelDir> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.join("config.json").is_file() {
+            return Err(Error::input(format!(
+                "{} is not a Hugging Face model folder: it has no config.json",
+                dir.display()
+            )));
+        }
+        Ok(ModelDir { dir })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `config.json`.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+
+    /// `model.safetensors`.
+    pub fn weights_path(&self) -> PathBuf {
+        self.dir.join("model.safetensors")
+    }
+
+    /// `tokenizer.json`.
+    pub fn tokenizer_path(&self) -> PathBuf {
+        self.dir.join("tokenizer.json")
+    }
+
+    /// The `model_type` field of `config.json`.
+    pub fn model_type(&self) -> Result<String> {
+        let v: serde_json::Value = read_json(&self.config_path())?;
+        v.get("model_type").and_then(|m| m.as_str()).map(str::to_string).ok_or_else(|| {
+            Error::Config {
+                field: "model_type".into(),
+                msg: format!("{} has no string `model_type`", self.config_path().display()),
+            }
+        })
+    }
+}
+
+/// The spec a folder's `config.json` describes, without reading any weights.
+pub fn spec_from_config(config_path: &Path) -> Result<BackboneSpec> {
+    let v: serde_json::Value = read_json(config_path)?;
+    let model_type = v.get("model_type").and_then(|m| m.as_str()).unwrap_or_default().to_string();
+    let parse = |v: serde_json::Value| -> Result<BertConfig> {
+        serde_json::from_value(v)
+            .map_err(|source| Error::Json { path: config_path.to_path_buf(), source })
+    };
+    match model_type.as_str() {
+        "bert" | "roberta" | "xlm-roberta" | "camembert" => {
+            let cfg = parse(v)?;
+            cfg.spec(cfg.declared_capabilities())
+        }
+        other => Err(unsupported_model_type(other)),
+    }
+}
+
+fn unsupported_model_type(other: &str) -> Error {
+    Error::Unsupported {
+        what: format!("model_type `{other}`"),
+        msg: "petune loads bert and roberta checkpoints".into(),
+    }
+}
+
+/// Loads the backbone in `dir`, whatever its architecture.
+pub fn load_backbone(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Box<dyn Backbone>> {
+    let md = ModelDir::open(dir)?;
+    match md.model_type()?.as_str() {
+        "bert" | "roberta" | "xlm-roberta" | "camembert" => {
+            Ok(Box::new(BertBackbone::load(md.path(), opts)?))
+        }
+        other => Err(unsupported_model_type(other)),
+    }
+}

@@ -1,0 +1,232 @@
+//! Tokenization through the `tokenizers` crate from a checkpoint's `tokenizer.json`,
+//! with petune (not the file) in charge of padding and truncation.
+//!
+//! Files such as all-MiniLM-L6-v2's pad and truncate to 128 by themselves; both
+//! settings are switched off on load, so batches are padded to their longest
+//! example and an over-long input is an error unless truncation is asked for.
+
+use std::path::{Path, PathBuf};
+
+use petune_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+use tokenizers::{EncodeInput, Tokenizer, TruncationParams, TruncationStrategy};
+
+/// One example: a text, optionally with a second segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextInput {
+    /// First segment.
+    pub text: String,
+    /// Second segment (NLI, paraphrase tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_pair: Option<String>,
+}
+
+impl TextInput {
+    /// A single-segment input.
+    pub fn single(text: impl Into<String>) -> Self {
+        TextInput { text: text.into(), text_pair: None }
+    }
+
+    /// A two-segment input.
+    pub fn pair(text: impl Into<String>, pair: impl Into<String>) -> Self {
+        TextInput { text: text.into(), text_pair: Some(pair.into()) }
+    }
+}
+
+/// Which side padding goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaddingSide {
+    /// Pad at the end (encoders).
+    #[default]
+    Right,
+    /// Pad at the start (decoders generating after the text).
+    Left,
+}
+
+/// How to encode a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// Longest allowed input in tokens (special tokens included).
+    pub max_len: usize,
+    /// Cut over-long inputs (longest segment first) instead of failing.
+    pub truncate: bool,
+    /// Padding side.
+    pub padding_side: PaddingSide,
+}
+
+/// A padded batch.
+///
+/// # Shapes
+/// All tensors `[B, T]` int64, `T` = the longest example.
+#[derive(Debug)]
+pub struct EncodedBatch {
+    /// Token ids.
+    pub input_ids: Tensor,
+    /// 1 = token, 0 = padding.
+    pub attention_mask: Tensor,
+    /// Segment ids.
+    pub token_type_ids: Tensor,
+    /// Unpadded length of each example.
+    pub lengths: Vec<i64>,
+}
+
+/// A `tokenizer.json` with padding and truncation under petune's control.
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    path: PathBuf,
+    pad_id: i64,
+}
+
+impl std::fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextTokenizer")
+            .field("path", &self.path)
+            .field("pad_id", &self.pad_id)
+            .finish()
+    }
+}
+
+impl TextTokenizer {
+    /// Loads `path`, switching off the file's own padding and truncation.
+    pub fn from_file(path: &Path, pad_id: i64) -> Result<TextTokenizer> {
+        let err = |msg: String| Error::Tokenizer { path: path.to_path_buf(), msg };
+        if !path.is_file() {
+            return Err(err("file not found".into()));
+        }
+        let mut inner = Tokenizer::from_file(path).map_err(|e| err(e.to_string()))?;
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(|e| err(e.to_string()))?;
+        Ok(TextTokenizer { inner, path: path.to_path_buf(), pad_id })
+    }
+
+    /// The file it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The padding id.
+    pub fn pad_id(&self) -> i64 {
+        self.pad_id
+    }
+
+    /// Vocabulary size, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Id of an exact token string (e.g. `[MASK]`, `<mask>`, `Ġgreat`).
+    pub fn token_id(&self, token: &str) -> Option<i64> {
+        self.inner.token_to_id(token).map(i64::from)
+    }
+
+    /// Token string of an id.
+    pub fn token(&self, id: i64) -> Option<String> {
+        u32::try_from(id).ok().and_then(|id| self.inner.id_to_token(id))
+    }
+
+    /// The ids of `text` without special tokens (label words, templates).
+    pub fn ids_without_special(&self, text: &str) -> Result<Vec<i64>> {
+        let enc = self.inner.encode(text, false).map_err(|e| self.error(e.to_string()))?;
+        Ok(enc.get_ids().iter().map(|&i| i64::from(i)).collect())
+    }
+
+    /// Decodes ids to text.
+    pub fn decode(&self, ids: &[i64]) -> Result<String> {
+        let ids: Vec<u32> = ids.iter().filter_map(|&i| u32::try_from(i).ok()).collect();
+        self.inner.decode(&ids, true).map_err(|e| self.error(e.to_string()))
+    }
+
+    fn error(&self, msg: String) -> Error {
+        Error::Tokenizer { path: self.path.clone(), msg }
+    }
+
+    fn encode_one(
+        &self,
+        input: &TextInput,
+        truncate_to: Option<usize>,
+    ) -> Result<tokenizers::Encoding> {
+        let enc_input: EncodeInput = match &input.text_pair {
+            Some(pair) => (input.text.as_str(), pair.as_str()).into(),
+            None => input.text.as_str().into(),
+        };
+        match truncate_to {
+            None => self.inner.encode(enc_input, true),
+            Some(max_length) => {
+                let mut t = self.inner.clone();
+                let params = TruncationParams {
+                    max_length,
+                    strategy: TruncationStrategy::LongestFirst,
+                    ..Default::default()
+                };
+                t.with_truncation(Some(params)).map_err(|e| self.error(e.to_string()))?;
+                t.encode(enc_input, true)
+            }
+        }
+        .map_err(|e| self.error(e.to_string()))
+    }
+
+    /// Encodes and pads a batch onto `device`.
+    ///
+    /// An empty batch, or an input longer than `opts.max_len` without `opts.truncate`,
+    /// is an [`Error::Input`] naming the example.
+    pub fn encode_batch(
+        &self,
+        inputs: &[TextInput],
+        opts: &EncodeOptions,
+        device: Device,
+    ) -> Result<EncodedBatch> {
+        if inputs.is_empty() {
+            return Err(Error::input("cannot encode an empty batch"));
+        }
+        let mut encodings = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            let mut enc = self.encode_one(input, None)?;
+            if enc.len() > opts.max_len {
+                if !opts.truncate {
+                    return Err(Error::input(format!(
+                        "example {i} has {} tokens, more than the limit of {}; shorten it or enable truncation",
+                        enc.len(),
+                        opts.max_len
+                    )));
+                }
+                enc = self.encode_one(input, Some(opts.max_len))?;
+            }
+            encodings.push(enc);
+        }
+        let t = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
+        let b = encodings.len();
+        let mut ids = vec![self.pad_id; b * t];
+        let mut mask = vec![0i64; b * t];
+        let mut types = vec![0i64; b * t];
+        let mut lengths = Vec::with_capacity(b);
+        for (row, enc) in encodings.iter().enumerate() {
+            let n = enc.len();
+            let start = match opts.padding_side {
+                PaddingSide::Right => 0,
+                PaddingSide::Left => t - n,
+            };
+            for (j, ((&id, &ty), _)) in
+                enc.get_ids().iter().zip(enc.get_type_ids()).zip(0..n).enumerate()
+            {
+                let at = row * t + start + j;
+                ids[at] = i64::from(id);
+                types[at] = i64::from(ty);
+                mask[at] = 1;
+            }
+            lengths.push(n as i64);
+        }
+        let shape = [b as i64, t as i64];
+        let to =
+            |v: Vec<i64>| Tensor::from_slice(&v).view(shape).to_device(device).to_kind(Kind::Int64);
+        Ok(EncodedBatch {
+            input_ids: to(ids),
+            attention_mask: to(mask),
+            token_type_ids: to(types),
+            lengths,
+        })
+    }
+}

@@ -1,0 +1,87 @@
+//! The frozen-backbone contract (design.md §3, `trait Backbone`).
+//!
+//! A forward pass is split into `embed → layers(range) → finish` so that callers can
+//! run the layers below a prompt layer without autograd and the rest with it, or
+//! stop at any layer (probes, `petune forward`).
+
+use std::ops::Range;
+
+use tch::{nn::VarStore, Device, Tensor};
+
+use crate::error::Result;
+use crate::hooks::Hooks;
+use crate::input::BackboneInput;
+use crate::spec::BackboneSpec;
+use crate::state::SeqState;
+
+/// A transformer backbone written once per architecture, exposing typed sites.
+pub trait Backbone {
+    /// Shape, sites and capabilities.
+    fn spec(&self) -> &BackboneSpec;
+
+    /// The store holding the backbone's weights (frozen unless model tuning).
+    fn var_store(&self) -> &VarStore;
+
+    /// Device of the weights.
+    fn device(&self) -> Device {
+        self.var_store().device()
+    }
+
+    /// Embedding layer. Fires `input_embeds`. Returns the embedding output
+    /// (`hidden.0` in Hugging Face's `hidden_states`).
+    fn embed(&self, input: &BackboneInput, hooks: &dyn Hooks, train: bool) -> Result<SeqState>;
+
+    /// Runs transformer layers `range` (0-based, end exclusive). Fires `before_layer(i)`
+    /// before layer `i`, and within each layer `attn_prefix`, `linear`, `norm` and
+    /// `sublayer_out`. `layers(s, 0..k)` then `layers(_, k..L)` equals `layers(s, 0..L)`.
+    fn layers(
+        &self,
+        s: SeqState,
+        range: Range<usize>,
+        hooks: &dyn Hooks,
+        train: bool,
+    ) -> Result<SeqState>;
+
+    /// After the last layer: GPT-2's final LayerNorm (`ln_f`, fires `norm(Final)`);
+    /// identity for post-LN encoders.
+    fn finish(&self, s: SeqState, hooks: &dyn Hooks, train: bool) -> Result<SeqState>;
+
+    /// `embed → layers(0..L) → finish`.
+    fn forward_t(&self, input: &BackboneInput, hooks: &dyn Hooks, train: bool) -> Result<SeqState> {
+        let s = self.embed(input, hooks, train)?;
+        let s = self.layers(s, 0..self.spec().n_layers, hooks, train)?;
+        self.finish(s, hooks, train)
+    }
+
+    /// The word-embedding matrix `[V, H]` (vocabulary-sampled prompt init, tied heads).
+    fn word_embeddings(&self) -> Tensor;
+
+    /// LM / MLM head logits `[.., V]` for final hidden states `[.., H]`.
+    /// Fails with `Error::Unsupported` when the checkpoint has no head.
+    fn lm_logits(&self, hidden: &Tensor, train: bool) -> Result<Tensor>;
+
+    /// BERT-style pooler (`tanh(W h_[CLS] + b)`) on `[B, H]` vectors, when present.
+    fn pooler(&self, cls: &Tensor) -> Result<Tensor>;
+}
+
+/// Runs the whole backbone and returns every hidden state: the embedding output, then
+/// the output of each layer, the last one after `finish` (as Hugging Face's
+/// `output_hidden_states=True` does).
+pub fn all_hidden_states(
+    backbone: &dyn Backbone,
+    input: &BackboneInput,
+    hooks: &dyn Hooks,
+    train: bool,
+) -> Result<(Vec<Tensor>, SeqState)> {
+    let n = backbone.spec().n_layers;
+    let mut s = backbone.embed(input, hooks, train)?;
+    let mut out = vec![s.hidden.shallow_clone()];
+    for i in 0..n {
+        s = backbone.layers(s, i..i + 1, hooks, train)?;
+        if i + 1 == n {
+            s = backbone.finish(s, hooks, train)?;
+        }
+        out.push(s.hidden.shallow_clone());
+    }
+    Ok((out, s))
+}

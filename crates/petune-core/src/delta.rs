@@ -1,0 +1,35 @@
+//! The long-lived parameter holder of a PETuning method (design.md §3, `trait Delta`).
+//!
+//! A delta owns its trainable tensors (in the trainable store, never the backbone's)
+//! and, once per batch, binds them to a [`Hooks`] object that the backbone calls.
+
+use crate::backbone::Backbone;
+use crate::error::Result;
+use crate::hooks::Hooks;
+use crate::input::BackboneInput;
+
+/// What a delta may look at when it binds to a batch.
+pub struct BindCtx<'a> {
+    /// The frozen backbone (S-IDPG runs it once to get its sentence vector).
+    pub backbone: &'a dyn Backbone,
+    /// The batch.
+    pub input: &'a BackboneInput,
+    /// Training mode (dropout on).
+    pub train: bool,
+}
+
+/// A PETuning method's trainable part.
+pub trait Delta {
+    /// Short method name (`lpt`, `lora`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Does per-batch work once (prefix key/values, generated prompts) and returns the
+    /// hooks the backbone will call for this batch.
+    fn bind<'a>(&'a self, ctx: &BindCtx<'a>) -> Result<Box<dyn Hooks + 'a>>;
+
+    /// The lowest layer that needs gradients: layers below it run without autograd
+    /// (LPT: its prompt layer; AdapterDrop: the number of dropped layers).
+    fn grad_floor(&self) -> usize {
+        0
+    }
+}

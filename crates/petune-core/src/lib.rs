@@ -1,0 +1,31 @@
+//! petune-core: the contract every petune backbone and method is written against.
+//!
+//! No model code and no method code lives here (design.md §2): only the backbone spec
+//! and typed site vocabulary, the hooks a backbone fires, the sequence state that
+//! carries hidden states, padding mask and prepended-token count through the layer
+//! stack, the delta and backbone traits, tensor file I/O, and the one error type.
+
+pub mod backbone;
+pub mod delta;
+pub mod error;
+pub mod fsio;
+pub mod hooks;
+pub mod input;
+pub mod recording;
+pub mod site;
+pub mod spec;
+pub mod state;
+pub mod tensor_io;
+
+pub use backbone::{all_hidden_states, Backbone};
+pub use delta::{BindCtx, Delta};
+pub use error::{Error, Result, ShapeMismatch, WeightReport};
+pub use hooks::{Hooks, KvPrefix, NoHooks, Stack};
+pub use input::BackboneInput;
+pub use recording::{RecordingHooks, SiteEvent};
+pub use site::{
+    LinearRole, LinearSite, LinearSiteInfo, NormRole, NormSite, NormSiteInfo, Sublayer,
+    SublayerSite,
+};
+pub use spec::{Arch, BackboneSpec, Capabilities, Family};
+pub use state::SeqState;

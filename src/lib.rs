@@ -1,0 +1,41 @@
+//! # petune
+//!
+//! Parameter-efficient tuning on libtorch: Late Prompt Tuning (Liu et al., Findings of
+//! EMNLP 2022) and the baselines of its paper, on Hugging Face backbones loaded from
+//! local folders, in Rust.
+//!
+//! This facade re-exports the workspace crates:
+//! - [`core`]: the contract (backbone spec, typed sites, hooks, sequence state,
+//!   deltas, errors, tensor I/O);
+//! - [`backbones`]: BERT / RoBERTa, loaded strictly from `config.json` +
+//!   `model.safetensors`, and `tokenizer.json` tokenization.
+//!
+//! ```no_run
+//! use petune::prelude::*;
+//!
+//! # fn main() -> petune::core::Result<()> {
+//! let backbone = load_backbone("path/to/all-MiniLM-L6-v2", &LoadOptions::default())?;
+//! let dir = ModelDir::open("path/to/all-MiniLM-L6-v2")?;
+//! let tok = TextTokenizer::from_file(&dir.tokenizer_path(), backbone.spec().pad_id)?;
+//! let opts = EncodeOptions { max_len: 128, truncate: false, padding_side: PaddingSide::Right };
+//! let batch = tok.encode_batch(&[TextInput::single("a late prompt")], &opts, backbone.device())?;
+//! let input = BackboneInput::new(batch.input_ids)?.with_attention_mask(batch.attention_mask)?;
+//! let out = backbone.forward_t(&input, &NoHooks, false)?;
+//! println!("{:?}", out.hidden.size()); // [1, T, 384]
+//! # Ok(()) }
+//! ```
+
+pub use petune_backbones as backbones;
+pub use petune_core as core;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use petune_backbones::{
+        load_backbone, BertBackbone, EncodeOptions, LoadOptions, ModelDir, PaddingSide, TextInput,
+        TextTokenizer,
+    };
+    pub use petune_core::{
+        all_hidden_states, Backbone, BackboneInput, BackboneSpec, Delta, Error, Hooks, LinearRole,
+        LinearSite, NoHooks, Result, SeqState,
+    };
+}
