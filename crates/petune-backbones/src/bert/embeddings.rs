@@ -102,9 +102,9 @@ impl BertEmbeddings {
                 Some(t) => t.shallow_clone(),
                 None => Tensor::zeros([b, seq], (Kind::Int64, ids.device())),
             };
-            h = h + Tensor::embedding(tt, &types, -1, false, false);
+            h += Tensor::embedding(tt, &types, -1, false, false);
         }
-        h = h + Tensor::embedding(&self.position, &positions, -1, false, false);
+        h += Tensor::embedding(&self.position, &positions, -1, false, false);
         let h = dropout(self.ln.forward(&h, hooks), self.dropout, train);
         Ok(SeqState { hidden: h, pad_mask: s.pad_mask, n_prefix: p })
     }

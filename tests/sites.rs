@@ -1,0 +1,19 @@
+//! The site contract (docs/sites.md) on every backbone's tiny fixture: documented
+//! order and shapes, identity hooks bit-exact, split layer ranges, prepended tokens
+//! attended, padding masked, attention prefixes attended.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn bert_site_contract() {
+    init();
+    contract::full_suite(load(&fixture("bert-mlm")).as_ref(), false);
+}
+
+#[test]
+fn roberta_site_contract() {
+    init();
+    contract::full_suite(load(&fixture("roberta-mlm")).as_ref(), false);
+}
