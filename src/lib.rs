@@ -8,7 +8,10 @@
 //! - [`core`]: the contract (backbone spec, typed sites, hooks, sequence state,
 //!   deltas, errors, tensor I/O);
 //! - [`backbones`]: BERT / RoBERTa, loaded strictly from `config.json` +
-//!   `model.safetensors`, and `tokenizer.json` tokenization.
+//!   `model.safetensors`, and `tokenizer.json` tokenization;
+//! - [`lpt`]: Late Prompt Tuning (static prompt, NPG, APPG, MPPG);
+//! - [`train`]: the common trainer (`LptTrainer::new(model, cfg).fit()`), tasks, data,
+//!   few-shot protocol, metrics, heads, AdamW, checkpoints.
 //!
 //! ```no_run
 //! use petune::prelude::*;
@@ -27,6 +30,8 @@
 
 pub use petune_backbones as backbones;
 pub use petune_core as core;
+pub use petune_lpt as lpt;
+pub use petune_train as train;
 
 /// The names most programs need.
 pub mod prelude {
@@ -37,5 +42,11 @@ pub mod prelude {
     pub use petune_core::{
         all_hidden_states, Backbone, BackboneInput, BackboneSpec, Delta, Error, Hooks, LinearRole,
         LinearSite, NoHooks, Result, SeqState,
+    };
+    pub use petune_lpt::{GeneratorConfig, LptConfig, LptDelta, PoolKind, PromptInit};
+    pub use petune_train::data::TaskName;
+    pub use petune_train::{
+        DataSource, FewShotConfig, HeadConfig, LoadedModel, LptTrainer, MethodConfig, RunConfig,
+        TaskConfig, TrainConfig, TrainReport, TrainedModel, Trainer,
     };
 }

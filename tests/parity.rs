@@ -9,6 +9,7 @@
 mod common;
 
 use common::*;
+use petune::core::Family;
 use petune::prelude::*;
 
 const TOL: f64 = 1e-4;
@@ -55,6 +56,164 @@ fn roberta_tokenizer_matches_transformers() {
     init();
     let dir = fixture("roberta-mlm");
     tokenizer_parity(&dir, &golden(&dir.join("golden.safetensors")), 1);
+}
+
+#[test]
+fn deberta_mlm_matches_transformers() {
+    // All positions, padded ones included: petune replicates transformers'
+    // `masked_fill(finfo.min)`, which makes a padded query row a uniform average.
+    fixture_parity("deberta-mlm");
+}
+
+#[test]
+fn deberta_lm_predictions_head_layout_matches_transformers() {
+    // The original Microsoft checkpoints (and the LPT authors' code) keep the MLM head
+    // under `lm_predictions.lm_head.*`; the same tensors there give the same logits.
+    init();
+    let src = fixture("deberta-mlm");
+    let dir = std::env::temp_dir().join(format!("petune-deberta-lmp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(src.join("config.json"), dir.join("config.json")).unwrap();
+    let file =
+        petune::core::tensor_io::read_safetensors(&src.join("model.safetensors"), tch::Device::Cpu)
+            .unwrap();
+    let renamed: Vec<(String, tch::Tensor)> = file
+        .tensors
+        .into_iter()
+        .map(|(k, t)| {
+            let k = k
+                .replace("cls.predictions.transform.", "lm_predictions.lm_head.")
+                .replace("cls.predictions.", "lm_predictions.lm_head.");
+            (k, t)
+        })
+        .collect();
+    petune::core::tensor_io::write_safetensors(&dir.join("model.safetensors"), &renamed, None)
+        .unwrap();
+    let backbone = load(&dir);
+    let g = golden(&src.join("golden.safetensors"));
+    assert_hidden_parity(backbone.as_ref(), &g, "", TOL, false);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn gpt2_lm_matches_transformers() {
+    // Right padding: every position (padded ones attend to the real tokens before them).
+    fixture_parity("gpt2-lm");
+}
+
+#[test]
+fn gpt2_ignores_token_types() {
+    // transformers would add `wte[token_type_ids]`; petune's callers pass zeros for every
+    // family, so GPT-2 ignores them (gpt2/embeddings.rs).
+    init();
+    let dir = fixture("gpt2-lm");
+    let backbone = load(&dir);
+    let input = golden_input(&golden(&dir.join("golden.safetensors")), "");
+    let typed = input.clone().with_token_types(input.input_ids.ones_like()).unwrap();
+    let _guard = tch::no_grad_guard();
+    let a = backbone.forward_t(&input, &NoHooks, false).unwrap();
+    let b = backbone.forward_t(&typed, &NoHooks, false).unwrap();
+    assert!(a.hidden.equal(&b.hidden));
+}
+
+#[test]
+fn gpt2_left_padding_matches_transformers() {
+    init();
+    let dir = fixture("gpt2-lm");
+    let backbone = load(&dir);
+    let g = golden(&dir.join("golden.safetensors"));
+    // Explicit `left.position_ids`; padded rows attend to nothing and are compared nowhere.
+    assert_hidden_parity(backbone.as_ref(), &g, "left.", TOL, true);
+}
+
+#[test]
+fn deberta_tokenizer_matches_transformers() {
+    init();
+    let dir = fixture("deberta-mlm");
+    let g = golden(&dir.join("golden.safetensors"));
+    tokenizer_parity(&dir, &g, 0);
+    // The vocab.json + merges.txt route builds the same tokenizer.
+    let tok = TextTokenizer::from_vocab_merges(
+        &dir.join("vocab.json"),
+        &dir.join("merges.txt"),
+        Family::Deberta,
+        0,
+    )
+    .unwrap();
+    batch_matches(&tok, &dir, &g, false);
+    assert_eq!(tok.token_id("[MASK]"), Some(4));
+}
+
+#[test]
+fn gpt2_tokenizer_matches_transformers() {
+    init();
+    let dir = fixture("gpt2-lm");
+    let g = golden(&dir.join("golden.safetensors"));
+    // The goldens pad with `<|endoftext|>` (511).
+    tokenizer_parity(&dir, &g, 511);
+    let tok = TextTokenizer::from_vocab_merges(
+        &dir.join("vocab.json"),
+        &dir.join("merges.txt"),
+        Family::Gpt2,
+        511,
+    )
+    .unwrap();
+    batch_matches(&tok, &dir, &g, false);
+    // `<|endoftext|>` in the text stays one token; no special token is added around text.
+    assert_eq!(tok.ids_without_special("a<|endoftext|>").unwrap().last(), Some(&511));
+    // petune's own choice (spec pad id 0, as the LPT authors) differs only at padding.
+    let spec = load(&dir).spec().clone();
+    assert_eq!(spec.pad_id, 0);
+    for tok in [
+        TextTokenizer::from_model_dir(&dir, &spec).unwrap(),
+        TextTokenizer::from_vocab_merges(
+            &dir.join("vocab.json"),
+            &dir.join("merges.txt"),
+            Family::Gpt2,
+            spec.pad_id,
+        )
+        .unwrap(),
+    ] {
+        batch_matches(&tok, &dir, &g, true);
+    }
+}
+
+#[test]
+fn roberta_vocab_merges_tokenizer_matches_transformers() {
+    init();
+    let dir = fixture("roberta-mlm");
+    let g = golden(&dir.join("golden.safetensors"));
+    let tok = TextTokenizer::from_vocab_merges(
+        &dir.join("vocab.json"),
+        &dir.join("merges.txt"),
+        Family::Roberta,
+        1,
+    )
+    .unwrap();
+    batch_matches(&tok, &dir, &g, false);
+}
+
+/// `tok`'s encoding of the fixture's inputs equals the golden ids and mask (at real
+/// tokens only when `real_only`, for a tokenizer padding with another id).
+fn batch_matches(
+    tok: &TextTokenizer,
+    dir: &std::path::Path,
+    g: &petune::core::tensor_io::TensorFile,
+    real_only: bool,
+) {
+    let opts = EncodeOptions { max_len: 512, truncate: false, padding_side: PaddingSide::Right };
+    let batch = tok.encode_batch(&fixture_inputs(dir), &opts, tch::Device::Cpu).unwrap();
+    let mask = &g.tensors["attention_mask"];
+    assert!(batch.attention_mask.equal(mask), "attention_mask differs");
+    let ids = &g.tensors["input_ids"];
+    if real_only {
+        let real = mask.ne(0);
+        assert!(batch.input_ids.masked_select(&real).equal(&ids.masked_select(&real)));
+        let pads = batch.input_ids.masked_select(&real.logical_not());
+        assert!(pads.eq(tok.pad_id()).all().int64_value(&[]) == 1, "padding id");
+    } else {
+        assert!(batch.input_ids.equal(ids), "input_ids differ from transformers'");
+    }
 }
 
 #[test]

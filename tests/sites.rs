@@ -17,3 +17,17 @@ fn roberta_site_contract() {
     init();
     contract::full_suite(load(&fixture("roberta-mlm")).as_ref(), false);
 }
+
+#[test]
+fn deberta_site_contract() {
+    init();
+    contract::full_suite(load(&fixture("deberta-mlm")).as_ref(), false);
+}
+
+#[test]
+fn gpt2_site_contract() {
+    init();
+    let backbone = load(&fixture("gpt2-lm"));
+    contract::full_suite(backbone.as_ref(), false);
+    contract::full_suite(backbone.as_ref(), true);
+}

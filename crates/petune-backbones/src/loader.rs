@@ -1,5 +1,7 @@
 //! Loading a backbone from a local Hugging Face folder (`config.json`,
-//! `model.safetensors`, `tokenizer.json`), dispatching on `model_type`.
+//! `model.safetensors`, `tokenizer.json` or `vocab.json` + `merges.txt`), dispatching
+//! on `model_type`: `bert`/`roberta` ([`BertBackbone`]), `deberta`
+//! ([`DebertaBackbone`], v1) and `gpt2` ([`Gpt2Backbone`]).
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +10,8 @@ use petune_core::{Backbone, BackboneSpec, Error, Result};
 use tch::{Device, Kind};
 
 use crate::bert::{BertBackbone, BertConfig};
+use crate::deberta::{DebertaBackbone, DebertaConfig};
+use crate::gpt2::{Gpt2Backbone, Gpt2Config};
 
 /// Where and how to put the weights.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +74,16 @@ impl ModelDir {
         self.dir.join("tokenizer.json")
     }
 
+    /// `vocab.json` (byte-level BPE vocabulary, with `merges.txt`).
+    pub fn vocab_path(&self) -> PathBuf {
+        self.dir.join("vocab.json")
+    }
+
+    /// `merges.txt` (byte-level BPE merges, with `vocab.json`).
+    pub fn merges_path(&self) -> PathBuf {
+        self.dir.join("merges.txt")
+    }
+
     /// The `model_type` field of `config.json`.
     pub fn model_type(&self) -> Result<String> {
         let v: serde_json::Value = read_json(&self.config_path())?;
@@ -82,27 +96,38 @@ impl ModelDir {
     }
 }
 
-/// The spec a folder's `config.json` describes, without reading any weights.
+/// The spec a folder's `config.json` describes, without reading any weights (optional
+/// parts as the config's `architectures` declare them).
 pub fn spec_from_config(config_path: &Path) -> Result<BackboneSpec> {
     let v: serde_json::Value = read_json(config_path)?;
     let model_type = v.get("model_type").and_then(|m| m.as_str()).unwrap_or_default().to_string();
-    let parse = |v: serde_json::Value| -> Result<BertConfig> {
-        serde_json::from_value(v)
-            .map_err(|source| Error::Json { path: config_path.to_path_buf(), source })
-    };
     match model_type.as_str() {
         "bert" | "roberta" | "xlm-roberta" | "camembert" => {
-            let cfg = parse(v)?;
+            let cfg: BertConfig = parse_config(config_path, v)?;
             cfg.spec(cfg.declared_capabilities())
+        }
+        "deberta" => {
+            let cfg: DebertaConfig = parse_config(config_path, v)?;
+            cfg.spec(cfg.declared_capabilities(), cfg.declared_head())
+        }
+        "gpt2" => {
+            let cfg: Gpt2Config = parse_config(config_path, v)?;
+            // Without weights an untied head is assumed present when declared.
+            let declared = cfg.architectures.iter().any(|a| a.ends_with("LMHeadModel"));
+            cfg.spec(cfg.capabilities(declared))
         }
         other => Err(unsupported_model_type(other)),
     }
 }
 
+fn parse_config<T: serde::de::DeserializeOwned>(path: &Path, v: serde_json::Value) -> Result<T> {
+    serde_json::from_value(v).map_err(|source| Error::Json { path: path.to_path_buf(), source })
+}
+
 fn unsupported_model_type(other: &str) -> Error {
     Error::Unsupported {
         what: format!("model_type `{other}`"),
-        msg: "petune loads bert and roberta checkpoints".into(),
+        msg: "petune loads bert, roberta, deberta (v1) and gpt2 checkpoints".into(),
     }
 }
 
@@ -113,6 +138,8 @@ pub fn load_backbone(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Box<dy
         "bert" | "roberta" | "xlm-roberta" | "camembert" => {
             Ok(Box::new(BertBackbone::load(md.path(), opts)?))
         }
+        "deberta" => Ok(Box::new(DebertaBackbone::load(md.path(), opts)?)),
+        "gpt2" => Ok(Box::new(Gpt2Backbone::load(md.path(), opts)?)),
         other => Err(unsupported_model_type(other)),
     }
 }

@@ -1,4 +1,6 @@
-//! Tokenization through the `tokenizers` crate from a checkpoint's `tokenizer.json`,
+//! Tokenization through the `tokenizers` crate from a checkpoint's `tokenizer.json`
+//! or, for byte-level BPE models without one, from `vocab.json` + `merges.txt` (built
+//! as transformers' `convert_slow_tokenizer` GPT-2 / RoBERTa / DeBERTa converters do),
 //! with petune (not the file) in charge of padding and truncation.
 //!
 //! Files such as all-MiniLM-L6-v2's pad and truncate to 128 by themselves; both
@@ -7,10 +9,15 @@
 
 use std::path::{Path, PathBuf};
 
-use petune_core::{Error, Result};
+use petune_core::{BackboneSpec, Error, Family, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
-use tokenizers::{EncodeInput, Tokenizer, TruncationParams, TruncationStrategy};
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::processors::roberta::RobertaProcessing;
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::processors::PostProcessorWrapper;
+use tokenizers::{AddedToken, EncodeInput, Tokenizer, TruncationParams, TruncationStrategy};
 
 /// One example: a text, optionally with a second segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +110,129 @@ impl TextTokenizer {
         Ok(TextTokenizer { inner, path: path.to_path_buf(), pad_id })
     }
 
+    /// Builds a byte-level BPE tokenizer from `vocab.json` and `merges.txt`, with the
+    /// special tokens and post-processing of `family`:
+    ///
+    /// * `Gpt2`: no special tokens added to encodings (`A`, pair `A B` with segment 1 on
+    ///   `B`, as transformers' tokenizer.json for GPT-2 writes); `<|endoftext|>` stays
+    ///   one token when it appears in the text.
+    /// * `Deberta`: `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]` (segments 0 / 1), the
+    ///   special tokens `[PAD] [CLS] [SEP] [UNK] [MASK]` found in the vocabulary,
+    ///   `[MASK]` absorbing the space before it (`lstrip`), as DeBERTa v1's tokenizer.json.
+    /// * `Roberta`: `<s> A </s>` / `<s> A </s></s> B </s>`, `<mask>` with `lstrip`.
+    ///
+    /// `Bert` (WordPiece) is [`Error::Unsupported`]: use its `tokenizer.json`.
+    /// GPT-2 has no padding token; callers pass the spec's `pad_id` (0, see
+    /// `gpt2` module docs).
+    pub fn from_vocab_merges(
+        vocab: &Path,
+        merges: &Path,
+        family: Family,
+        pad_id: i64,
+    ) -> Result<TextTokenizer> {
+        let err = |msg: String| Error::Tokenizer { path: vocab.to_path_buf(), msg };
+        for f in [vocab, merges] {
+            if !f.is_file() {
+                return Err(Error::Tokenizer {
+                    path: f.to_path_buf(),
+                    msg: "file not found".into(),
+                });
+            }
+        }
+        let utf8 = |f: &Path| {
+            f.to_str().map(str::to_string).ok_or_else(|| Error::Tokenizer {
+                path: f.to_path_buf(),
+                msg: "path is not valid UTF-8".into(),
+            })
+        };
+        let bpe = BPE::from_file(&utf8(vocab)?, &utf8(merges)?)
+            .build()
+            .map_err(|e| err(format!("with {}: {e}", merges.display())))?;
+        let mut inner = Tokenizer::new(bpe);
+        // GPT-2's byte-level pre-tokenizer: no prefix space, its split regex.
+        inner.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+        inner.with_decoder(Some(ByteLevel::default()));
+        // (token, lstrip) of the family's special tokens, in the order HF lists them.
+        let specials: &[(&str, bool)] = match family {
+            Family::Gpt2 => &[("<|endoftext|>", false)],
+            Family::Deberta => &[
+                ("[PAD]", false),
+                ("[CLS]", false),
+                ("[SEP]", false),
+                ("[UNK]", false),
+                ("[MASK]", true),
+            ],
+            Family::Roberta => &[
+                ("<s>", false),
+                ("<pad>", false),
+                ("</s>", false),
+                ("<unk>", false),
+                ("<mask>", true),
+            ],
+            Family::Bert => {
+                return Err(Error::Unsupported {
+                    what: "vocab.json + merges.txt for bert".into(),
+                    msg: "BERT uses WordPiece: load its tokenizer.json".into(),
+                })
+            }
+        };
+        let id_of = |t: &Tokenizer, tok: &str| {
+            t.token_to_id(tok)
+                .ok_or_else(|| err(format!("special token `{tok}` is not in the vocabulary")))
+        };
+        let post: PostProcessorWrapper = match family {
+            Family::Deberta => {
+                let (cls, sep) = (id_of(&inner, "[CLS]")?, id_of(&inner, "[SEP]")?);
+                let mut b = TemplateProcessing::builder();
+                b.try_single("[CLS]:0 $A:0 [SEP]:0").map_err(err)?;
+                b.try_pair("[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1").map_err(err)?;
+                b.special_tokens(vec![("[CLS]", cls), ("[SEP]", sep)]);
+                b.build().map_err(|e| err(e.to_string()))?.into()
+            }
+            Family::Roberta => {
+                let (cls, sep) = (id_of(&inner, "<s>")?, id_of(&inner, "</s>")?);
+                RobertaProcessing::new(("</s>".into(), sep), ("<s>".into(), cls))
+                    .trim_offsets(true)
+                    .add_prefix_space(false)
+                    .into()
+            }
+            _ => {
+                let mut b = TemplateProcessing::builder();
+                b.try_single("$A:0").map_err(err)?;
+                b.try_pair("$A:0 $B:1").map_err(err)?;
+                b.build().map_err(|e| err(e.to_string()))?.into()
+            }
+        };
+        inner.with_post_processor(Some(post));
+        // Only the specials the vocabulary has (a GPT-2 vocabulary may lack the rest).
+        let added: Vec<AddedToken> = specials
+            .iter()
+            .filter(|(tok, _)| inner.token_to_id(tok).is_some())
+            .map(|&(tok, lstrip)| AddedToken::from(tok, true).lstrip(lstrip).normalized(false))
+            .collect();
+        inner.add_special_tokens(added).map_err(|e| err(e.to_string()))?;
+        Ok(TextTokenizer { inner, path: vocab.to_path_buf(), pad_id })
+    }
+
+    /// The tokenizer of a Hugging Face folder: `tokenizer.json` when present, else
+    /// `vocab.json` + `merges.txt` ([`TextTokenizer::from_vocab_merges`] for the spec's
+    /// family); padding with the spec's `pad_id`.
+    pub fn from_model_dir(dir: impl AsRef<Path>, spec: &BackboneSpec) -> Result<TextTokenizer> {
+        let dir = dir.as_ref();
+        let json = dir.join("tokenizer.json");
+        if json.is_file() {
+            return Self::from_file(&json, spec.pad_id);
+        }
+        let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
+        if vocab.is_file() && merges.is_file() {
+            return Self::from_vocab_merges(&vocab, &merges, spec.family, spec.pad_id);
+        }
+        Err(Error::Tokenizer {
+            path: dir.to_path_buf(),
+            msg: "the folder has neither tokenizer.json nor vocab.json + merges.txt".into(),
+        })
+    }
+
     /// The file it was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -167,6 +297,29 @@ impl TextTokenizer {
             }
         }
         .map_err(|e| self.error(e.to_string()))
+    }
+
+    /// Ids and segment ids of one input, special tokens included. Longer than `max_len`
+    /// is an [`Error::Input`] unless `truncate` (longest segment first).
+    pub fn encode_ids(
+        &self,
+        input: &TextInput,
+        max_len: usize,
+        truncate: bool,
+    ) -> Result<(Vec<i64>, Vec<i64>)> {
+        let mut enc = self.encode_one(input, None)?;
+        if enc.len() > max_len {
+            if !truncate {
+                return Err(Error::input(format!(
+                    "input of {} tokens is longer than the limit of {max_len}; shorten it or enable truncation",
+                    enc.len()
+                )));
+            }
+            enc = self.encode_one(input, Some(max_len))?;
+        }
+        let ids = enc.get_ids().iter().map(|&i| i64::from(i)).collect();
+        let types = enc.get_type_ids().iter().map(|&i| i64::from(i)).collect();
+        Ok((ids, types))
     }
 
     /// Encodes and pads a batch onto `device`.

@@ -11,6 +11,7 @@ pub mod error;
 pub mod fsio;
 pub mod hooks;
 pub mod input;
+pub mod pool;
 pub mod recording;
 pub mod site;
 pub mod spec;

@@ -1,6 +1,6 @@
 //! `petune forward`: runs a Hugging Face checkpoint on a JSONL file of texts and writes
 //! `hidden.0` (embedding output) … `hidden.L`, `attention_mask`, `input_ids`,
-//! `token_type_ids` and, when the checkpoint has an MLM head, `logits` — the way to
+//! `token_type_ids` and, when the checkpoint has an MLM / LM head, `logits` — the way to
 //! check petune against any other implementation.
 
 use std::io::BufRead;
@@ -14,7 +14,8 @@ use petune::prelude::*;
 /// Arguments of `petune forward`.
 #[derive(Args, Debug)]
 pub struct ForwardArgs {
-    /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
+    /// Hugging Face model folder (config.json, model.safetensors, and tokenizer.json or
+    /// vocab.json + merges.txt).
     #[arg(long)]
     model: PathBuf,
     /// JSONL file: one `{"text": ...}` or `{"text": ..., "text_pair": ...}` per line.
@@ -60,7 +61,8 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     let dir = ModelDir::open(&args.model)?;
     let backbone = load_backbone(dir.path(), &LoadOptions::default())?;
     let spec = backbone.spec();
-    let tok = TextTokenizer::from_file(&dir.tokenizer_path(), spec.pad_id)?;
+    // tokenizer.json, else vocab.json + merges.txt (byte-level BPE models).
+    let tok = TextTokenizer::from_model_dir(dir.path(), spec)?;
     let opts = EncodeOptions {
         max_len: spec.max_positions as usize,
         truncate: args.truncate,
@@ -92,7 +94,7 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
         inputs.len(),
         last.seq_len(),
         spec.n_layers + 1,
-        if spec.capabilities.lm_head { ", MLM logits" } else { "" }
+        if spec.capabilities.lm_head { ", LM logits" } else { "" }
     );
     Ok(())
 }

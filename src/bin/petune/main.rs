@@ -1,6 +1,7 @@
 //! The `petune` command-line tool.
 
 mod forward;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -16,11 +17,14 @@ struct Cli {
 enum Command {
     /// Run a checkpoint on texts and write every hidden state (and MLM logits) to safetensors.
     Forward(forward::ForwardArgs),
+    /// Train a method (LPT, prompt tuning, model tuning) from a run config.
+    Train(train::TrainArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Forward(args) => forward::run(&args),
+        Command::Train(args) => train::run(&args),
     }
 }

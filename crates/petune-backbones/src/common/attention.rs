@@ -6,7 +6,7 @@
 //! kernel is libtorch's `scaled_dot_product_attention` with an additive float mask.
 
 use petune_core::{Error, KvPrefix, Result};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// The additive value used for masked keys, safe for the kind (no overflow to -inf,
 /// so a fully masked row (left padding under a causal mask) gives no NaN).
@@ -88,6 +88,20 @@ pub fn attend(
     bias: &Tensor,
     dropout_p: f64,
 ) -> Tensor {
+    attend_scaled(q, k, v, prefix, bias, dropout_p, None)
+}
+
+/// [`attend`] with an explicit score scale (`None` = libtorch's `1/sqrt(d)`): GPT-2's
+/// `scale_attn_weights = false` and `scale_attn_by_inverse_layer_idx` change it.
+pub fn attend_scaled(
+    q: &Tensor,
+    k: Tensor,
+    v: Tensor,
+    prefix: Option<&KvPrefix>,
+    bias: &Tensor,
+    dropout_p: f64,
+    scale: Option<f64>,
+) -> Tensor {
     let (k, v) = match prefix {
         Some(p) => (
             Tensor::cat(&[p.k.to_kind(k.kind()), k], 2), // [B, heads, P+T, d]
@@ -95,5 +109,31 @@ pub fn attend(
         ),
         None => (k, v),
     };
-    Tensor::scaled_dot_product_attention(q, &k, &v, Some(bias), dropout_p, false, None, false)
+    Tensor::scaled_dot_product_attention(q, &k, &v, Some(bias), dropout_p, false, scale, false)
+}
+
+/// The key mask `[B, P]` (1 = attend) of a prefix: its own (shape checked), or all
+/// ones. Call after [`check_prefix`], which validates `k`.
+pub fn prefix_mask(prefix: &KvPrefix, batch: i64, device: Device, layer: usize) -> Result<Tensor> {
+    let p = prefix.k.size()[2];
+    match &prefix.mask {
+        Some(m) if m.size() != [batch, p] => Err(Error::Shape {
+            ctx: format!("attention prefix mask of layer {layer}"),
+            expected: format!("[{batch}, {p}]"),
+            got: m.size(),
+        }),
+        Some(m) => Ok(m.to_device(device).to_kind(Kind::Int64)),
+        None => Ok(Tensor::ones([batch, p], (Kind::Int64, device))),
+    }
+}
+
+/// The most negative finite value of `kind` (`torch.finfo(dtype).min`), which
+/// `masked_fill`-style masking (DeBERTa) writes into disallowed scores.
+pub fn kind_min(kind: Kind) -> f64 {
+    match kind {
+        Kind::Half => -65504.0,
+        Kind::BFloat16 => -3.389_531_389_251_535_5e38,
+        Kind::Double => f64::MIN,
+        _ => f64::from(f32::MIN),
+    }
 }

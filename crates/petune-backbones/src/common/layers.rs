@@ -1,7 +1,11 @@
-//! Building blocks shared by every backbone: a linear projection and a LayerNorm that
-//! fire their site hooks, activations by their Hugging Face names, and dropout.
+//! Building blocks shared by every backbone: a linear projection (in `nn.Linear` and in
+//! GPT-2's `Conv1D` layout) and a LayerNorm that fire their site hooks, the Q/K/V sites of
+//! fused projections, activations by their Hugging Face names, dropout, and the layer
+//! range check of `Backbone::layers`.
 
-use petune_core::{Error, Hooks, LinearSite, NormSite, Result};
+use std::ops::Range;
+
+use petune_core::{Error, Hooks, LinearRole, LinearSite, NormSite, Result};
 use tch::{nn, Tensor};
 
 use super::weights::WeightSource;
@@ -39,6 +43,76 @@ impl Linear {
             None => y,
         }
     }
+}
+
+/// A projection stored as Hugging Face's `Conv1D` (GPT-2): `weight: [in, out]`,
+/// `y = x W + b`. The file's layout is kept (no transpose on load), so HF checkpoints
+/// load unmodified; hooks see the same `x → y` as for [`Linear`].
+///
+/// Port of `transformers/pytorch_utils.py::Conv1D`.
+#[derive(Debug)]
+pub struct Conv1D {
+    /// `[in, out]`.
+    pub weight: Tensor,
+    /// `[out]`.
+    pub bias: Tensor,
+    /// The site this projection reports to hooks, if it is one.
+    pub site: Option<LinearSite>,
+}
+
+impl Conv1D {
+    /// Loads `p.weight` (`[d_in, d_out]`) and `p.bias` (`[d_out]`) from `src`.
+    pub fn load(src: &mut WeightSource, p: &nn::Path, d_in: i64, d_out: i64) -> Conv1D {
+        let weight = src.param(p, "weight", &[d_in, d_out]);
+        let bias = src.param(p, "bias", &[d_out]);
+        Conv1D { weight, bias, site: None }
+    }
+
+    /// Names the site hooks will see.
+    pub fn at(mut self, site: LinearSite) -> Conv1D {
+        self.site = Some(site);
+        self
+    }
+
+    /// `y = x W + b` on `[.., in]` → `[.., out]` (HF's `addmm` on the flattened input),
+    /// then the site's `linear` hook.
+    pub fn forward(&self, x: &Tensor, hooks: &dyn Hooks) -> Tensor {
+        let (d_in, d_out) = (self.weight.size()[0], self.weight.size()[1]);
+        let mut out_size = x.size();
+        if let Some(last) = out_size.last_mut() {
+            *last = d_out;
+        }
+        let y = self.bias.addmm(&x.reshape([-1, d_in]), &self.weight).view(out_size.as_slice()); // [.., out]
+        match self.site {
+            Some(site) => hooks.linear(site, x, y),
+            None => y,
+        }
+    }
+}
+
+/// Fires the Query, Key and Value sites of `layer`, in that order, on the three
+/// `[B, T, H]` slices of a fused projection of `x` (GPT-2's `c_attn`, DeBERTa's
+/// `in_proj`): deltas see one ordinary projection per role whatever the checkpoint fuses.
+pub fn qkv_sites(
+    hooks: &dyn Hooks,
+    layer: usize,
+    x: &Tensor,
+    [q, k, v]: [Tensor; 3],
+) -> [Tensor; 3] {
+    let site = |role| LinearSite { layer, role };
+    [
+        hooks.linear(site(LinearRole::Query), x, q),
+        hooks.linear(site(LinearRole::Key), x, k),
+        hooks.linear(site(LinearRole::Value), x, v),
+    ]
+}
+
+/// `Backbone::layers`' range check: `range` must lie within `0..n_layers`.
+pub fn check_layer_range(range: &Range<usize>, n_layers: usize) -> Result<()> {
+    if range.start > range.end || range.end > n_layers {
+        return Err(Error::config("layers", format!("range {range:?} is outside 0..{n_layers}")));
+    }
+    Ok(())
 }
 
 /// LayerNorm over the last dimension.

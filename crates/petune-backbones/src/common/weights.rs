@@ -130,3 +130,15 @@ pub fn key_of(p: &nn::Path, name: &str) -> String {
     parts.push(name);
     parts.join(".")
 }
+
+/// The name Hugging Face loads a checkpoint key under: legacy LayerNorm parameters
+/// `gamma`/`beta` become `weight`/`bias` (`PreTrainedModel._fix_state_dict_key_on_load`).
+pub fn hf_renamed_key(key: &str) -> String {
+    if let Some(stem) = key.strip_suffix(".gamma") {
+        format!("{stem}.weight")
+    } else if let Some(stem) = key.strip_suffix(".beta") {
+        format!("{stem}.bias")
+    } else {
+        key.to_string()
+    }
+}

@@ -1,0 +1,105 @@
+//! One pre-LN GPT-2 block: `x + attn(ln_1(x))`, then `+ mlp(ln_2(·))`.
+//!
+//! Port of `transformers/models/gpt2/modeling_gpt2.py::{GPT2Block, GPT2Attention,
+//! GPT2MLP}` (transformers 5.24, eager attention). Weights keep HF's `Conv1D` layout
+//! (`[in, out]`). The fused `attn.c_attn` output `[B, T, 3H]` is split as
+//! `[Q_all | K_all | V_all]` (each head-major) and each part goes through its own
+//! linear site with the same input `ln_1(x)`, so Query, Key and Value are separate
+//! sites; `attn.c_proj` = AttnOut, `mlp.c_fc` = FfnUp, `mlp.c_proj` = FfnDown. Sites
+//! fire as docs/sites.md orders them for a pre-LN decoder: norm(Attn) (`ln_1`), Query,
+//! Key, Value, AttnOut, sublayer(Attn), norm(Ffn) (`ln_2`), FfnUp, FfnDown,
+//! sublayer(Ffn).
+//!
+//! `reorder_and_upcast_attn` only changes the precision of the score computation under
+//! mixed precision; petune computes scores in the weights' kind either way.
+
+use petune_core::{
+    Hooks, KvPrefix, LinearRole, LinearSite, NormRole, NormSite, Result, Sublayer, SublayerSite,
+};
+use tch::{nn, Tensor};
+
+use super::config::Gpt2Config;
+use crate::common::attention::{attend_scaled, merge_heads, split_heads};
+use crate::common::layers::{dropout, qkv_sites, Activation, Conv1D, LayerNorm};
+use crate::common::weights::WeightSource;
+
+/// A GPT-2 block.
+#[derive(Debug)]
+pub struct Gpt2Block {
+    index: usize,
+    ln_1: LayerNorm,
+    c_attn: Conv1D,
+    c_proj: Conv1D,
+    ln_2: LayerNorm,
+    c_fc: Conv1D,
+    mlp_proj: Conv1D,
+    act: Activation,
+    heads: i64,
+    scale: f64,
+    attn_dropout: f64,
+    resid_dropout: f64,
+}
+
+impl Gpt2Block {
+    /// Loads `p` = `transformer.h.{index}` with HF's key names.
+    pub fn load(
+        src: &mut WeightSource,
+        p: &nn::Path,
+        cfg: &Gpt2Config,
+        index: usize,
+    ) -> Result<Gpt2Block> {
+        let (h, i, eps) = (cfg.n_embd, cfg.inner(), cfg.layer_norm_epsilon);
+        let site = |role| LinearSite { layer: index, role };
+        let norm = |role| NormSite { layer: Some(index), role };
+        let attn = p / "attn";
+        let mlp = p / "mlp";
+        Ok(Gpt2Block {
+            index,
+            ln_1: LayerNorm::load(src, &(p / "ln_1"), h, eps).at(norm(NormRole::Attn)),
+            // No site of its own: its three slices are the Query/Key/Value sites.
+            c_attn: Conv1D::load(src, &(&attn / "c_attn"), h, 3 * h),
+            c_proj: Conv1D::load(src, &(&attn / "c_proj"), h, h).at(site(LinearRole::AttnOut)),
+            ln_2: LayerNorm::load(src, &(p / "ln_2"), h, eps).at(norm(NormRole::Ffn)),
+            c_fc: Conv1D::load(src, &(&mlp / "c_fc"), h, i).at(site(LinearRole::FfnUp)),
+            mlp_proj: Conv1D::load(src, &(&mlp / "c_proj"), i, h).at(site(LinearRole::FfnDown)),
+            act: Activation::from_hf(&cfg.activation_function, "activation_function")?,
+            heads: cfg.n_head,
+            scale: cfg.attn_scale(index),
+            attn_dropout: cfg.attn_pdrop,
+            resid_dropout: cfg.resid_pdrop,
+        })
+    }
+
+    /// Runs the block on `x` `[B, T, H]` with the additive causal + padding bias
+    /// `[B, 1, T, P + T]` (prefix columns first) and an already checked prefix.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        bias: &Tensor,
+        prefix: Option<&KvPrefix>,
+        hooks: &dyn Hooks,
+        train: bool,
+    ) -> Tensor {
+        let h = x.size()[2];
+        let normed = self.ln_1.forward(x, hooks);
+        let fused = self.c_attn.forward(&normed, hooks); // [B, T, 3H]
+        let parts = fused.split(h, -1); // 3 × [B, T, H]
+        let [q, k, v] = qkv_sites(
+            hooks,
+            self.index,
+            &normed,
+            [parts[0].shallow_clone(), parts[1].shallow_clone(), parts[2].shallow_clone()],
+        );
+        let (q, k, v) =
+            (split_heads(&q, self.heads), split_heads(&k, self.heads), split_heads(&v, self.heads)); // [B, nh, T, d]
+        let p_drop = if train { self.attn_dropout } else { 0.0 };
+        let ctx = merge_heads(&attend_scaled(&q, k, v, prefix, bias, p_drop, Some(self.scale))); // [B, T, H]
+        let a = dropout(self.c_proj.forward(&ctx, hooks), self.resid_dropout, train);
+        let a = hooks.sublayer_out(SublayerSite { layer: self.index, kind: Sublayer::Attn }, a);
+        let x = a + x;
+        let up = self.act.forward(&self.c_fc.forward(&self.ln_2.forward(&x, hooks), hooks)); // [B, T, I]
+        let m = dropout(self.mlp_proj.forward(&up, hooks), self.resid_dropout, train);
+        let m = hooks.sublayer_out(SublayerSite { layer: self.index, kind: Sublayer::Ffn }, m);
+        x + m
+    }
+}

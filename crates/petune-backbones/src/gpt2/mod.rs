@@ -1,0 +1,224 @@
+//! GPT-2: a pre-LN causal decoder with a tied LM head.
+//!
+//! Ported from `transformers` 5.24 (src/transformers/models/gpt2/modeling_gpt2.py):
+//! `GPT2Model` + `GPT2LMHeadModel`'s head, variables named by their Hugging Face keys
+//! (`transformer.h.0.attn.c_attn.weight`, ...), `Conv1D` weights in the file's
+//! `[in, out]` layout.
+//!
+//! # Stages
+//! `embed` = `wte + wpe` (+ dropout); `layers` = the blocks; `finish` = `ln_f`
+//! (norm site `Final`, layer `None`). As in transformers 5, the last hidden state
+//! (`hidden.L` of `all_hidden_states`) is taken *after* `ln_f`; `lm_logits` multiplies
+//! it by `wte` (or an untied `lm_head.weight`), no bias.
+//!
+//! # Masks, inserted tokens, prefixes
+//! The additive causal + padding bias is rebuilt from the current [`SeqState`] at every
+//! block (`common::attention::attention_bias` with `causal = true`): a prompt
+//! prepended before block `k` comes first, every text token attends to it, and it
+//! attends only to itself, causally (the LPT authors' GPT-2 convention). Left or right
+//! padding both work; with left padding pass explicit `position_ids`. Prompt tokens
+//! never get position embeddings (see `embeddings.rs`). Attention prefixes
+//! (P-tuning v2) are visible to every query, and the text keeps positions `0..T`
+//! (unlike transformers' `past_key_values` route, which would shift them by `P`).
+//!
+//! # Padding id
+//! GPT-2's vocabulary has no padding token (`pad_token_id: null`); the spec then uses
+//! id 0, as the LPT authors' code sets `config.pad_token_id = 0`. Padded positions are
+//! masked, so the id only shows in the hidden states *at* padded positions.
+
+mod block;
+mod config;
+mod embeddings;
+
+use std::ops::Range;
+use std::path::Path;
+
+use block::Gpt2Block;
+pub use config::Gpt2Config;
+use embeddings::Gpt2Embeddings;
+use petune_core::fsio::read_json;
+use petune_core::{
+    Backbone, BackboneInput, BackboneSpec, Error, Hooks, NormRole, NormSite, Result, SeqState,
+};
+use tch::{nn::VarStore, Tensor};
+
+use crate::common::attention::{attention_bias, check_prefix, prefix_mask};
+use crate::common::layers::{check_layer_range, LayerNorm};
+use crate::common::weights::{hf_renamed_key, KeyAction, WeightSource};
+use crate::loader::LoadOptions;
+
+/// A GPT-2 decoder with its LM head.
+pub struct Gpt2Backbone {
+    vs: VarStore,
+    spec: BackboneSpec,
+    config: Gpt2Config,
+    embeddings: Gpt2Embeddings,
+    blocks: Vec<Gpt2Block>,
+    ln_f: LayerNorm,
+    /// The LM head weight `[V, H]`: `wte` when tied.
+    lm_head: Option<Tensor>,
+}
+
+impl std::fmt::Debug for Gpt2Backbone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpt2Backbone").field("spec", &self.spec.describe()).finish()
+    }
+}
+
+/// Maps a checkpoint key to petune's canonical key: adds the `transformer.` prefix that
+/// `GPT2Model` files (e.g. the original `gpt2` repository) lack and skips the attention
+/// mask buffers older files carry (`attn.bias`, `attn.masked_bias`; transformers
+/// ignores them too).
+fn normalize_key(key: &str) -> KeyAction {
+    let key = hf_renamed_key(key);
+    if key.ends_with(".attn.bias") || key.ends_with(".attn.masked_bias") {
+        return KeyAction::Skip;
+    }
+    let bare = ["h.", "wte.", "wpe.", "ln_f."].iter().any(|p| key.starts_with(p));
+    KeyAction::Use(if bare { format!("transformer.{key}") } else { key })
+}
+
+impl Gpt2Backbone {
+    /// Loads `config.json` and `model.safetensors` from a Hugging Face folder.
+    pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Gpt2Backbone> {
+        let config: Gpt2Config = read_json(&dir.join("config.json"))?;
+        Self::from_config(config, &dir.join("model.safetensors"), opts)
+    }
+
+    /// Builds the backbone from a parsed config and a weights file, strictly: every
+    /// missing, unexpected or mis-shaped key is reported in one error.
+    pub fn from_config(
+        config: Gpt2Config,
+        weights: &Path,
+        opts: &LoadOptions,
+    ) -> Result<Gpt2Backbone> {
+        config.validate()?;
+        let mut src = WeightSource::open(weights, opts.device, opts.kind, normalize_key)?;
+        let caps = config.capabilities(src.contains("lm_head.weight"));
+        let spec = config.spec(caps)?;
+        let mut vs = VarStore::new(opts.device);
+        let root = vs.root();
+        let model = &root / "transformer";
+        let embeddings = Gpt2Embeddings::load(&mut src, &model, &config);
+        let blocks = (0..config.n_layer)
+            .map(|i| Gpt2Block::load(&mut src, &(&model / "h" / i), &config, i))
+            .collect::<Result<Vec<_>>>()?;
+        let ln_f =
+            LayerNorm::load(&mut src, &(&model / "ln_f"), config.n_embd, config.layer_norm_epsilon)
+                .at(NormSite { layer: None, role: NormRole::Final });
+        let lm_head = if config.tie_word_embeddings {
+            // A tied copy, when a file carries one, is the same tensor as `wte`.
+            src.skip("lm_head.weight");
+            Some(embeddings.wte().shallow_clone())
+        } else if caps.lm_head {
+            Some(src.param(&(&root / "lm_head"), "weight", &[config.vocab_size, config.n_embd]))
+        } else {
+            None
+        };
+        src.finish()?;
+        vs.freeze();
+        Ok(Gpt2Backbone { vs, spec, config, embeddings, blocks, ln_f, lm_head })
+    }
+
+    /// The parsed `config.json`.
+    pub fn config(&self) -> &Gpt2Config {
+        &self.config
+    }
+}
+
+impl Backbone for Gpt2Backbone {
+    fn spec(&self) -> &BackboneSpec {
+        &self.spec
+    }
+
+    fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+
+    fn embed(&self, input: &BackboneInput, hooks: &dyn Hooks, train: bool) -> Result<SeqState> {
+        self.embeddings.forward(input, hooks, train)
+    }
+
+    fn layers(
+        &self,
+        mut s: SeqState,
+        range: Range<usize>,
+        hooks: &dyn Hooks,
+        train: bool,
+    ) -> Result<SeqState> {
+        check_layer_range(&range, self.blocks.len())?;
+        let (heads, head_dim) = (self.spec.n_heads, self.spec.head_dim);
+        for i in range {
+            s = hooks.before_layer(i, s)?;
+            // The bias follows the state as it is now: a prompt prepended just above
+            // is attended by the text and sees only itself, causally.
+            let prefix = hooks.attn_prefix(i);
+            let pm = match &prefix {
+                Some(p) => {
+                    check_prefix(p, s.batch(), heads, head_dim, i)?;
+                    Some(prefix_mask(p, s.batch(), s.hidden.device(), i)?)
+                }
+                None => None,
+            };
+            let bias = attention_bias(&s.pad_mask, pm.as_ref(), true, s.hidden.kind()); // [B, 1, T, P+T]
+            let hidden = self.blocks[i].forward(&s.hidden, &bias, prefix.as_ref(), hooks, train);
+            s = SeqState { hidden, pad_mask: s.pad_mask, n_prefix: s.n_prefix };
+        }
+        Ok(s)
+    }
+
+    fn finish(&self, s: SeqState, hooks: &dyn Hooks, _train: bool) -> Result<SeqState> {
+        let hidden = self.ln_f.forward(&s.hidden, hooks);
+        Ok(SeqState { hidden, pad_mask: s.pad_mask, n_prefix: s.n_prefix })
+    }
+
+    fn word_embeddings(&self) -> Tensor {
+        self.embeddings.wte().shallow_clone()
+    }
+
+    fn lm_logits(&self, hidden: &Tensor, _train: bool) -> Result<Tensor> {
+        match &self.lm_head {
+            Some(w) => Ok(hidden.linear(w, None::<&Tensor>)),
+            None => Err(Error::Unsupported {
+                what: "LM logits".into(),
+                msg: "this gpt2 checkpoint unties its LM head but stores no lm_head.weight".into(),
+            }),
+        }
+    }
+
+    fn pooler(&self, _cls: &Tensor) -> Result<Tensor> {
+        Err(Error::Unsupported {
+            what: "pooler".into(),
+            msg: "GPT-2 has no pooler (use the last valid token)".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canonical(key: &str) -> Option<String> {
+        match normalize_key(key) {
+            KeyAction::Use(k) => Some(k),
+            KeyAction::Skip => None,
+        }
+    }
+
+    #[test]
+    fn bare_gpt2_model_keys_and_mask_buffers() {
+        // The original `gpt2` repository: no `transformer.` prefix, mask buffers saved.
+        assert_eq!(
+            canonical("h.3.attn.c_attn.weight").unwrap(),
+            "transformer.h.3.attn.c_attn.weight"
+        );
+        assert_eq!(canonical("wte.weight").unwrap(), "transformer.wte.weight");
+        assert_eq!(canonical("ln_f.bias").unwrap(), "transformer.ln_f.bias");
+        assert_eq!(canonical("transformer.wpe.weight").unwrap(), "transformer.wpe.weight");
+        assert_eq!(canonical("lm_head.weight").unwrap(), "lm_head.weight");
+        assert!(canonical("h.0.attn.bias").is_none());
+        assert!(canonical("transformer.h.0.attn.masked_bias").is_none());
+        // The attention projection's bias is a parameter, not the mask buffer.
+        assert!(canonical("h.0.attn.c_attn.bias").is_some());
+    }
+}

@@ -1,0 +1,152 @@
+//! Turning examples into model inputs: template rendering, tokenization (once, before
+//! training), the mask position, and dynamic-padding collation into batches
+//! (lpt-reference.md §4.1: one segment with the template baked in; `mask_pos` is the
+//! index of the mask token, and when truncation removes it the mask replaces the
+//! second-to-last token, as the authors' `_convert_examples_to_features` does).
+
+use petune_backbones::{TextInput, TextTokenizer};
+use petune_core::{BackboneInput, Error, Result};
+use tch::{Device, Kind, Tensor};
+
+use crate::data::{Dataset, Template};
+
+/// One tokenized example.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feature {
+    /// Token ids, special tokens included.
+    pub ids: Vec<i64>,
+    /// Segment ids.
+    pub types: Vec<i64>,
+    /// Index of the mask token, or −1 when there is no template.
+    pub mask_pos: i64,
+    /// Class index.
+    pub label: usize,
+}
+
+/// How examples are encoded.
+#[derive(Debug, Clone)]
+pub struct FeatureEncoder {
+    /// Tokenizer (its padding and truncation are petune's).
+    pub tokenizer: TextTokenizer,
+    /// Template with a mask slot, or `None` to feed the raw text (pair) as model tuning does.
+    pub template: Option<Template>,
+    /// Longest input in tokens.
+    pub max_len: usize,
+    /// Cut over-long inputs instead of failing.
+    pub truncate: bool,
+}
+
+/// The mask token of a tokenizer: `[MASK]` (BERT, DeBERTa) or `<mask>` (RoBERTa).
+pub fn mask_token(tok: &TextTokenizer) -> Result<(String, i64)> {
+    for t in ["[MASK]", "<mask>"] {
+        if let Some(id) = tok.token_id(t) {
+            return Ok((t.to_string(), id));
+        }
+    }
+    Err(Error::Tokenizer {
+        path: tok.path().to_path_buf(),
+        msg: "no mask token ([MASK] or <mask>) in the vocabulary".into(),
+    })
+}
+
+/// Vocabulary ids of the label words; each must be exactly one token (with the leading
+/// space BPE vocabularies need: ` great` → `Ġgreat`).
+pub fn label_word_ids(tok: &TextTokenizer, words: &[String]) -> Result<Vec<i64>> {
+    words
+        .iter()
+        .map(|w| {
+            let ids = tok.ids_without_special(&format!(" {}", w.trim()))?;
+            match ids.as_slice() {
+                [id] => Ok(*id),
+                _ => Err(Error::config(
+                    "label_words",
+                    format!("label word `{w}` is {} tokens for this tokenizer; a verbalizer needs exactly one", ids.len()),
+                )),
+            }
+        })
+        .collect()
+}
+
+impl FeatureEncoder {
+    /// Encodes every example of `ds`; a failure names the example.
+    pub fn encode(&self, ds: &Dataset) -> Result<Vec<Feature>> {
+        if ds.is_empty() {
+            return Err(Error::input(format!("dataset `{}` is empty", ds.task)));
+        }
+        let mask = match &self.template {
+            Some(_) => Some(mask_token(&self.tokenizer)?),
+            None => None,
+        };
+        ds.examples
+            .iter()
+            .enumerate()
+            .map(|(i, ex)| {
+                let input = match (&self.template, &mask) {
+                    (Some(t), Some((m, _))) => TextInput::single(t.render_example(ex, m)?),
+                    _ => TextInput { text: ex.text_a.clone(), text_pair: ex.text_b.clone() },
+                };
+                let (mut ids, types) = self
+                    .tokenizer
+                    .encode_ids(&input, self.max_len, self.truncate)
+                    .map_err(|e| Error::input(format!("{} example {i}: {e}", ds.task)))?;
+                let mask_pos = match &mask {
+                    Some((_, id)) => match ids.iter().position(|x| x == id) {
+                        Some(p) => p as i64,
+                        None => {
+                            // Truncated away: the authors put it on the second-to-last token.
+                            let p = ids.len().saturating_sub(2);
+                            ids[p] = *id;
+                            p as i64
+                        }
+                    },
+                    None => -1,
+                };
+                Ok(Feature { ids, types, mask_pos, label: ex.label })
+            })
+            .collect()
+    }
+}
+
+/// A padded batch ready for the model.
+#[derive(Debug)]
+pub struct Batch {
+    /// Ids, mask, segments.
+    pub input: BackboneInput,
+    /// Mask position of each example `[B]` (−1 without template).
+    pub mask_pos: Tensor,
+    /// Class index of each example `[B]`.
+    pub labels: Tensor,
+    /// Real (non-padding) tokens in the batch.
+    pub n_tokens: i64,
+}
+
+/// Pads `features` to their longest (right padding).
+pub fn collate(features: &[&Feature], pad_id: i64, device: Device) -> Result<Batch> {
+    let t = features.iter().map(|f| f.ids.len()).max().unwrap_or(0);
+    let b = features.len();
+    if b == 0 || t == 0 {
+        return Err(Error::input("cannot collate an empty batch"));
+    }
+    let mut ids = vec![pad_id; b * t];
+    let mut types = vec![0i64; b * t];
+    let mut mask = vec![0i64; b * t];
+    for (r, f) in features.iter().enumerate() {
+        ids[r * t..r * t + f.ids.len()].copy_from_slice(&f.ids);
+        types[r * t..r * t + f.types.len()].copy_from_slice(&f.types);
+        mask[r * t..r * t + f.ids.len()].iter_mut().for_each(|m| *m = 1);
+    }
+    let shape = [b as i64, t as i64];
+    let tensor = |v: &[i64]| Tensor::from_slice(v).view(shape).to_device(device);
+    let input = BackboneInput::new(tensor(&ids))?
+        .with_attention_mask(tensor(&mask))?
+        .with_token_types(tensor(&types))?;
+    let mask_pos: Vec<i64> = features.iter().map(|f| f.mask_pos).collect();
+    let labels: Vec<i64> = features.iter().map(|f| f.label as i64).collect();
+    let n_tokens = features.iter().map(|f| f.ids.len() as i64).sum();
+    Ok(Batch {
+        input,
+        mask_pos: Tensor::from_slice(&mask_pos).to_device(device),
+        labels: Tensor::from_slice(&labels).to_device(device).to_kind(Kind::Int64),
+        n_tokens,
+    })
+}

@@ -1,0 +1,173 @@
+//! Task heads shared by every method (paper §4.1; lpt-reference.md §4):
+//! - the MLM verbalizer: the frozen MLM head at the mask position; training loss over
+//!   the full vocabulary with the label words' ids as targets (the authors' code), or
+//!   restricted to the label words; evaluation always restricted to the label words;
+//! - a trainable linear head on one token (the mask position with a template, or the
+//!   first text token, `[CLS]`, as model tuning does) for backbones without an MLM
+//!   head, such as all-MiniLM-L6-v2.
+//!
+//! Heads index past any prepended prompt (`n_prefix`).
+
+use petune_core::pool::{first_valid_index, gather_tokens};
+use petune_core::{Backbone, Error, Result, SeqState};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+use crate::features::Batch;
+
+/// Training loss of the MLM verbalizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum VerbalizerLoss {
+    /// Cross-entropy over the whole vocabulary (the authors' code).
+    #[default]
+    FullVocab,
+    /// Cross-entropy over the label words only.
+    LabelWords,
+}
+
+/// Which token a linear head reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadToken {
+    /// The first text token (`[CLS]` / `<s>`).
+    Cls,
+    /// The template's mask position.
+    Mask,
+}
+
+/// Head choice in a run config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HeadConfig {
+    /// MLM verbalizer when the backbone has an MLM head, else a linear head on the mask
+    /// position (model tuning: a linear head on `[CLS]`).
+    #[default]
+    Auto,
+    /// The MLM verbalizer.
+    Verbalizer {
+        /// Training loss.
+        #[serde(default)]
+        loss: VerbalizerLoss,
+    },
+    /// A trainable linear classifier.
+    Linear {
+        /// The token it reads.
+        token: HeadToken,
+    },
+}
+
+/// A built head.
+#[derive(Debug)]
+pub enum Head {
+    /// MLM verbalizer.
+    Verbalizer {
+        /// Label-word vocabulary ids `[C]`.
+        label_ids: Tensor,
+        /// Training loss.
+        loss: VerbalizerLoss,
+    },
+    /// Linear classifier (trainable, in the trainable store under `head`).
+    Linear {
+        /// The token it reads.
+        token: HeadToken,
+        /// `head.classifier`: H → C.
+        proj: nn::Linear,
+        /// Dropout before the projection (the model's hidden dropout).
+        dropout: f64,
+    },
+}
+
+/// Logits a head produces for a batch.
+#[derive(Debug)]
+pub struct HeadOutput {
+    /// What the training loss is computed on (`[B, V]` full vocabulary or `[B, C]`).
+    pub train_logits: Tensor,
+    /// Class scores `[B, C]`.
+    pub class_logits: Tensor,
+}
+
+impl Head {
+    /// The MLM verbalizer with the given label-word ids.
+    pub fn verbalizer(
+        backbone: &dyn Backbone,
+        label_ids: Vec<i64>,
+        loss: VerbalizerLoss,
+    ) -> Result<Head> {
+        if !backbone.spec().capabilities.lm_head {
+            return Err(Error::Incompatible {
+                method: "MLM verbalizer head".into(),
+                backbone: backbone.spec().describe(),
+                reason: "the checkpoint has no MLM head; use a linear head".into(),
+            });
+        }
+        Ok(Head::Verbalizer {
+            label_ids: Tensor::from_slice(&label_ids).to_device(backbone.device()),
+            loss,
+        })
+    }
+
+    /// A linear head under `p` with PyTorch's default `nn.Linear` init.
+    pub fn linear(p: &nn::Path, hidden: i64, classes: i64, token: HeadToken, dropout: f64) -> Head {
+        let bound = 1.0 / (hidden as f64).sqrt();
+        let cfg = nn::LinearConfig {
+            ws_init: nn::Init::Uniform { lo: -bound, up: bound },
+            bs_init: Some(nn::Init::Uniform { lo: -bound, up: bound }),
+            bias: true,
+        };
+        Head::Linear { token, proj: nn::linear(p / "classifier", hidden, classes, cfg), dropout }
+    }
+
+    /// Scores a batch from the backbone's final state.
+    pub fn forward(
+        &self,
+        backbone: &dyn Backbone,
+        out: &SeqState,
+        batch: &Batch,
+        train: bool,
+    ) -> Result<HeadOutput> {
+        let mask_index = || -> Result<Tensor> {
+            if batch.mask_pos.min().int64_value(&[]) < 0 {
+                return Err(Error::config(
+                    "head",
+                    "this head reads the mask position, but the inputs have no template",
+                ));
+            }
+            Ok(&batch.mask_pos + out.n_prefix)
+        };
+        match self {
+            Head::Verbalizer { label_ids, loss } => {
+                let h = gather_tokens(&out.hidden, &mask_index()?); // [B, H]
+                let vocab = backbone.lm_logits(&h, train)?; // [B, V]
+                let class_logits = vocab.index_select(1, label_ids); // [B, C]
+                let train_logits = match loss {
+                    VerbalizerLoss::FullVocab => vocab,
+                    VerbalizerLoss::LabelWords => class_logits.shallow_clone(),
+                };
+                Ok(HeadOutput { train_logits, class_logits })
+            }
+            Head::Linear { token, proj, dropout } => {
+                let index = match token {
+                    HeadToken::Mask => mask_index()?,
+                    HeadToken::Cls => first_valid_index(&out.text_mask()) + out.n_prefix,
+                };
+                let h = gather_tokens(&out.hidden, &index); // [B, H]
+                let h = if train && *dropout > 0.0 { h.dropout(*dropout, true) } else { h };
+                let class_logits = proj.forward(&h.to_kind(Kind::Float));
+                Ok(HeadOutput { train_logits: class_logits.shallow_clone(), class_logits })
+            }
+        }
+    }
+
+    /// Cross-entropy training loss for class labels `[B]`.
+    pub fn loss(&self, out: &HeadOutput, labels: &Tensor) -> Tensor {
+        let targets = match self {
+            Head::Verbalizer { label_ids, loss: VerbalizerLoss::FullVocab } => {
+                label_ids.index_select(0, labels)
+            }
+            _ => labels.shallow_clone(),
+        };
+        out.train_logits.to_kind(Kind::Float).cross_entropy_for_logits(&targets)
+    }
+}

@@ -1,0 +1,260 @@
+//! A trained method: backbone + delta + head + feature encoder, with evaluation,
+//! `predict` on new text, and save / load of the trainable tensors
+//! (`delta.safetensors` + `delta.json`).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use petune_backbones::TextTokenizer;
+use petune_core::fsio::{read_json, write_json_atomic};
+use petune_core::tensor_io::{read_safetensors, write_safetensors};
+use petune_core::{Backbone, Delta, Error, Result};
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::{Kind, Tensor};
+
+use crate::data::{Dataset, Example, Metric, MetricReport, TaskSpec};
+use crate::features::{collate, label_word_ids, Feature, FeatureEncoder};
+use crate::head::{Head, HeadConfig, HeadToken};
+use crate::method::MethodConfig;
+
+/// What `delta.json` records: enough to rebuild the delta and head on the same backbone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeltaManifest {
+    /// petune version that wrote it.
+    pub petune_version: String,
+    /// The method.
+    pub method: MethodConfig,
+    /// The head as built (never `auto`).
+    pub head: HeadConfig,
+    /// The task (templates, label words, metric).
+    pub task: TaskSpec,
+    /// Longest input in tokens.
+    pub max_len: usize,
+    /// Whether inputs were truncated.
+    pub truncate: bool,
+    /// The backbone it was trained on (`family`, sizes), for a sanity check on load.
+    pub backbone: String,
+}
+
+/// A backbone with a trained method on top.
+pub struct TrainedModel {
+    pub(crate) backbone: Box<dyn Backbone>,
+    pub(crate) trainable: VarStore,
+    pub(crate) delta: Option<Box<dyn Delta>>,
+    pub(crate) head: Head,
+    pub(crate) encoder: FeatureEncoder,
+    pub(crate) manifest: DeltaManifest,
+}
+
+/// One prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Predicted class name.
+    pub label: String,
+    /// Class index.
+    pub index: usize,
+    /// Class probabilities (softmax over the class scores).
+    pub probs: Vec<f64>,
+}
+
+/// Resolves `auto` and builds the head (in `vs` under `head`).
+pub(crate) fn build_head(
+    cfg: HeadConfig,
+    method: &MethodConfig,
+    backbone: &dyn Backbone,
+    tokenizer: &TextTokenizer,
+    task: &TaskSpec,
+    vs: &VarStore,
+) -> Result<(Head, HeadConfig)> {
+    let resolved = match cfg {
+        HeadConfig::Auto if !method.uses_template() => HeadConfig::Linear { token: HeadToken::Cls },
+        HeadConfig::Auto if backbone.spec().capabilities.lm_head => {
+            HeadConfig::Verbalizer { loss: Default::default() }
+        }
+        HeadConfig::Auto => HeadConfig::Linear { token: HeadToken::Mask },
+        other => other,
+    };
+    if !method.uses_template()
+        && matches!(
+            resolved,
+            HeadConfig::Verbalizer { .. } | HeadConfig::Linear { token: HeadToken::Mask }
+        )
+    {
+        return Err(Error::config(
+            "head",
+            "model tuning feeds raw text without a template: use a linear head on cls",
+        ));
+    }
+    let head = match resolved {
+        HeadConfig::Verbalizer { loss } => {
+            Head::verbalizer(backbone, label_word_ids(tokenizer, &task.label_words)?, loss)?
+        }
+        HeadConfig::Linear { token } => Head::linear(
+            &(vs.root() / "head"),
+            backbone.spec().hidden,
+            task.label_names.len() as i64,
+            token,
+            0.1,
+        ),
+        HeadConfig::Auto => unreachable_auto()?,
+    };
+    Ok((head, resolved))
+}
+
+fn unreachable_auto() -> Result<Head> {
+    Err(Error::config("head", "auto head was not resolved"))
+}
+
+impl TrainedModel {
+    /// The backbone.
+    pub fn backbone(&self) -> &dyn Backbone {
+        self.backbone.as_ref()
+    }
+
+    /// The manifest (`delta.json`).
+    pub fn manifest(&self) -> &DeltaManifest {
+        &self.manifest
+    }
+
+    /// The trainable tensors (delta + head), by name.
+    pub fn trainable_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.trainable.variables().into_iter().collect();
+        if self.manifest.method.trains_backbone() {
+            v.extend(self.backbone.var_store().variables());
+        }
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Class scores `[N, C]` for encoded features, in batches, without gradients.
+    pub(crate) fn scores(&self, features: &[Feature], batch_size: usize) -> Result<Tensor> {
+        let _guard = tch::no_grad_guard();
+        let device = self.backbone.device();
+        let mut out = Vec::new();
+        for chunk in features.chunks(batch_size.max(1)) {
+            let refs: Vec<&Feature> = chunk.iter().collect();
+            let batch = collate(&refs, self.encoder.tokenizer.pad_id(), device)?;
+            let s = crate::model::forward(
+                self.backbone.as_ref(),
+                self.delta.as_deref(),
+                &batch,
+                false,
+            )?;
+            out.push(
+                self.head
+                    .forward(self.backbone.as_ref(), &s, &batch, false)?
+                    .class_logits
+                    .to_kind(Kind::Float),
+            );
+        }
+        Ok(Tensor::cat(&out, 0))
+    }
+
+    /// Metric of the task on encoded features.
+    pub(crate) fn evaluate_features(
+        &self,
+        features: &[Feature],
+        batch_size: usize,
+    ) -> Result<MetricReport> {
+        let preds: Vec<usize> =
+            Vec::<i64>::try_from(&self.scores(features, batch_size)?.argmax(1, false))?
+                .into_iter()
+                .map(|p| p as usize)
+                .collect();
+        let golds: Vec<usize> = features.iter().map(|f| f.label).collect();
+        let metric = if self.manifest.task.metric == Metric::MnliAvg {
+            Metric::Accuracy
+        } else {
+            self.manifest.task.metric
+        };
+        metric.compute(&preds, &golds)
+    }
+
+    /// Evaluates on a labelled dataset.
+    pub fn evaluate(&self, ds: &Dataset, batch_size: usize) -> Result<MetricReport> {
+        self.evaluate_features(&self.encoder.encode(ds)?, batch_size)
+    }
+
+    /// Predicts the class of each `(text, text_pair)`.
+    pub fn predict(&self, texts: &[(String, Option<String>)]) -> Result<Vec<Prediction>> {
+        let examples: Vec<Example> = texts
+            .iter()
+            .map(|(a, b)| Example { text_a: a.clone(), text_b: b.clone(), label: 0 })
+            .collect();
+        let ds = Dataset {
+            task: self.manifest.task.name.clone(),
+            label_names: self.manifest.task.label_names.clone(),
+            examples,
+        };
+        let probs = self.scores(&self.encoder.encode(&ds)?, 32)?.softmax(-1, Kind::Double);
+        let rows = probs.size()[0];
+        (0..rows)
+            .map(|i| {
+                let p = Vec::<f64>::try_from(&probs.get(i))?;
+                let index = p
+                    .iter()
+                    .enumerate()
+                    .fold(0, |best, (j, v)| if *v > p[best] { j } else { best });
+                Ok(Prediction {
+                    label: self.manifest.task.label_names[index].clone(),
+                    index,
+                    probs: p,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes `delta.safetensors` (trainable tensors only, `{"format": "pt"}`) and
+    /// `delta.json` into `dir`, atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let meta = HashMap::from([
+            ("format".to_string(), "pt".to_string()),
+            ("petune_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ]);
+        write_safetensors(&dir.join("delta.safetensors"), &self.trainable_tensors(), Some(meta))?;
+        write_json_atomic(&dir.join("delta.json"), &self.manifest)
+    }
+
+    /// Rebuilds a saved method on `backbone` (the same checkpoint it was trained on) and
+    /// loads its tensors strictly.
+    pub fn load(
+        dir: &Path,
+        backbone: Box<dyn Backbone>,
+        tokenizer: TextTokenizer,
+    ) -> Result<TrainedModel> {
+        let manifest: DeltaManifest = read_json(&dir.join("delta.json"))?;
+        if manifest.backbone != backbone.spec().describe() {
+            return Err(Error::Incompatible {
+                method: format!("delta in {}", dir.display()),
+                backbone: backbone.spec().describe(),
+                reason: format!("it was trained on {}", manifest.backbone),
+            });
+        }
+        let trainable = VarStore::new(backbone.device());
+        let delta = manifest.method.build(&(trainable.root() / "delta"), backbone.as_ref())?;
+        let (head, _) = build_head(
+            manifest.head,
+            &manifest.method,
+            backbone.as_ref(),
+            &tokenizer,
+            &manifest.task,
+            &trainable,
+        )?;
+        let path = dir.join("delta.safetensors");
+        let file = read_safetensors(&path, backbone.device())?;
+        let mut targets: Vec<(String, Tensor)> = trainable.variables().into_iter().collect();
+        if manifest.method.trains_backbone() {
+            targets.extend(backbone.var_store().variables());
+        }
+        crate::checkpoint::copy_into(&path, &file.tensors, &targets, true)?;
+        let template = manifest.method.uses_template().then(|| manifest.task.template.clone());
+        let encoder = FeatureEncoder {
+            tokenizer,
+            template,
+            max_len: manifest.max_len,
+            truncate: manifest.truncate,
+        };
+        Ok(TrainedModel { backbone, trainable, delta, head, encoder, manifest })
+    }
+}
