@@ -7,8 +7,9 @@
 //! This facade re-exports the workspace crates:
 //! - [`core`]: the contract (backbone spec, typed sites, hooks, sequence state,
 //!   deltas, errors, tensor I/O);
-//! - [`backbones`]: BERT / RoBERTa, loaded strictly from `config.json` +
-//!   `model.safetensors`, and `tokenizer.json` tokenization;
+//! - [`backbones`]: BERT / RoBERTa, DeBERTa (v1) and GPT-2, loaded strictly from
+//!   `config.json` + `model.safetensors`, and tokenization from `tokenizer.json` (or
+//!   `vocab.json` + `merges.txt`);
 //! - [`lpt`]: Late Prompt Tuning (static prompt, NPG, APPG, MPPG);
 //! - [`train`]: the common trainer (`LptTrainer::new(model, cfg).fit()`), tasks, data,
 //!   few-shot protocol, metrics, heads, AdamW, checkpoints.
@@ -18,8 +19,7 @@
 //!
 //! # fn main() -> petune::core::Result<()> {
 //! let backbone = load_backbone("path/to/all-MiniLM-L6-v2", &LoadOptions::default())?;
-//! let dir = ModelDir::open("path/to/all-MiniLM-L6-v2")?;
-//! let tok = TextTokenizer::from_file(&dir.tokenizer_path(), backbone.spec().pad_id)?;
+//! let tok = TextTokenizer::from_model_dir("path/to/all-MiniLM-L6-v2", backbone.spec())?;
 //! let opts = EncodeOptions { max_len: 128, truncate: false, padding_side: PaddingSide::Right };
 //! let batch = tok.encode_batch(&[TextInput::single("a late prompt")], &opts, backbone.device())?;
 //! let input = BackboneInput::new(batch.input_ids)?.with_attention_mask(batch.attention_mask)?;
@@ -36,8 +36,8 @@ pub use petune_train as train;
 /// The names most programs need.
 pub mod prelude {
     pub use petune_backbones::{
-        load_backbone, BertBackbone, EncodeOptions, LoadOptions, ModelDir, PaddingSide, TextInput,
-        TextTokenizer,
+        load_backbone, BertBackbone, DebertaBackbone, EncodeOptions, Gpt2Backbone, LoadOptions,
+        ModelDir, PaddingSide, TextInput, TextTokenizer,
     };
     pub use petune_core::{
         all_hidden_states, Backbone, BackboneInput, BackboneSpec, Delta, Error, Hooks, LinearRole,

@@ -147,12 +147,11 @@ pub fn prepended_tokens_are_attended(backbone: &dyn Backbone) {
     }
 }
 
-/// Outputs at real positions do not depend on how much padding the batch has, with
-/// and without a prompt prepended mid-network; `pad_left` for decoders.
-pub fn padding_stays_masked(backbone: &dyn Backbone, pad_left: bool) {
-    let spec = backbone.spec();
+/// One random example of 4 tokens alone, and the same example padded to `t` = 9 inside
+/// a batch with a full-length one: `(alone, batch, t)`. With `pad_left` (decoders) both
+/// carry explicit positions `clamp(cumsum(mask) - 1, 0)`, as Hugging Face computes them.
+pub fn padded_in_batch(spec: &BackboneSpec, pad_left: bool) -> (BackboneInput, BackboneInput, i64) {
     let short = random_batch(spec, &[4], pad_left);
-    // The same example padded to 9 inside a batch with a longer one.
     let t = 9;
     let (ids, mask) = (short.input_ids.shallow_clone(), short.attention_mask.shallow_clone());
     let pad = Tensor::full([1, t - 4], spec.pad_id, (Kind::Int64, tch::Device::Cpu));
@@ -167,15 +166,19 @@ pub fn padding_stays_masked(backbone: &dyn Backbone, pad_left: bool) {
         .unwrap()
         .with_attention_mask(Tensor::cat(&[&mask_p, &other.attention_mask], 0))
         .unwrap();
-    let batch = if pad_left {
-        // Decoders with left padding need explicit positions (HF computes them the same way).
-        let pos = (batch.attention_mask.cumsum(1, Kind::Int64) - 1).clamp_min(0);
-        let single_pos = (short.attention_mask.cumsum(1, Kind::Int64) - 1).clamp_min(0);
-        let short = short.clone().with_positions(single_pos).unwrap();
-        return compare_padded(backbone, &short, &batch.with_positions(pos).unwrap(), pad_left, t);
-    } else {
-        batch
-    };
+    if !pad_left {
+        return (short, batch, t);
+    }
+    let positions = |m: &Tensor| (m.cumsum(1, Kind::Int64) - 1).clamp_min(0);
+    let single_pos = positions(&short.attention_mask);
+    let pos = positions(&batch.attention_mask);
+    (short.with_positions(single_pos).unwrap(), batch.with_positions(pos).unwrap(), t)
+}
+
+/// Outputs at real positions do not depend on how much padding the batch has, with
+/// and without a prompt prepended mid-network; `pad_left` for decoders.
+pub fn padding_stays_masked(backbone: &dyn Backbone, pad_left: bool) {
+    let (short, batch, t) = padded_in_batch(backbone.spec(), pad_left);
     compare_padded(backbone, &short, &batch, pad_left, t)
 }
 

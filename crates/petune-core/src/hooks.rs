@@ -27,9 +27,26 @@ pub struct KvPrefix {
 
 /// The callbacks a backbone fires. All default to identity.
 pub trait Hooks {
-    /// Word embeddings before positions, token types and the embedding LayerNorm are
-    /// added (PEFT-style prompt tuning). Tokens prepended here get position embeddings
-    /// as if they were the first tokens of the input.
+    /// Word embeddings `[B, T, H]`, before positions, token types, the embedding
+    /// LayerNorm (encoders) and the embedding dropout. Tokens prepended here (prompt
+    /// tuning) are positioned by each family's own convention:
+    ///
+    /// * **BERT / RoBERTa** (PEFT's convention, as Hugging Face treats `inputs_embeds`):
+    ///   the prepended tokens are the first tokens of the input. Positions run `0..P+T`
+    ///   (BERT) or `padding_idx + 1 ..` sequentially (RoBERTa, padding no longer
+    ///   skipped), so the text is shifted by `P`; they get token type 0 and go through
+    ///   the embedding LayerNorm and dropout with the text.
+    /// * **DeBERTa v1**: likewise first. Released checkpoints have no absolute
+    ///   positions (`position_biased_input = false`); the relative positions rebuilt at
+    ///   every layer put the prompt at `0..P` and the text at `P..P+T` (text-to-text
+    ///   distances unchanged); token type 0 where a type embedding exists.
+    /// * **GPT-2** (the LPT authors' convention, `K = 0`): the prepended tokens get
+    ///   **no** position embedding and the text keeps its positions `0..T` (or the
+    ///   explicit `position_ids`); they are concatenated after `wte + wpe`, before the
+    ///   embedding dropout.
+    ///
+    /// A prompt prepended by `before_layer(0)` instead enters after the whole embedding
+    /// block (no position, no LayerNorm, no embedding dropout), on every family.
     fn input_embeds(&self, s: SeqState) -> Result<SeqState> {
         Ok(s)
     }

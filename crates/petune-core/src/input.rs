@@ -18,6 +18,9 @@ pub struct BackboneInput {
     pub token_type_ids: Option<Tensor>,
     /// Explicit position ids `[B, T]` (e.g. GPT-2 with left padding).
     pub position_ids: Option<Tensor>,
+    /// The tokens an input-dependent prompt generator may read `[B, T]` (1 = readable);
+    /// GPT-2 LM scoring hides the label span this way. `None` = every real token.
+    pub context_mask: Option<Tensor>,
 }
 
 impl Clone for BackboneInput {
@@ -27,6 +30,7 @@ impl Clone for BackboneInput {
             attention_mask: self.attention_mask.shallow_clone(),
             token_type_ids: self.token_type_ids.as_ref().map(Tensor::shallow_clone),
             position_ids: self.position_ids.as_ref().map(Tensor::shallow_clone),
+            context_mask: self.context_mask.as_ref().map(Tensor::shallow_clone),
         }
     }
 }
@@ -55,7 +59,13 @@ impl BackboneInput {
         }
         check_bt("input_ids", &input_ids, size[0], size[1])?;
         let attention_mask = input_ids.ones_like();
-        Ok(BackboneInput { input_ids, attention_mask, token_type_ids: None, position_ids: None })
+        Ok(BackboneInput {
+            input_ids,
+            attention_mask,
+            token_type_ids: None,
+            position_ids: None,
+            context_mask: None,
+        })
     }
 
     /// Sets the padding mask (1 = attend).
@@ -76,6 +86,13 @@ impl BackboneInput {
     pub fn with_positions(mut self, positions: Tensor) -> Result<Self> {
         check_bt("position_ids", &positions, self.batch(), self.seq_len())?;
         self.position_ids = Some(positions);
+        Ok(self)
+    }
+
+    /// Sets the mask of tokens prompt generators may read.
+    pub fn with_context_mask(mut self, mask: Tensor) -> Result<Self> {
+        check_bt("context_mask", &mask, self.batch(), self.seq_len())?;
+        self.context_mask = Some(mask);
         Ok(self)
     }
 
@@ -101,6 +118,7 @@ impl BackboneInput {
             attention_mask: self.attention_mask.to_device(device),
             token_type_ids: self.token_type_ids.as_ref().map(|t| t.to_device(device)),
             position_ids: self.position_ids.as_ref().map(|t| t.to_device(device)),
+            context_mask: self.context_mask.as_ref().map(|t| t.to_device(device)),
         }
     }
 }

@@ -48,6 +48,8 @@ impl LptDelta {
 struct LptHooks<'a> {
     delta: &'a LptDelta,
     train: bool,
+    /// Tokens the generator may read (`[B, n]`), when the input restricts them.
+    context: Option<tch::Tensor>,
 }
 
 impl Hooks for LptHooks<'_> {
@@ -56,7 +58,10 @@ impl Hooks for LptHooks<'_> {
             return Ok(s);
         }
         let text = s.text_hidden(); // [B, n, d]: tokens an earlier method prepended are not read
-        let mask = s.text_mask(); // [B, n]
+        let mask = match &self.context {
+            Some(c) => c.logical_and(&s.text_mask().ne(0)).to_kind(tch::Kind::Int64), // [B, n]
+            None => s.text_mask(),                                                    // [B, n]
+        };
         let anchor = match self.delta.arch {
             Arch::Encoder => first_valid_index(&mask),
             Arch::CausalDecoder => last_valid_index(&mask),
@@ -83,7 +88,8 @@ impl Delta for LptDelta {
         if ctx.backbone.spec().n_layers < self.cfg.prompt_layer {
             return Err(Error::config("prompt_layer", "beyond the backbone's layers"));
         }
-        Ok(Box::new(LptHooks { delta: self, train: ctx.train }))
+        let context = ctx.input.context_mask.as_ref().map(|m| m.ne(0));
+        Ok(Box::new(LptHooks { delta: self, train: ctx.train, context }))
     }
 
     fn grad_floor(&self) -> usize {

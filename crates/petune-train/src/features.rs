@@ -21,6 +21,58 @@ pub struct Feature {
     pub mask_pos: i64,
     /// Class index.
     pub label: usize,
+    /// LM scoring: tokens before the label span (the generator's context), else 0.
+    pub context_len: usize,
+    /// LM scoring: one `(ids, target_start)` per class; `ids`/`context_len` above are the
+    /// gold class's. Empty otherwise.
+    pub candidates: Vec<Vec<i64>>,
+}
+
+impl Feature {
+    /// The same example with class `c`'s label span (LM scoring).
+    pub fn with_candidate(&self, c: usize) -> Feature {
+        let ids = self.candidates.get(c).cloned().unwrap_or_else(|| self.ids.clone());
+        Feature { types: vec![0; ids.len()], ids, candidates: Vec::new(), ..self.clone() }
+    }
+}
+
+/// GPT-2 direct LM scoring (lpt-reference.md §4.2): every class's description
+/// (`" It was great ."`) is tokenized; tokens before the first position where the
+/// descriptions differ are shared context, the rest plus EOS is the class's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LmScoring {
+    /// Shared context tokens (`" It was"`).
+    pub context: Vec<i64>,
+    /// Per-class target tokens (`" great ."` + EOS).
+    pub targets: Vec<Vec<i64>>,
+    /// BOS id (GPT-2: `<|endoftext|>`).
+    pub bos: i64,
+}
+
+impl LmScoring {
+    /// Builds the scoring layout from a `%s` pattern and label words.
+    pub fn new(tok: &TextTokenizer, pattern: &str, words: &[String]) -> Result<LmScoring> {
+        let eos = tok.token_id("<|endoftext|>").ok_or_else(|| Error::Tokenizer {
+            path: tok.path().to_path_buf(),
+            msg: "LM scoring needs an `<|endoftext|>` token".into(),
+        })?;
+        let descs: Vec<Vec<i64>> = words
+            .iter()
+            .map(|w| {
+                tok.ids_without_special(&format!(" {}", pattern.replace("%s", w.trim()).trim()))
+            })
+            .collect::<Result<_>>()?;
+        let first = descs.first().ok_or_else(|| Error::config("label_words", "no label words"))?;
+        let start = (0..first.len())
+            .find(|&i| descs.iter().any(|d| d.get(i) != first.get(i)))
+            .unwrap_or(first.len());
+        if descs.iter().any(|d| d.len() <= start) {
+            return Err(Error::config("label_words", "two classes have the same LM description"));
+        }
+        let targets =
+            descs.iter().map(|d| d[start..].iter().copied().chain([eos]).collect()).collect();
+        Ok(LmScoring { context: first[..start].to_vec(), targets, bos: eos })
+    }
 }
 
 /// How examples are encoded.
@@ -34,6 +86,8 @@ pub struct FeatureEncoder {
     pub max_len: usize,
     /// Cut over-long inputs instead of failing.
     pub truncate: bool,
+    /// GPT-2 LM scoring layout instead of a mask template.
+    pub lm: Option<LmScoring>,
 }
 
 /// The mask token of a tokenizer: `[MASK]` (BERT, DeBERTa) or `<mask>` (RoBERTa).
@@ -68,10 +122,55 @@ pub fn label_word_ids(tok: &TextTokenizer, words: &[String]) -> Result<Vec<i64>>
 }
 
 impl FeatureEncoder {
+    /// LM scoring: `[bos] + S1 (+ S2) + context | target_c`, texts cut from their end
+    /// when too long (the template goes first, as the authors truncate).
+    fn encode_lm(&self, lm: &LmScoring, ds: &Dataset) -> Result<Vec<Feature>> {
+        let longest = lm.targets.iter().map(Vec::len).max().unwrap_or(0);
+        ds.examples
+            .iter()
+            .enumerate()
+            .map(|(i, ex)| {
+                let mut text = self.tokenizer.ids_without_special(&ex.text_a)?;
+                if let Some(b) = &ex.text_b {
+                    text.extend(self.tokenizer.ids_without_special(b)?);
+                }
+                let room = self.max_len.saturating_sub(1 + lm.context.len() + longest);
+                if text.len() > room {
+                    if !self.truncate || room == 0 {
+                        return Err(Error::input(format!(
+                            "{} example {i}: {} tokens do not fit in {} with the LM-scoring template; enable truncation",
+                            ds.task,
+                            text.len(),
+                            self.max_len
+                        )));
+                    }
+                    text.truncate(room);
+                }
+                let prefix: Vec<i64> = [lm.bos].into_iter().chain(text).chain(lm.context.iter().copied()).collect();
+                let candidates: Vec<Vec<i64>> =
+                    lm.targets.iter().map(|t| prefix.iter().chain(t).copied().collect()).collect();
+                let ids = candidates.get(ex.label).cloned().ok_or_else(|| {
+                    Error::input(format!("{} example {i}: label {} has no LM description", ds.task, ex.label))
+                })?;
+                Ok(Feature {
+                    types: vec![0; ids.len()],
+                    ids,
+                    mask_pos: -1,
+                    label: ex.label,
+                    context_len: prefix.len(),
+                    candidates,
+                })
+            })
+            .collect()
+    }
+
     /// Encodes every example of `ds`; a failure names the example.
     pub fn encode(&self, ds: &Dataset) -> Result<Vec<Feature>> {
         if ds.is_empty() {
             return Err(Error::input(format!("dataset `{}` is empty", ds.task)));
+        }
+        if let Some(lm) = &self.lm {
+            return self.encode_lm(lm, ds);
         }
         let mask = match &self.template {
             Some(_) => Some(mask_token(&self.tokenizer)?),
@@ -101,7 +200,14 @@ impl FeatureEncoder {
                     },
                     None => -1,
                 };
-                Ok(Feature { ids, types, mask_pos, label: ex.label })
+                Ok(Feature {
+                    ids,
+                    types,
+                    mask_pos,
+                    label: ex.label,
+                    context_len: 0,
+                    candidates: Vec::new(),
+                })
             })
             .collect()
     }
@@ -118,6 +224,8 @@ pub struct Batch {
     pub labels: Tensor,
     /// Real (non-padding) tokens in the batch.
     pub n_tokens: i64,
+    /// LM scoring: 1 on label-span tokens `[B, T]`.
+    pub target_mask: Option<Tensor>,
 }
 
 /// Pads `features` to their longest (right padding).
@@ -130,16 +238,26 @@ pub fn collate(features: &[&Feature], pad_id: i64, device: Device) -> Result<Bat
     let mut ids = vec![pad_id; b * t];
     let mut types = vec![0i64; b * t];
     let mut mask = vec![0i64; b * t];
+    let lm = features.iter().any(|f| f.context_len > 0);
+    let mut context = vec![0i64; b * t];
+    let mut target = vec![0i64; b * t];
     for (r, f) in features.iter().enumerate() {
         ids[r * t..r * t + f.ids.len()].copy_from_slice(&f.ids);
         types[r * t..r * t + f.types.len()].copy_from_slice(&f.types);
         mask[r * t..r * t + f.ids.len()].iter_mut().for_each(|m| *m = 1);
+        if lm {
+            context[r * t..r * t + f.context_len].iter_mut().for_each(|m| *m = 1);
+            target[r * t + f.context_len..r * t + f.ids.len()].iter_mut().for_each(|m| *m = 1);
+        }
     }
     let shape = [b as i64, t as i64];
     let tensor = |v: &[i64]| Tensor::from_slice(v).view(shape).to_device(device);
-    let input = BackboneInput::new(tensor(&ids))?
+    let mut input = BackboneInput::new(tensor(&ids))?
         .with_attention_mask(tensor(&mask))?
         .with_token_types(tensor(&types))?;
+    if lm {
+        input = input.with_context_mask(tensor(&context))?;
+    }
     let mask_pos: Vec<i64> = features.iter().map(|f| f.mask_pos).collect();
     let labels: Vec<i64> = features.iter().map(|f| f.label as i64).collect();
     let n_tokens = features.iter().map(|f| f.ids.len() as i64).sum();
@@ -148,5 +266,6 @@ pub fn collate(features: &[&Feature], pad_id: i64, device: Device) -> Result<Bat
         mask_pos: Tensor::from_slice(&mask_pos).to_device(device),
         labels: Tensor::from_slice(&labels).to_device(device).to_kind(Kind::Int64),
         n_tokens,
+        target_mask: lm.then(|| tensor(&target)),
     })
 }

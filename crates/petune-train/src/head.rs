@@ -8,7 +8,7 @@
 //!
 //! Heads index past any prepended prompt (`n_prefix`).
 
-use petune_core::pool::{first_valid_index, gather_tokens};
+use petune_core::pool::{first_valid_index, gather_tokens, last_valid_index};
 use petune_core::{Backbone, Error, Result, SeqState};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
@@ -35,6 +35,8 @@ pub enum HeadToken {
     Cls,
     /// The template's mask position.
     Mask,
+    /// The last real token (GPT-2 sequence classification reads the EOS).
+    Last,
 }
 
 /// Head choice in a run config.
@@ -56,6 +58,9 @@ pub enum HeadConfig {
         /// The token it reads.
         token: HeadToken,
     },
+    /// GPT-2 direct LM scoring: length-normalised NLL of each class's label span, the
+    /// lowest wins (lpt-reference.md §4.2).
+    LmScoring,
 }
 
 /// A built head.
@@ -77,15 +82,36 @@ pub enum Head {
         /// Dropout before the projection (the model's hidden dropout).
         dropout: f64,
     },
+    /// GPT-2 LM scoring (frozen LM head; nothing trainable).
+    LmScoring,
 }
 
 /// Logits a head produces for a batch.
 #[derive(Debug)]
 pub struct HeadOutput {
-    /// What the training loss is computed on (`[B, V]` full vocabulary or `[B, C]`).
+    /// What the training loss is computed on (`[B, V]` full vocabulary or `[B, C]`;
+    /// for LM scoring the per-example NLL `[B]`).
     pub train_logits: Tensor,
-    /// Class scores `[B, C]`.
+    /// Class scores `[B, C]` (LM scoring: minus the NLL of the batch's own span, `[B]`).
     pub class_logits: Tensor,
+}
+
+/// Length-normalised NLL `[B]` of the target tokens (`target_mask` `[B, T]`) under the
+/// LM logits of the text positions: token t is predicted from position t − 1.
+fn span_nll(backbone: &dyn Backbone, out: &SeqState, batch: &Batch, train: bool) -> Result<Tensor> {
+    let target = batch
+        .target_mask
+        .as_ref()
+        .ok_or_else(|| Error::config("head", "LM scoring needs LM-scoring inputs"))?;
+    let t = batch.input.seq_len();
+    let hidden = out.text_hidden().narrow(1, 0, t - 1); // [B, T-1, H]: positions that predict 1..T
+    let logp =
+        backbone.lm_logits(&hidden, train)?.to_kind(Kind::Float).log_softmax(-1, Kind::Float); // [B, T-1, V]
+    let next = batch.input.input_ids.narrow(1, 1, t - 1); // [B, T-1]
+    let tok = logp.gather(2, &next.unsqueeze(-1), false).squeeze_dim(-1); // [B, T-1]
+    let m = target.narrow(1, 1, t - 1).to_kind(Kind::Float); // [B, T-1]
+    Ok(-(tok * &m).sum_dim_intlist(1, false, Kind::Float)
+        / m.sum_dim_intlist(1, false, Kind::Float).clamp_min(1.0))
 }
 
 impl Head {
@@ -151,17 +177,26 @@ impl Head {
                 let index = match token {
                     HeadToken::Mask => mask_index()?,
                     HeadToken::Cls => first_valid_index(&out.text_mask()) + out.n_prefix,
+                    HeadToken::Last => last_valid_index(&out.text_mask()) + out.n_prefix,
                 };
                 let h = gather_tokens(&out.hidden, &index); // [B, H]
                 let h = if train && *dropout > 0.0 { h.dropout(*dropout, true) } else { h };
                 let class_logits = proj.forward(&h.to_kind(Kind::Float));
                 Ok(HeadOutput { train_logits: class_logits.shallow_clone(), class_logits })
             }
+            Head::LmScoring => {
+                let nll = span_nll(backbone, out, batch, train)?; // [B]
+                Ok(HeadOutput { class_logits: -&nll, train_logits: nll })
+            }
         }
     }
 
     /// Cross-entropy training loss for class labels `[B]`.
     pub fn loss(&self, out: &HeadOutput, labels: &Tensor) -> Tensor {
+        if let Head::LmScoring = self {
+            // The authors' get_loss: mean over the batch of each example's normalised NLL.
+            return out.train_logits.mean(Kind::Float);
+        }
         let targets = match self {
             Head::Verbalizer { label_ids, loss: VerbalizerLoss::FullVocab } => {
                 label_ids.index_select(0, labels)

@@ -14,7 +14,7 @@ use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
 use crate::data::{Dataset, Example, Metric, MetricReport, TaskSpec};
-use crate::features::{collate, label_word_ids, Feature, FeatureEncoder};
+use crate::features::{collate, label_word_ids, Feature, FeatureEncoder, LmScoring};
 use crate::head::{Head, HeadConfig, HeadToken};
 use crate::method::MethodConfig;
 
@@ -67,8 +67,13 @@ pub(crate) fn build_head(
     task: &TaskSpec,
     vs: &VarStore,
 ) -> Result<(Head, HeadConfig)> {
+    let decoder = backbone.spec().arch == petune_core::Arch::CausalDecoder;
     let resolved = match cfg {
+        HeadConfig::Auto if !method.uses_template() && decoder => {
+            HeadConfig::Linear { token: HeadToken::Last }
+        }
         HeadConfig::Auto if !method.uses_template() => HeadConfig::Linear { token: HeadToken::Cls },
+        HeadConfig::Auto if decoder => HeadConfig::LmScoring,
         HeadConfig::Auto if backbone.spec().capabilities.lm_head => {
             HeadConfig::Verbalizer { loss: Default::default() }
         }
@@ -78,7 +83,9 @@ pub(crate) fn build_head(
     if !method.uses_template()
         && matches!(
             resolved,
-            HeadConfig::Verbalizer { .. } | HeadConfig::Linear { token: HeadToken::Mask }
+            HeadConfig::Verbalizer { .. }
+                | HeadConfig::LmScoring
+                | HeadConfig::Linear { token: HeadToken::Mask }
         )
     {
         return Err(Error::config(
@@ -97,9 +104,43 @@ pub(crate) fn build_head(
             token,
             0.1,
         ),
+        HeadConfig::LmScoring => {
+            if !backbone.spec().capabilities.lm_head {
+                return Err(Error::Incompatible {
+                    method: "LM scoring head".into(),
+                    backbone: backbone.spec().describe(),
+                    reason: "the checkpoint has no LM head".into(),
+                });
+            }
+            Head::LmScoring
+        }
         HeadConfig::Auto => unreachable_auto()?,
     };
     Ok((head, resolved))
+}
+
+/// The feature encoder a method and head need: the task template for prompt methods,
+/// the LM-scoring layout for `LmScoring`, raw text for model tuning.
+pub(crate) fn feature_encoder(
+    head: HeadConfig,
+    method: &MethodConfig,
+    tokenizer: TextTokenizer,
+    task: &TaskSpec,
+    max_len: usize,
+    truncate: bool,
+) -> Result<FeatureEncoder> {
+    if head == HeadConfig::LmScoring {
+        let pattern = task.lm_pattern.as_deref().ok_or_else(|| {
+            Error::config(
+                "head",
+                format!("task `{}` has no LM-scoring pattern for GPT-2", task.name),
+            )
+        })?;
+        let lm = LmScoring::new(&tokenizer, pattern, &task.label_words)?;
+        return Ok(FeatureEncoder { tokenizer, template: None, max_len, truncate, lm: Some(lm) });
+    }
+    let template = method.uses_template().then(|| task.template.clone());
+    Ok(FeatureEncoder { tokenizer, template, max_len, truncate, lm: None })
 }
 
 fn unreachable_auto() -> Result<Head> {
@@ -131,22 +172,35 @@ impl TrainedModel {
     pub(crate) fn scores(&self, features: &[Feature], batch_size: usize) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
         let device = self.backbone.device();
+        let classes = self.manifest.task.label_names.len();
+        let lm = matches!(self.head, Head::LmScoring);
         let mut out = Vec::new();
         for chunk in features.chunks(batch_size.max(1)) {
-            let refs: Vec<&Feature> = chunk.iter().collect();
-            let batch = collate(&refs, self.encoder.tokenizer.pad_id(), device)?;
-            let s = crate::model::forward(
-                self.backbone.as_ref(),
-                self.delta.as_deref(),
-                &batch,
-                false,
-            )?;
-            out.push(
-                self.head
-                    .forward(self.backbone.as_ref(), &s, &batch, false)?
-                    .class_logits
-                    .to_kind(Kind::Float),
-            );
+            // LM scoring runs every class's label span and stacks minus the NLLs.
+            let variants: Vec<Vec<Feature>> = if lm {
+                (0..classes).map(|c| chunk.iter().map(|f| f.with_candidate(c)).collect()).collect()
+            } else {
+                vec![chunk.to_vec()]
+            };
+            let mut cols = Vec::new();
+            for v in &variants {
+                let refs: Vec<&Feature> = v.iter().collect();
+                let batch = collate(&refs, self.encoder.tokenizer.pad_id(), device)?;
+                let s = crate::model::forward(
+                    self.backbone.as_ref(),
+                    self.delta.as_deref(),
+                    &batch,
+                    false,
+                )?;
+                cols.push(
+                    self.head
+                        .forward(self.backbone.as_ref(), &s, &batch, false)?
+                        .class_logits
+                        .to_kind(Kind::Float),
+                );
+            }
+            out.push(if lm { Tensor::stack(&cols, 1) } else { cols.swap_remove(0) });
+            // [B, C]
         }
         Ok(Tensor::cat(&out, 0))
     }
@@ -248,13 +302,14 @@ impl TrainedModel {
             targets.extend(backbone.var_store().variables());
         }
         crate::checkpoint::copy_into(&path, &file.tensors, &targets, true)?;
-        let template = manifest.method.uses_template().then(|| manifest.task.template.clone());
-        let encoder = FeatureEncoder {
+        let encoder = feature_encoder(
+            manifest.head,
+            &manifest.method,
             tokenizer,
-            template,
-            max_len: manifest.max_len,
-            truncate: manifest.truncate,
-        };
+            &manifest.task,
+            manifest.max_len,
+            manifest.truncate,
+        )?;
         Ok(TrainedModel { backbone, trainable, delta, head, encoder, manifest })
     }
 }

@@ -25,10 +25,10 @@ use tch::Tensor;
 use crate::config::{RunConfig, TaskData};
 use crate::data::numpy_rng::shuffled_indices;
 use crate::data::MetricReport;
-use crate::features::{collate, Feature, FeatureEncoder};
+use crate::features::{collate, Feature};
 use crate::memory::{peak_rss_mib, rss_mib};
 use crate::optim::{linear_schedule, AdamW, AdamWConfig};
-use crate::trained::{build_head, DeltaManifest, TrainedModel};
+use crate::trained::{build_head, feature_encoder, DeltaManifest, TrainedModel};
 
 /// A loaded backbone with its tokenizer.
 pub struct LoadedModel {
@@ -39,11 +39,13 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    /// Loads a Hugging Face folder.
+    /// Loads a Hugging Face folder: the backbone, and its tokenizer from `tokenizer.json`
+    /// or, when the folder has none, `vocab.json` + `merges.txt`
+    /// ([`TextTokenizer::from_model_dir`]).
     pub fn from_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
         let md = ModelDir::open(dir)?;
         let backbone = load_backbone(md.path(), opts)?;
-        let tokenizer = TextTokenizer::from_file(&md.tokenizer_path(), backbone.spec().pad_id)?;
+        let tokenizer = TextTokenizer::from_model_dir(md.path(), backbone.spec())?;
         Ok(LoadedModel { backbone, tokenizer })
     }
 }
@@ -157,9 +159,8 @@ impl Trainer {
             &data.spec,
             &trainable,
         )?;
-        let template = cfg.method.uses_template().then(|| data.spec.template.clone());
         let encoder =
-            FeatureEncoder { tokenizer, template, max_len: tc.max_len, truncate: tc.truncate };
+            feature_encoder(head_cfg, &cfg.method, tokenizer, &data.spec, tc.max_len, tc.truncate)?;
         let train_f = encoder.encode(&data.train)?;
         let dev_f = encoder.encode(&data.dev)?;
         let test_f = data.test.as_ref().map(|t| encoder.encode(t)).transpose()?;
@@ -222,7 +223,9 @@ impl Trainer {
         while progress.step < total {
             let order = shuffled_indices(train_f.len(), (tc.seed + progress.epoch) as u32);
             let per_step = tc.batch_size * tc.grad_accum;
-            if progress.position + per_step > order.len() && progress.position > 0 {
+            // drop_last=False, as the authors' RandomSampler loader: the last step of an
+            // epoch may see fewer examples.
+            if progress.position >= order.len() {
                 progress.epoch += 1;
                 progress.position = 0;
                 continue;

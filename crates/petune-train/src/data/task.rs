@@ -133,6 +133,10 @@ pub struct TaskSpec {
     pub template: Template,
     /// The evaluation / selection metric.
     pub metric: Metric,
+    /// GPT-2 LM-scoring pattern with `%s` for the label word (`"It was %s ."`), when the
+    /// task has one (lpt-reference.md §4.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lm_pattern: Option<String>,
 }
 
 impl TaskSpec {
@@ -153,6 +157,7 @@ impl TaskSpec {
             label_words,
             template: Template::parse(template)?,
             metric: Metric::Accuracy,
+            lm_pattern: None,
         };
         spec.validate()?;
         Ok(spec)
@@ -395,6 +400,7 @@ impl TaskName {
             label_words: self.label_words(style),
             template: self.template(style),
             metric: self.metric(),
+            lm_pattern: self.gpt2_verbalizer().map(|v| v.pattern),
         }
     }
 

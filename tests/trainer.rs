@@ -1,0 +1,581 @@
+//! The trainer on a tiny BERT (MLM verbalizer head, and a linear head on the mask):
+//! - no gradient below the prompt layer: layers under `grad_floor` run with autograd
+//!   off, the prompt layer and above with it on, and only delta tensors get gradients;
+//! - the backbone is bit-identical after LPT training while every delta tensor moved
+//!   (model tuning, in contrast, changes the backbone);
+//! - a run killed right after a checkpoint and resumed by `petune train` ends with the
+//!   same `delta.safetensors`, bit for bit, as an uninterrupted run;
+//! - save → load gives identical predictions; the same seed gives bit-identical deltas;
+//! - bad input (multi-token label word, empty training set, prompt layer out of range)
+//!   is a typed error that names the problem;
+//! - `LoadedModel::from_dir` falls back to `vocab.json` + `merges.txt`.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+
+use common::*;
+use petune::core::tensor_io::read_safetensors;
+use petune::core::{BindCtx, Stack};
+use petune::prelude::*;
+use petune::train::data::{Dataset, Example, TaskSpec};
+use petune::train::features::{collate, label_word_ids, Feature, FeatureEncoder};
+use petune::train::{FitResult, Head, HeadToken, TaskData, VerbalizerLoss};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+const CPU: Device = Device::Cpu;
+const SEED: u64 = 7;
+
+/// Tests that seed and draw from libtorch's global generator run one at a time: `fit`
+/// seeds it, and a concurrent test would shift its dropout draws.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const POSITIVE: [&str; 6] = [
+    "a charming and funny story",
+    "the acting is superb",
+    "a great film with a fine cast",
+    "the lead actress is wonderful",
+    "funny , warm and smart",
+    "the best movie of the year",
+];
+const NEGATIVE: [&str; 6] = [
+    "a dull and boring mess",
+    "the plot drags on for hours",
+    "the ending was a waste of time",
+    "bad acting and worse writing",
+    "it was not good at all",
+    "a terrible script with no point",
+];
+
+/// `n` examples alternating positive (label 1) and negative (label 0).
+fn examples(n: usize, offset: usize) -> Vec<Example> {
+    (0..n)
+        .map(|i| {
+            let j = (i / 2 + offset) % 6;
+            if i % 2 == 0 {
+                Example::single(POSITIVE[j], 1)
+            } else {
+                Example::single(NEGATIVE[j], 0)
+            }
+        })
+        .collect()
+}
+
+fn dataset(spec: &TaskSpec, examples: Vec<Example>) -> Dataset {
+    Dataset { task: spec.name.clone(), label_names: spec.label_names.clone(), examples }
+}
+
+/// MR's spec (template `{S1} . It was [MASK] .`, words terrible / great — one token
+/// each in the fixture vocabulary) with 24 / 12 / 12 examples.
+fn task_data(spec: TaskSpec) -> TaskData {
+    TaskData {
+        train: dataset(&spec, examples(24, 0)),
+        dev: dataset(&spec, examples(12, 3)),
+        test: Some(dataset(&spec, examples(12, 1))),
+        spec,
+    }
+}
+
+fn mr() -> TaskSpec {
+    TaskName::Mr.spec(Default::default())
+}
+
+fn bert_dir() -> PathBuf {
+    fixture("bert-mlm")
+}
+
+fn loaded() -> LoadedModel {
+    LoadedModel::from_dir(&bert_dir(), &LoadOptions::default()).unwrap()
+}
+
+fn run_config(method: MethodConfig, head: HeadConfig) -> RunConfig {
+    RunConfig {
+        model: bert_dir(),
+        task: TaskConfig {
+            name: TaskName::Mr,
+            data: DataSource::Files { train: "unused.jsonl".into(), dev: None, test: None },
+            fewshot: None,
+            template_style: Default::default(),
+        },
+        method,
+        head,
+        train: TrainConfig {
+            lr: 1e-2,
+            batch_size: 4,
+            eval_batch_size: 8,
+            max_steps: 4,
+            warmup_rate: 0.0,
+            eval_every: 100,
+            seed: SEED,
+            max_len: 64,
+            device: "cpu".into(),
+            threads: 1,
+            ..Default::default()
+        },
+        out_dir: None,
+    }
+}
+
+fn npg() -> MethodConfig {
+    MethodConfig::Lpt(LptConfig::npg(2))
+}
+
+fn fit(cfg: RunConfig, data: TaskData) -> FitResult {
+    Trainer::new(loaded(), cfg).with_data(data).quiet(true).fit().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn fit_err(cfg: RunConfig, data: TaskData) -> Error {
+    Trainer::new(loaded(), cfg).with_data(data).quiet(true).fit().err().expect("fit must fail")
+}
+
+fn vars(vs: &VarStore) -> HashMap<String, Tensor> {
+    vs.variables()
+}
+
+// ---------------------------------------------------------------- no grad below PL
+
+/// True when autograd records operations here (no `no_grad` guard active).
+fn grad_mode_on() -> bool {
+    let leaf = Tensor::ones([1], (Kind::Float, CPU)).set_requires_grad(true);
+    (&leaf * 2.0).requires_grad()
+}
+
+/// What a watcher saw at one site: (where, layer, value requires grad, grad mode on).
+type Seen = (&'static str, usize, bool, bool);
+
+/// Records, at `before_layer` (and at every linear site when `linears`), whether the
+/// hidden state (the projection's output) requires grad and whether autograd is on.
+struct Watch<'a> {
+    tag: &'static str,
+    linears: bool,
+    seen: &'a RefCell<Vec<Seen>>,
+}
+
+impl Hooks for Watch<'_> {
+    fn before_layer(&self, layer: usize, s: SeqState) -> Result<SeqState> {
+        self.seen.borrow_mut().push((self.tag, layer, s.hidden.requires_grad(), grad_mode_on()));
+        Ok(s)
+    }
+
+    fn linear(&self, site: LinearSite, _x: &Tensor, y: Tensor) -> Tensor {
+        if self.linears {
+            self.seen.borrow_mut().push(("linear", site.layer, y.requires_grad(), grad_mode_on()));
+        }
+        y
+    }
+}
+
+const BEFORE: &str = "before_layer (watched before the delta)";
+const AFTER: &str = "before_layer (watched after the delta)";
+
+/// An LPT delta with watchers stacked before and after it.
+struct Watched {
+    inner: LptDelta,
+    seen: RefCell<Vec<Seen>>,
+}
+
+impl Delta for Watched {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn bind<'a>(&'a self, ctx: &BindCtx<'a>) -> Result<Box<dyn Hooks + 'a>> {
+        let inner = self.inner.bind(ctx)?;
+        Ok(Box::new(Stack(vec![
+            Box::new(Watch { tag: BEFORE, linears: false, seen: &self.seen }),
+            inner,
+            Box::new(Watch { tag: AFTER, linears: true, seen: &self.seen }),
+        ])))
+    }
+
+    fn grad_floor(&self) -> usize {
+        self.inner.grad_floor()
+    }
+}
+
+fn features(tok: &TextTokenizer, spec: &TaskSpec) -> Vec<Feature> {
+    let enc = FeatureEncoder {
+        tokenizer: tok.clone(),
+        template: Some(spec.template.clone()),
+        max_len: 64,
+        truncate: false,
+        lm: None,
+    };
+    enc.encode(&dataset(spec, examples(6, 0))).unwrap()
+}
+
+#[test]
+fn no_gradient_below_the_prompt_layer() {
+    init();
+    let _serial = serial();
+    let LoadedModel { backbone, tokenizer } = loaded();
+    let bb = backbone.as_ref();
+    let n = bb.spec().n_layers;
+    let spec = mr();
+    let feats = features(&tokenizer, &spec);
+    let refs: Vec<&Feature> = feats.iter().collect();
+    let batch = collate(&refs, tokenizer.pad_id(), CPU).unwrap();
+    let label_ids = label_word_ids(&tokenizer, &spec.label_words).unwrap();
+    let head = Head::verbalizer(bb, label_ids, VerbalizerLoss::FullVocab).unwrap();
+
+    for pl in 1..=n {
+        let k = pl - 1;
+        let vs = VarStore::new(CPU);
+        let inner = LptDelta::new(&(vs.root() / "delta"), &LptConfig::npg(pl), bb).unwrap();
+        let watched = Watched { inner, seen: RefCell::new(Vec::new()) };
+        let out = petune::train::model::forward(bb, Some(&watched), &batch, true).unwrap();
+        let seen = watched.seen.borrow().clone();
+        assert_eq!(seen.iter().filter(|s| s.0 == "linear").count(), 6 * n, "PL {pl}: linears");
+        for &(tag, layer, requires_grad, grad_on) in &seen {
+            let what = format!("PL {pl}: {tag} of layer {layer}");
+            // Autograd is off exactly below the prompt layer.
+            assert_eq!(grad_on, layer >= k, "{what}: grad mode");
+            let want = match tag {
+                // Before the delta at layer k the state still comes from frozen layers.
+                BEFORE => layer > k,
+                // From the prompt on, the state depends on the generator.
+                _ => layer >= k,
+            };
+            assert_eq!(requires_grad, want, "{what}: requires_grad");
+        }
+
+        // Backward reaches every generator tensor and no backbone tensor.
+        let logits = head.forward(bb, &out, &batch, true).unwrap();
+        head.loss(&logits, &batch.labels).backward();
+        for (name, t) in vs.variables() {
+            let g = t.grad();
+            assert!(
+                g.defined() && g.abs().sum(Kind::Float).double_value(&[]) > 0.0,
+                "PL {pl}: {name} has no gradient"
+            );
+        }
+        for (name, t) in bb.var_store().variables() {
+            assert!(!t.grad().defined(), "PL {pl}: backbone tensor {name} got a gradient");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- frozen backbone
+
+/// The initial delta tensors of a run (the trainer seeds with `seed`, then builds the
+/// delta under `delta`).
+fn initial_delta(method: &MethodConfig) -> HashMap<String, Tensor> {
+    let fresh = load(&bert_dir());
+    tch::manual_seed(SEED as i64);
+    let vs = VarStore::new(CPU);
+    let _delta = method.build(&(vs.root() / "delta"), fresh.as_ref()).unwrap();
+    vars(&vs).into_iter().map(|(n, t)| (n, t.detach().copy())).collect()
+}
+
+fn lpt_keeps_the_backbone_and_moves_the_delta(head: HeadConfig) {
+    let init0 = initial_delta(&npg());
+    let result = fit(run_config(npg(), head), task_data(mr()));
+    assert_eq!(result.report.steps, 4);
+    let fresh = load(&bert_dir());
+    let want = vars(fresh.var_store());
+    let got = vars(result.model.backbone().var_store());
+    assert_eq!(got.len(), want.len());
+    for (name, t) in &got {
+        assert!(t.equal(&want[name]), "{head:?}: backbone tensor {name} changed");
+        assert!(!t.requires_grad(), "{head:?}: {name} left trainable");
+    }
+    let trained: HashMap<String, Tensor> = result.model.trainable_tensors().into_iter().collect();
+    assert_eq!(
+        trained.len(),
+        init0.len() + usize::from(matches!(head, HeadConfig::Linear { .. })) * 2
+    );
+    for (name, t0) in &init0 {
+        let t = &trained[name];
+        let moved = (t - t0).abs().max().double_value(&[]);
+        assert!(moved > 1e-6, "{head:?}: delta tensor {name} did not move ({moved:e})");
+    }
+    let params: i64 = trained.values().map(|t| t.numel() as i64).sum();
+    assert_eq!(result.report.trainable_params, params);
+}
+
+#[test]
+fn lpt_training_leaves_the_backbone_bit_identical_verbalizer() {
+    init();
+    let _serial = serial();
+    lpt_keeps_the_backbone_and_moves_the_delta(HeadConfig::Auto);
+}
+
+#[test]
+fn lpt_training_leaves_the_backbone_bit_identical_linear_head() {
+    init();
+    let _serial = serial();
+    lpt_keeps_the_backbone_and_moves_the_delta(HeadConfig::Linear { token: HeadToken::Mask });
+}
+
+#[test]
+fn model_tuning_changes_the_backbone() {
+    init();
+    let _serial = serial();
+    let result = fit(run_config(MethodConfig::ModelTuning, HeadConfig::Auto), task_data(mr()));
+    let fresh = load(&bert_dir());
+    let want = vars(fresh.var_store());
+    let got = vars(result.model.backbone().var_store());
+    let layer_tensors: Vec<&String> = got.keys().filter(|n| n.contains("encoder.layer.")).collect();
+    assert!(!layer_tensors.is_empty());
+    for name in layer_tensors {
+        assert!(!got[name].equal(&want[name]), "model tuning left {name} unchanged");
+    }
+}
+
+// ---------------------------------------------------------------- save / load, seeds
+
+fn predictions_survive_save_and_load(head: HeadConfig, tag: &str) {
+    let result = fit(run_config(npg(), head), task_data(mr()));
+    let dir = std::env::temp_dir().join(format!("petune-trainer-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    result.model.save(&dir).unwrap();
+    let LoadedModel { backbone, tokenizer } = loaded();
+    let reloaded = TrainedModel::load(&dir, backbone, tokenizer).unwrap();
+    assert_eq!(reloaded.manifest(), result.model.manifest());
+    let texts: Vec<(String, Option<String>)> = POSITIVE
+        .iter()
+        .chain(NEGATIVE.iter())
+        .chain(["an odd little film nobody asked for"].iter())
+        .map(|s| (s.to_string(), None))
+        .collect();
+    let a = result.model.predict(&texts).unwrap();
+    let b = reloaded.predict(&texts).unwrap();
+    assert_eq!(a.len(), texts.len());
+    assert_eq!(a, b, "{head:?}: predictions differ after save → load");
+    let saved = read_safetensors(&dir.join("delta.safetensors"), CPU).unwrap();
+    let live: HashMap<String, Tensor> = result.model.trainable_tensors().into_iter().collect();
+    assert_eq!(saved.tensors.len(), live.len());
+    for (name, t) in &saved.tensors {
+        assert!(t.equal(&live[name]), "{name} saved differently");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn save_load_gives_identical_predictions() {
+    init();
+    let _serial = serial();
+    predictions_survive_save_and_load(HeadConfig::Auto, "verbalizer");
+    predictions_survive_save_and_load(HeadConfig::Linear { token: HeadToken::Mask }, "linear");
+}
+
+fn trained_tensors(seed: u64, head: HeadConfig) -> Vec<(String, Tensor)> {
+    let mut cfg = run_config(npg(), head);
+    cfg.train.seed = seed;
+    fit(cfg, task_data(mr())).model.trainable_tensors()
+}
+
+#[test]
+fn same_seed_gives_bit_identical_deltas() {
+    init();
+    let _serial = serial();
+    let head = HeadConfig::Linear { token: HeadToken::Mask };
+    let a = trained_tensors(SEED, head);
+    let b = trained_tensors(SEED, head);
+    assert_eq!(a.len(), b.len());
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs between two runs with the same seed");
+    }
+    // ... and the comparison can tell runs apart.
+    let c = trained_tensors(SEED + 1, head);
+    assert!(a.iter().zip(&c).any(|((_, ta), (_, tc))| !ta.equal(tc)), "seed has no effect");
+}
+
+// ---------------------------------------------------------------- bad input
+
+#[test]
+fn multi_token_label_word_is_a_config_error_naming_it() {
+    init();
+    let _serial = serial(); // `fit` seeds the global generator before failing
+    let word = "cinematographically";
+    let tok = loaded().tokenizer;
+    assert!(tok.ids_without_special(&format!(" {word}")).unwrap().len() > 1, "{word} is one token");
+    let spec = TaskSpec::new(
+        "custom",
+        vec!["neg".into(), "pos".into()],
+        "{text} It was {mask} .",
+        vec!["terrible".into(), word.into()],
+    )
+    .unwrap();
+    let err = fit_err(run_config(npg(), HeadConfig::Auto), task_data(spec));
+    assert!(matches!(err, Error::Config { .. }), "{err}");
+    assert!(err.to_string().contains(word), "{err}");
+}
+
+#[test]
+fn empty_train_set_is_an_input_error() {
+    init();
+    let _serial = serial(); // `fit` seeds the global generator before failing
+    let mut data = task_data(mr());
+    data.train.examples.clear();
+    let err = fit_err(run_config(npg(), HeadConfig::Auto), data);
+    assert!(matches!(err, Error::Input(_)), "{err}");
+}
+
+#[test]
+fn prompt_layer_out_of_range_is_a_config_error() {
+    init();
+    let _serial = serial(); // `fit` seeds the global generator before failing
+    for pl in [0, 3] {
+        let err = fit_err(
+            run_config(MethodConfig::Lpt(LptConfig::npg(pl)), HeadConfig::Auto),
+            task_data(mr()),
+        );
+        assert!(matches!(err, Error::Config { .. }), "PL {pl}: {err}");
+        assert!(err.to_string().contains("prompt_layer"), "PL {pl}: {err}");
+    }
+}
+
+// ---------------------------------------------------------------- resume after a kill
+
+fn write_jsonl(path: &Path, examples: &[Example]) {
+    let lines: Vec<String> = examples
+        .iter()
+        .map(|e| serde_json::json!({"text": e.text_a, "label": e.label}).to_string())
+        .collect();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+fn petune_train(config: &Path, out: &Path, abort_after: Option<i64>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_petune"));
+    cmd.args(["train", "--json", "--config"]).arg(config).arg("--out").arg(out);
+    cmd.env_remove("PETUNE_ABORT_AFTER_STEP");
+    if let Some(step) = abort_after {
+        cmd.env("PETUNE_ABORT_AFTER_STEP", step.to_string());
+    }
+    cmd.output().unwrap()
+}
+
+fn delta_file(dir: &Path) -> HashMap<String, Tensor> {
+    read_safetensors(&dir.join("delta.safetensors"), CPU)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .tensors
+        .into_iter()
+        .collect()
+}
+
+/// Runs `petune train` on JSONL files twice into separate folders: once killed by
+/// `PETUNE_ABORT_AFTER_STEP=abort_after` and resumed, once straight through; the
+/// delta files must be bit-identical and the reports agree.
+fn resume_matches_straight_run(tag: &str, cfg: impl FnOnce(&mut RunConfig), abort_after: i64) {
+    let root = std::env::temp_dir().join(format!("petune-resume-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let (train, dev, test) =
+        (root.join("train.jsonl"), root.join("dev.jsonl"), root.join("test.jsonl"));
+    write_jsonl(&train, &examples(24, 0));
+    write_jsonl(&dev, &examples(12, 3));
+    write_jsonl(&test, &examples(12, 1));
+    let mut run = run_config(npg(), HeadConfig::Auto);
+    run.task.data = DataSource::Files { train, dev: Some(dev), test: Some(test) };
+    run.train.lr = 5e-3;
+    cfg(&mut run);
+    let config = root.join("RUN.json");
+    std::fs::write(&config, serde_json::to_string_pretty(&run).unwrap()).unwrap();
+
+    let killed = root.join("killed");
+    let out = petune_train(&config, &killed, Some(abort_after));
+    assert!(!out.status.success(), "{tag}: PETUNE_ABORT_AFTER_STEP must abort the process");
+    let progress_path = killed.join("checkpoint").join("progress.json");
+    assert!(progress_path.is_file(), "{tag}: no checkpoint written");
+    assert!(!killed.join("delta.safetensors").exists(), "{tag}: the killed run must not finish");
+    let progress: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&progress_path).unwrap()).unwrap();
+    assert_eq!(progress["progress"]["step"], abort_after, "{tag}: {progress}");
+
+    let out = petune_train(&config, &killed, None);
+    assert!(out.status.success(), "{tag}: resume failed: {}", String::from_utf8_lossy(&out.stderr));
+    let straight = root.join("straight");
+    let out = petune_train(&config, &straight, None);
+    assert!(out.status.success(), "{tag}: run failed: {}", String::from_utf8_lossy(&out.stderr));
+
+    let (a, b) = (delta_file(&killed), delta_file(&straight));
+    assert_eq!(a.len(), b.len(), "{tag}");
+    for (name, t) in &b {
+        assert!(a[name].equal(t), "{tag}: {name}: resumed run differs from the uninterrupted one");
+    }
+    let metrics = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("metrics.json")).unwrap()).unwrap()
+    };
+    let (ma, mb) = (metrics(&killed), metrics(&straight));
+    for key in ["best_dev", "best_step", "test", "steps"] {
+        assert_eq!(ma[key], mb[key], "{tag}: metrics.json `{key}` differs");
+    }
+    assert_eq!(ma["steps"], run.train.max_steps, "{tag}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn resumed_run_equals_an_uninterrupted_one() {
+    init();
+    // Verbalizer head; 6 steps per epoch (the resumed part crosses into epoch 1),
+    // evaluations at 3, 6 and 8 (the best-so-far of step 3 is carried over the kill),
+    // dropout on in the generator and the frozen layers.
+    resume_matches_straight_run(
+        "verbalizer",
+        |c| {
+            c.train.max_steps = 8;
+            c.train.save_every = Some(2);
+            c.train.eval_every = 3;
+        },
+        4,
+    );
+}
+
+#[test]
+fn resumed_run_equals_an_uninterrupted_one_with_accumulation() {
+    init();
+    // Trainable linear head (in the checkpoint too), 2 micro-batches of 5 per step (the
+    // last 4 examples of each epoch are left over), killed at an epoch boundary (step 4
+    // ends the second epoch).
+    resume_matches_straight_run(
+        "accum",
+        |c| {
+            c.head = HeadConfig::Linear { token: HeadToken::Mask };
+            c.train.batch_size = 5;
+            c.train.grad_accum = 2;
+            c.train.max_steps = 7;
+            c.train.save_every = Some(2);
+            c.train.eval_every = 2;
+            c.train.warmup_rate = 0.3;
+        },
+        4,
+    );
+}
+
+// ---------------------------------------------------------------- loading
+
+/// `LoadedModel::from_dir` reads `vocab.json` + `merges.txt` when a folder has no
+/// `tokenizer.json`, and tokenizes as the `tokenizer.json` of the same model does.
+#[test]
+fn loaded_model_falls_back_to_vocab_and_merges() {
+    init();
+    for name in ["roberta-mlm", "gpt2-lm"] {
+        let src = fixture(name);
+        let dir = std::env::temp_dir().join(format!("petune-nojson-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["config.json", "model.safetensors", "vocab.json", "merges.txt"] {
+            std::fs::copy(src.join(f), dir.join(f)).unwrap();
+        }
+        let with_json = LoadedModel::from_dir(&src, &LoadOptions::default()).unwrap();
+        let without = LoadedModel::from_dir(&dir, &LoadOptions::default())
+            .unwrap_or_else(|e| panic!("{name} without tokenizer.json: {e}"));
+        assert!(without.tokenizer.path().ends_with("vocab.json"), "{name}");
+        for input in fixture_inputs(&src).into_iter().filter(|i| i.text_pair.is_none()) {
+            let a = with_json.tokenizer.encode_ids(&input, 64, false).unwrap();
+            let b = without.tokenizer.encode_ids(&input, 64, false).unwrap();
+            assert_eq!(a, b, "{name}: {:?}", input.text);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
