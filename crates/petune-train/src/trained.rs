@@ -174,8 +174,12 @@ impl TrainedModel {
         let device = self.backbone.device();
         let classes = self.manifest.task.label_names.len();
         let lm = matches!(self.head, Head::LmScoring);
+        // Length-sorted batches waste little on padding; rows are put back in order below.
+        let mut order: Vec<usize> = (0..features.len()).collect();
+        order.sort_by_key(|&i| features[i].ids.len());
+        let sorted: Vec<Feature> = order.iter().map(|&i| features[i].clone()).collect();
         let mut out = Vec::new();
-        for chunk in features.chunks(batch_size.max(1)) {
+        for chunk in sorted.chunks(batch_size.max(1)) {
             // LM scoring runs every class's label span and stacks minus the NLLs.
             let variants: Vec<Vec<Feature>> = if lm {
                 (0..classes).map(|c| chunk.iter().map(|f| f.with_candidate(c)).collect()).collect()
@@ -202,7 +206,10 @@ impl TrainedModel {
             out.push(if lm { Tensor::stack(&cols, 1) } else { cols.swap_remove(0) });
             // [B, C]
         }
-        Ok(Tensor::cat(&out, 0))
+        let sorted_scores = Tensor::cat(&out, 0); // [N, C], row i is example order[i]
+        let index: Vec<i64> = order.iter().map(|&i| i as i64).collect();
+        let index = Tensor::from_slice(&index).to_device(sorted_scores.device());
+        Ok(sorted_scores.zeros_like().index_put(&[Some(index)], &sorted_scores, false))
     }
 
     /// Metric of the task on encoded features.

@@ -7,25 +7,17 @@ use petune_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::common::config::{
+    check_dropouts, check_pad_id, check_sizes, default_dropout, default_gelu,
+    default_max_positions, default_true, layer_norm_sites,
+};
 use crate::common::layers::Activation;
 
-fn default_true() -> bool {
-    true
-}
 fn default_eps() -> f64 {
     1e-12
 }
-fn default_act() -> String {
-    "gelu".into()
-}
-fn default_dropout() -> f64 {
-    0.1
-}
 fn default_type_vocab() -> i64 {
     2
-}
-fn default_max_pos() -> i64 {
-    512
 }
 
 /// A BERT-family `config.json`.
@@ -47,7 +39,7 @@ pub struct BertConfig {
     /// FFN inner size.
     pub intermediate_size: i64,
     /// FFN activation.
-    #[serde(default = "default_act")]
+    #[serde(default = "default_gelu")]
     pub hidden_act: String,
     /// Dropout after projections and embeddings.
     #[serde(default = "default_dropout")]
@@ -56,7 +48,7 @@ pub struct BertConfig {
     #[serde(default = "default_dropout")]
     pub attention_probs_dropout_prob: f64,
     /// Size of the position table.
-    #[serde(default = "default_max_pos")]
+    #[serde(default = "default_max_positions")]
     pub max_position_embeddings: i64,
     /// Segment vocabulary.
     #[serde(default = "default_type_vocab")]
@@ -91,41 +83,25 @@ impl BertConfig {
     /// Checks every value petune relies on.
     pub fn validate(&self) -> Result<()> {
         self.family()?;
-        let positive = [
-            ("vocab_size", self.vocab_size),
+        check_sizes(
+            &[
+                ("vocab_size", self.vocab_size),
+                ("hidden_size", self.hidden_size),
+                ("num_attention_heads", self.num_attention_heads),
+                ("intermediate_size", self.intermediate_size),
+                ("max_position_embeddings", self.max_position_embeddings),
+            ],
+            ("num_hidden_layers", self.num_hidden_layers),
             ("hidden_size", self.hidden_size),
             ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
-            ("max_position_embeddings", self.max_position_embeddings),
-        ];
-        for (field, v) in positive {
-            if v <= 0 {
-                return Err(Error::config(field, format!("must be positive, got {v}")));
-            }
-        }
-        if self.num_hidden_layers == 0 {
-            return Err(Error::config("num_hidden_layers", "must be positive, got 0"));
-        }
-        if self.hidden_size % self.num_attention_heads != 0 {
-            return Err(Error::config(
-                "hidden_size",
-                format!(
-                    "{} is not divisible by num_attention_heads {}",
-                    self.hidden_size, self.num_attention_heads
-                ),
-            ));
-        }
+        )?;
         if self.type_vocab_size < 0 {
             return Err(Error::config("type_vocab_size", "must not be negative"));
         }
-        for (field, p) in [
+        check_dropouts(&[
             ("hidden_dropout_prob", self.hidden_dropout_prob),
             ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
-        ] {
-            if !(0.0..1.0).contains(&p) {
-                return Err(Error::config(field, format!("must be in [0, 1), got {p}")));
-            }
-        }
+        ])?;
         if let Some(kind) = self.position_embedding_type.as_deref() {
             if kind != "absolute" {
                 return Err(Error::Unsupported {
@@ -136,12 +112,7 @@ impl BertConfig {
         }
         Activation::from_hf(&self.hidden_act, "hidden_act")?;
         let pad = self.pad_id();
-        if pad < 0 || pad >= self.vocab_size {
-            return Err(Error::config(
-                "pad_token_id",
-                format!("{pad} is outside the vocabulary of {}", self.vocab_size),
-            ));
-        }
+        check_pad_id(pad, self.vocab_size)?;
         if self.family()? == Family::Roberta && self.max_position_embeddings <= pad + 1 {
             return Err(Error::config(
                 "max_position_embeddings",
@@ -185,15 +156,7 @@ impl BertConfig {
             dim: h,
             has_bias: true,
         }];
-        for layer in 0..l {
-            for role in [NormRole::Attn, NormRole::Ffn] {
-                norm_sites.push(NormSiteInfo {
-                    site: NormSite { layer: Some(layer), role },
-                    dim: h,
-                    has_bias: true,
-                });
-            }
-        }
+        norm_sites.extend(layer_norm_sites(l, h));
         let embeddings =
             v * h + self.max_position_embeddings * h + self.type_vocab_size * h + 2 * h;
         let per_layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;

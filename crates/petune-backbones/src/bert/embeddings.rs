@@ -7,11 +7,11 @@
 //! prompt tuning), in which case, as HF does for `inputs_embeds`, positions run
 //! sequentially from `padding_idx + 1`.
 
-use petune_core::{BackboneInput, Error, Family, Hooks, NormRole, NormSite, Result, SeqState};
+use petune_core::{BackboneInput, Family, Hooks, NormRole, NormSite, Result, SeqState};
 use tch::{nn, Kind, Tensor};
 
 use super::config::BertConfig;
-use crate::common::layers::{dropout, LayerNorm};
+use crate::common::layers::{check_positions, dropout, embed_words, LayerNorm};
 use crate::common::weights::WeightSource;
 
 /// The embedding block.
@@ -81,17 +81,10 @@ impl BertEmbeddings {
         train: bool,
     ) -> Result<SeqState> {
         let ids = &input.input_ids;
-        let words = Tensor::embedding(&self.word, ids, -1, false, false); // [B, T, H]
-        let s = hooks.input_embeds(SeqState::new(words, input.attention_mask.shallow_clone()))?;
+        let s = embed_words(&self.word, input, hooks)?;
         let (b, seq, p) = (s.batch(), s.seq_len(), s.n_prefix);
         let positions = self.positions(input, p, seq);
-        let max_pos = positions.max().int64_value(&[]);
-        if max_pos >= self.max_positions {
-            return Err(Error::input(format!(
-                "input of {seq} tokens needs position {max_pos}, beyond the model's {} position embeddings",
-                self.max_positions
-            )));
-        }
+        check_positions(&positions, seq, self.max_positions)?;
         let mut h = s.hidden.shallow_clone();
         if let Some(tt) = &self.token_type {
             let types = match &input.token_type_ids {

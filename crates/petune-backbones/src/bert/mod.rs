@@ -14,15 +14,17 @@ use std::ops::Range;
 use std::path::Path;
 
 pub use config::BertConfig;
-use heads::{MlmHead, Pooler};
+use heads::{load_mlm_head, Pooler};
 use layer::BertLayer;
 use petune_core::fsio::read_json;
 use petune_core::{
-    Backbone, BackboneInput, BackboneSpec, Capabilities, Error, Family, Hooks, Result, SeqState,
+    Backbone, BackboneInput, BackboneSpec, Capabilities, Family, Hooks, Result, SeqState,
 };
 use tch::{nn::VarStore, Tensor};
 
-use crate::common::attention::attention_bias;
+use crate::common::attention::{attention_bias, checked_prefix_mask};
+use crate::common::backbone::{check_layer_range, no_mlm_head, no_pooler};
+use crate::common::mlm_head::MlmHead;
 use crate::common::weights::{KeyAction, WeightSource};
 use crate::loader::LoadOptions;
 use embeddings::BertEmbeddings;
@@ -103,7 +105,7 @@ impl BertBackbone {
         let pooler =
             caps.pooler.then(|| Pooler::load(&mut src, &(&model / "pooler"), config.hidden_size));
         let mlm = if caps.lm_head {
-            Some(MlmHead::load(&mut src, &root, &config, embeddings.word_embeddings())?)
+            Some(load_mlm_head(&mut src, &root, &config, embeddings.word_embeddings())?)
         } else {
             None
         };
@@ -115,16 +117,6 @@ impl BertBackbone {
     /// The parsed `config.json`.
     pub fn config(&self) -> &BertConfig {
         &self.config
-    }
-
-    fn check_range(&self, range: &Range<usize>) -> Result<()> {
-        if range.start > range.end || range.end > self.layers.len() {
-            return Err(Error::config(
-                "layers",
-                format!("range {range:?} is outside 0..{}", self.layers.len()),
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -148,7 +140,8 @@ impl Backbone for BertBackbone {
         hooks: &dyn Hooks,
         train: bool,
     ) -> Result<SeqState> {
-        self.check_range(&range)?;
+        check_layer_range(&range, self.layers.len())?;
+        let (heads, head_dim) = (self.spec.n_heads, self.spec.head_dim);
         // The bias depends only on the padding mask; rebuild it when a hook changed the
         // sequence (a prepended prompt) or when a layer has its own prefix.
         let mut cached: Option<(i64, Tensor)> = None;
@@ -156,24 +149,17 @@ impl Backbone for BertBackbone {
             s = hooks.before_layer(i, s)?;
             let prefix = hooks.attn_prefix(i);
             let kind = s.hidden.kind();
-            let bias = match (&prefix, &cached) {
-                (None, Some((len, b))) if *len == s.seq_len() => b.shallow_clone(),
-                (None, _) => {
-                    let b = attention_bias(&s.pad_mask, None, false, kind);
-                    cached = Some((s.seq_len(), b.shallow_clone()));
-                    b
-                }
-                (Some(p), _) => {
-                    let pm = p.mask.as_ref().map(Tensor::shallow_clone).unwrap_or_else(|| {
-                        Tensor::ones(
-                            [s.batch(), p.k.size()[2]],
-                            (tch::Kind::Int64, s.hidden.device()),
-                        )
-                    });
-                    attention_bias(&s.pad_mask, Some(&pm), false, kind)
-                }
-            };
-            let hidden = self.layers[i].forward(&s.hidden, &bias, prefix.as_ref(), hooks, train)?;
+            let bias =
+                match (checked_prefix_mask(prefix.as_ref(), &s, heads, head_dim, i)?, &cached) {
+                    (None, Some((len, b))) if *len == s.seq_len() => b.shallow_clone(),
+                    (None, _) => {
+                        let b = attention_bias(&s.pad_mask, None, false, kind);
+                        cached = Some((s.seq_len(), b.shallow_clone()));
+                        b
+                    }
+                    (Some(pm), _) => attention_bias(&s.pad_mask, Some(&pm), false, kind),
+                };
+            let hidden = self.layers[i].forward(&s.hidden, &bias, prefix.as_ref(), hooks, train);
             s = SeqState { hidden, pad_mask: s.pad_mask, n_prefix: s.n_prefix };
         }
         Ok(s)
@@ -190,23 +176,14 @@ impl Backbone for BertBackbone {
     fn lm_logits(&self, hidden: &Tensor, _train: bool) -> Result<Tensor> {
         match &self.mlm {
             Some(head) => Ok(head.forward(hidden)),
-            None => Err(Error::Unsupported {
-                what: "MLM logits".into(),
-                msg: format!(
-                    "this {} checkpoint has no MLM head (use a linear classification head)",
-                    self.spec.family.hf_model_type()
-                ),
-            }),
+            None => Err(no_mlm_head(self.spec.family)),
         }
     }
 
     fn pooler(&self, cls: &Tensor) -> Result<Tensor> {
         match &self.pooler {
             Some(p) => Ok(p.forward(cls)),
-            None => Err(Error::Unsupported {
-                what: "pooler".into(),
-                msg: "this checkpoint has no pooler".into(),
-            }),
+            None => Err(no_pooler("this checkpoint has no pooler")),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! are attended without any mask surgery by the method that inserted them. The
 //! kernel is libtorch's `scaled_dot_product_attention` with an additive float mask.
 
-use petune_core::{Error, KvPrefix, Result};
+use petune_core::{Error, KvPrefix, Result, SeqState};
 use tch::{Device, Kind, Tensor};
 
 /// The additive value used for masked keys, safe for the kind (no overflow to -inf,
@@ -79,21 +79,10 @@ pub fn check_prefix(
 }
 
 /// Scaled dot-product attention of `q, k, v` (`[B, heads, T, d]`) with an optional
-/// prefix; `bias` must already cover the prefix columns.
+/// prefix; `bias` must already cover the prefix columns. `scale` is the score scale
+/// (`None` = libtorch's `1/sqrt(d)`, BERT's): GPT-2's `scale_attn_weights = false` and
+/// `scale_attn_by_inverse_layer_idx` change it.
 pub fn attend(
-    q: &Tensor,
-    k: Tensor,
-    v: Tensor,
-    prefix: Option<&KvPrefix>,
-    bias: &Tensor,
-    dropout_p: f64,
-) -> Tensor {
-    attend_scaled(q, k, v, prefix, bias, dropout_p, None)
-}
-
-/// [`attend`] with an explicit score scale (`None` = libtorch's `1/sqrt(d)`): GPT-2's
-/// `scale_attn_weights = false` and `scale_attn_by_inverse_layer_idx` change it.
-pub fn attend_scaled(
     q: &Tensor,
     k: Tensor,
     v: Tensor,
@@ -125,6 +114,21 @@ pub fn prefix_mask(prefix: &KvPrefix, batch: i64, device: Device, layer: usize) 
         Some(m) => Ok(m.to_device(device).to_kind(Kind::Int64)),
         None => Ok(Tensor::ones([batch, p], (Kind::Int64, device))),
     }
+}
+
+/// The key mask `[B, P]` of layer `layer`'s prefix for state `s`, after checking the
+/// prefix against the batch and head layout ([`check_prefix`], [`prefix_mask`]);
+/// `None` without a prefix.
+pub fn checked_prefix_mask(
+    prefix: Option<&KvPrefix>,
+    s: &SeqState,
+    heads: i64,
+    head_dim: i64,
+    layer: usize,
+) -> Result<Option<Tensor>> {
+    let Some(p) = prefix else { return Ok(None) };
+    check_prefix(p, s.batch(), heads, head_dim, layer)?;
+    prefix_mask(p, s.batch(), s.hidden.device(), layer).map(Some)
 }
 
 /// The most negative finite value of `kind` (`torch.finfo(dtype).min`), which

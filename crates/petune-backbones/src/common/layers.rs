@@ -1,11 +1,13 @@
 //! Building blocks shared by every backbone: a linear projection (in `nn.Linear` and in
 //! GPT-2's `Conv1D` layout) and a LayerNorm that fire their site hooks, the Q/K/V sites of
-//! fused projections, activations by their Hugging Face names, dropout, and the layer
-//! range check of `Backbone::layers`.
+//! fused projections, activations by their Hugging Face names, dropout, the end of a
+//! sublayer (dropout, then the `sublayer_out` hook), and the embeddings' word lookup
+//! and position range check.
 
-use std::ops::Range;
-
-use petune_core::{Error, Hooks, LinearRole, LinearSite, NormSite, Result};
+use petune_core::{
+    BackboneInput, Error, Hooks, LinearRole, LinearSite, NormSite, Result, SeqState, Sublayer,
+    SublayerSite,
+};
 use tch::{nn, Tensor};
 
 use super::weights::WeightSource;
@@ -107,14 +109,6 @@ pub fn qkv_sites(
     ]
 }
 
-/// `Backbone::layers`' range check: `range` must lie within `0..n_layers`.
-pub fn check_layer_range(range: &Range<usize>, n_layers: usize) -> Result<()> {
-    if range.start > range.end || range.end > n_layers {
-        return Err(Error::config("layers", format!("range {range:?} is outside 0..{n_layers}")));
-    }
-    Ok(())
-}
-
 /// LayerNorm over the last dimension.
 #[derive(Debug)]
 pub struct LayerNorm {
@@ -195,6 +189,41 @@ impl Activation {
             Activation::Tanh => x.tanh(),
         }
     }
+}
+
+/// The end of every sublayer (attention or FFN) of every backbone: dropout on the output
+/// projection `y`, then the `sublayer_out` hook of (`layer`, `kind`), before the
+/// residual add (and, post-LN, the LayerNorm) that the caller does.
+pub fn sublayer_out(
+    y: Tensor,
+    p: f64,
+    train: bool,
+    hooks: &dyn Hooks,
+    layer: usize,
+    kind: Sublayer,
+) -> Tensor {
+    hooks.sublayer_out(SublayerSite { layer, kind }, dropout(y, p, train))
+}
+
+/// The first step of every embedding block: `table[input_ids]` `[B, T, H]` with the
+/// input's padding mask, passed through the `input_embeds` hook (which may prepend
+/// tokens, so the state can be longer than the input).
+pub fn embed_words(table: &Tensor, input: &BackboneInput, hooks: &dyn Hooks) -> Result<SeqState> {
+    let words = Tensor::embedding(table, &input.input_ids, -1, false, false); // [B, T, H]
+    hooks.input_embeds(SeqState::new(words, input.attention_mask.shallow_clone()))
+}
+
+/// The embeddings' range check: the largest of `positions` (for an input of `seq`
+/// tokens) must index a table of `max_positions` rows, else a typed input error
+/// instead of an out-of-range embedding lookup.
+pub fn check_positions(positions: &Tensor, seq: i64, max_positions: i64) -> Result<()> {
+    let max_pos = positions.max().int64_value(&[]);
+    if max_pos >= max_positions {
+        return Err(Error::input(format!(
+            "input of {seq} tokens needs position {max_pos}, beyond the model's {max_positions} position embeddings"
+        )));
+    }
+    Ok(())
 }
 
 /// Dropout that is a no-op outside training or at p = 0 (no kernel launched).

@@ -1,6 +1,12 @@
-//! Pieces every backbone shares: strict weight loading, linear/LayerNorm modules that
-//! fire site hooks, activations, and attention over a state's padding mask.
+//! Pieces every backbone shares: strict weight loading, config checks, linear/LayerNorm
+//! modules that fire site hooks, activations, attention over a state's padding mask,
+//! the post-attention half of a post-LN encoder layer, the encoders' MLM head, and the `impl Backbone`
+//! boilerplate (range check, missing-head errors).
 
 pub mod attention;
+pub mod backbone;
+pub mod config;
 pub mod layers;
+pub mod mlm_head;
+pub mod post_ln;
 pub mod weights;

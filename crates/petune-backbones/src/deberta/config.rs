@@ -8,22 +8,14 @@ use petune_core::{
 };
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::common::config::{
+    check_dropouts, check_eps, check_pad_id, check_sizes, default_dropout, default_gelu,
+    default_max_positions, default_true, layer_norm_sites,
+};
 use crate::common::layers::Activation;
 
-fn default_true() -> bool {
-    true
-}
 fn default_eps() -> f64 {
     1e-7
-}
-fn default_act() -> String {
-    "gelu".into()
-}
-fn default_dropout() -> f64 {
-    0.1
-}
-fn default_max_pos() -> i64 {
-    512
 }
 fn default_max_rel() -> i64 {
     -1
@@ -99,7 +91,7 @@ pub struct DebertaConfig {
     /// FFN inner size.
     pub intermediate_size: i64,
     /// FFN (and MLM-transform) activation.
-    #[serde(default = "default_act")]
+    #[serde(default = "default_gelu")]
     pub hidden_act: String,
     /// Dropout after projections and embeddings, and on the relative embeddings.
     #[serde(default = "default_dropout")]
@@ -109,7 +101,7 @@ pub struct DebertaConfig {
     pub attention_probs_dropout_prob: f64,
     /// Size of the absolute position table (and the relative range when
     /// `max_relative_positions < 1`).
-    #[serde(default = "default_max_pos")]
+    #[serde(default = "default_max_positions")]
     pub max_position_embeddings: i64,
     /// Segment vocabulary (0 = no token-type embedding, DeBERTa's default).
     #[serde(default)]
@@ -205,44 +197,26 @@ impl DebertaConfig {
                 msg: "the DeBERTa backbone loads DeBERTa v1 (`deberta`) checkpoints".into(),
             });
         }
-        let positive = [
-            ("vocab_size", self.vocab_size),
+        check_sizes(
+            &[
+                ("vocab_size", self.vocab_size),
+                ("hidden_size", self.hidden_size),
+                ("num_attention_heads", self.num_attention_heads),
+                ("intermediate_size", self.intermediate_size),
+                ("max_position_embeddings", self.max_position_embeddings),
+            ],
+            ("num_hidden_layers", self.num_hidden_layers),
             ("hidden_size", self.hidden_size),
             ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
-            ("max_position_embeddings", self.max_position_embeddings),
-        ];
-        for (field, v) in positive {
-            if v <= 0 {
-                return Err(Error::config(field, format!("must be positive, got {v}")));
-            }
-        }
-        if self.num_hidden_layers == 0 {
-            return Err(Error::config("num_hidden_layers", "must be positive, got 0"));
-        }
-        if self.hidden_size % self.num_attention_heads != 0 {
-            return Err(Error::config(
-                "hidden_size",
-                format!(
-                    "{} is not divisible by num_attention_heads {}",
-                    self.hidden_size, self.num_attention_heads
-                ),
-            ));
-        }
+        )?;
         if self.type_vocab_size < 0 {
             return Err(Error::config("type_vocab_size", "must not be negative"));
         }
-        for (field, p) in [
+        check_dropouts(&[
             ("hidden_dropout_prob", self.hidden_dropout_prob),
             ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
-        ] {
-            if !(0.0..1.0).contains(&p) {
-                return Err(Error::config(field, format!("must be in [0, 1), got {p}")));
-            }
-        }
-        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
-            return Err(Error::config("layer_norm_eps", "must be positive"));
-        }
+        ])?;
+        check_eps("layer_norm_eps", self.layer_norm_eps)?;
         if let Some(e) = self.embedding_size {
             if e != self.hidden_size {
                 return Err(Error::Unsupported {
@@ -259,13 +233,7 @@ impl DebertaConfig {
         }
         self.pos_att_types()?;
         Activation::from_hf(&self.hidden_act, "hidden_act")?;
-        let pad = self.pad_id();
-        if pad < 0 || pad >= self.vocab_size {
-            return Err(Error::config(
-                "pad_token_id",
-                format!("{pad} is outside the vocabulary of {}", self.vocab_size),
-            ));
-        }
+        check_pad_id(self.pad_id(), self.vocab_size)?;
         Ok(())
     }
 
@@ -288,15 +256,7 @@ impl DebertaConfig {
             dim: h,
             has_bias: true,
         }];
-        for layer in 0..l {
-            for role in [NormRole::Attn, NormRole::Ffn] {
-                norm_sites.push(NormSiteInfo {
-                    site: NormSite { layer: Some(layer), role },
-                    dim: h,
-                    has_bias: true,
-                });
-            }
-        }
+        norm_sites.extend(layer_norm_sites(l, h));
         let positions =
             if self.position_biased_input { self.max_position_embeddings * h } else { 0 };
         let embeddings = v * h + positions + self.type_vocab_size * h + 2 * h;

@@ -7,11 +7,11 @@
 //! prepended to the word embeddings (`input_embeds`) are treated as HF treats
 //! `inputs_embeds`: absolute positions (if any) run `0..P+T`, token type 0.
 
-use petune_core::{BackboneInput, Error, Hooks, NormRole, NormSite, Result, SeqState};
+use petune_core::{BackboneInput, Hooks, NormRole, NormSite, Result, SeqState};
 use tch::{nn, Kind, Tensor};
 
 use super::config::DebertaConfig;
-use crate::common::layers::{dropout, LayerNorm};
+use crate::common::layers::{check_positions, dropout, embed_words, LayerNorm};
 use crate::common::weights::WeightSource;
 
 /// The embedding block.
@@ -62,13 +62,7 @@ impl DebertaEmbeddings {
             (Some(explicit), 0) => explicit.shallow_clone(),
             _ => Tensor::arange(seq, (Kind::Int64, input.device())).unsqueeze(0), // [1, P+T]
         };
-        let max_pos = positions.max().int64_value(&[]);
-        if max_pos >= self.max_positions {
-            return Err(Error::input(format!(
-                "input of {seq} tokens needs position {max_pos}, beyond the model's {} position embeddings",
-                self.max_positions
-            )));
-        }
+        check_positions(&positions, seq, self.max_positions)?;
         Ok(Some(Tensor::embedding(table, &positions, -1, false, false)))
     }
 
@@ -94,8 +88,7 @@ impl DebertaEmbeddings {
         hooks: &dyn Hooks,
         train: bool,
     ) -> Result<SeqState> {
-        let words = Tensor::embedding(&self.word, &input.input_ids, -1, false, false); // [B, T, H]
-        let s = hooks.input_embeds(SeqState::new(words, input.attention_mask.shallow_clone()))?;
+        let s = embed_words(&self.word, input, hooks)?;
         let (seq, p) = (s.seq_len(), s.n_prefix);
         let h = s.hidden.shallow_clone();
         let h = match self.position_embeds(input, seq, p)? {

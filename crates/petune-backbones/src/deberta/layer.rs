@@ -5,32 +5,24 @@
 //! Port of `transformers/models/deberta/modeling_deberta.py::{DebertaLayer,
 //! DebertaAttention, DebertaSelfOutput, DebertaIntermediate, DebertaOutput}`
 //! (transformers 5.24). `DebertaLayerNorm` puts epsilon inside the square root of the
-//! biased variance, which is what `layer_norm` computes. Sites fire in the order of
-//! docs/sites.md: Query, Key, Value, AttnOut, sublayer(Attn), norm(Attn), FfnUp,
-//! FfnDown, sublayer(Ffn), norm(Ffn).
+//! biased variance, which is what `layer_norm` computes. Everything after the attention
+//! is BERT's too ([`PostLnSublayers`]). Sites fire in the order of docs/sites.md:
+//! Query, Key, Value, AttnOut, sublayer(Attn), norm(Attn), FfnUp, FfnDown,
+//! sublayer(Ffn), norm(Ffn).
 
-use petune_core::{
-    Hooks, KvPrefix, LinearRole, LinearSite, NormRole, NormSite, Result, Sublayer, SublayerSite,
-};
+use petune_core::{Hooks, KvPrefix, Result};
 use tch::{nn, Tensor};
 
 use super::attention::{DisentangledSelfAttention, RelativePositions};
 use super::config::DebertaConfig;
-use crate::common::layers::{dropout, Activation, LayerNorm, Linear};
+use crate::common::post_ln::PostLnSublayers;
 use crate::common::weights::WeightSource;
 
 /// A DeBERTa transformer layer.
 #[derive(Debug)]
 pub struct DebertaLayer {
-    index: usize,
     attention: DisentangledSelfAttention,
-    attn_out: Linear,
-    attn_ln: LayerNorm,
-    ffn_up: Linear,
-    ffn_down: Linear,
-    ffn_ln: LayerNorm,
-    act: Activation,
-    hidden_dropout: f64,
+    outputs: PostLnSublayers,
 }
 
 impl DebertaLayer {
@@ -41,26 +33,22 @@ impl DebertaLayer {
         cfg: &DebertaConfig,
         index: usize,
     ) -> Result<DebertaLayer> {
-        let (h, i, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.layer_norm_eps);
-        let site = |role| LinearSite { layer: index, role };
-        let norm = |role| NormSite { layer: Some(index), role };
-        let att = p / "attention";
-        let self_out = &att / "output";
-        let out = p / "output";
         Ok(DebertaLayer {
-            index,
-            attention: DisentangledSelfAttention::load(src, &(&att / "self"), cfg, index),
-            attn_out: Linear::load(src, &(&self_out / "dense"), h, h, true)
-                .at(site(LinearRole::AttnOut)),
-            attn_ln: LayerNorm::load(src, &(&self_out / "LayerNorm"), h, eps)
-                .at(norm(NormRole::Attn)),
-            ffn_up: Linear::load(src, &(p / "intermediate" / "dense"), h, i, true)
-                .at(site(LinearRole::FfnUp)),
-            ffn_down: Linear::load(src, &(&out / "dense"), i, h, true)
-                .at(site(LinearRole::FfnDown)),
-            ffn_ln: LayerNorm::load(src, &(&out / "LayerNorm"), h, eps).at(norm(NormRole::Ffn)),
-            act: Activation::from_hf(&cfg.hidden_act, "hidden_act")?,
-            hidden_dropout: cfg.hidden_dropout_prob,
+            attention: DisentangledSelfAttention::load(
+                src,
+                &(p / "attention" / "self"),
+                cfg,
+                index,
+            ),
+            outputs: PostLnSublayers::load(
+                src,
+                p,
+                index,
+                [cfg.hidden_size, cfg.intermediate_size],
+                cfg.layer_norm_eps,
+                &cfg.hidden_act,
+                cfg.hidden_dropout_prob,
+            )?,
         })
     }
 
@@ -76,13 +64,6 @@ impl DebertaLayer {
         train: bool,
     ) -> Tensor {
         let ctx = self.attention.forward(x, allowed, rel, prefix, hooks, train); // [B, T, H]
-        let a = dropout(self.attn_out.forward(&ctx, hooks), self.hidden_dropout, train);
-        let a = hooks.sublayer_out(SublayerSite { layer: self.index, kind: Sublayer::Attn }, a);
-        let attended = self.attn_ln.forward(&(a + x), hooks);
-        let up = self.act.forward(&self.ffn_up.forward(&attended, hooks)); // [B, T, I]
-        let down = dropout(self.ffn_down.forward(&up, hooks), self.hidden_dropout, train);
-        let down =
-            hooks.sublayer_out(SublayerSite { layer: self.index, kind: Sublayer::Ffn }, down);
-        self.ffn_ln.forward(&(down + &attended), hooks)
+        self.outputs.forward(x, &ctx, hooks, train)
     }
 }

@@ -41,18 +41,17 @@ use std::path::Path;
 
 pub use config::{DebertaConfig, MlmHeadLayout, PosAttType};
 use petune_core::fsio::read_json;
-use petune_core::{
-    Backbone, BackboneInput, BackboneSpec, Capabilities, Error, Hooks, Result, SeqState,
-};
+use petune_core::{Backbone, BackboneInput, BackboneSpec, Capabilities, Hooks, Result, SeqState};
 use tch::{nn::VarStore, Tensor};
 
-use crate::common::attention::{check_prefix, prefix_mask};
-use crate::common::layers::check_layer_range;
+use crate::common::attention::checked_prefix_mask;
+use crate::common::backbone::{check_layer_range, no_mlm_head, no_pooler};
+use crate::common::mlm_head::MlmHead;
 use crate::common::weights::{hf_renamed_key, KeyAction, WeightSource};
 use crate::loader::LoadOptions;
 use attention::{pairwise_mask, RelativePositions};
 use embeddings::DebertaEmbeddings;
-use heads::DebertaMlmHead;
+use heads::load_mlm_head;
 use layer::DebertaLayer;
 
 /// A DeBERTa (v1) encoder with an optional MLM head.
@@ -63,7 +62,7 @@ pub struct DebertaBackbone {
     embeddings: DebertaEmbeddings,
     rel_embeddings: Option<Tensor>,
     layers: Vec<DebertaLayer>,
-    mlm: Option<DebertaMlmHead>,
+    mlm: Option<MlmHead>,
 }
 
 impl std::fmt::Debug for DebertaBackbone {
@@ -135,7 +134,7 @@ impl DebertaBackbone {
             .collect::<Result<Vec<_>>>()?;
         let mlm = if caps.lm_head {
             let word = embeddings.word_embeddings();
-            Some(DebertaMlmHead::load(&mut src, &root, &config, layout, word)?)
+            Some(load_mlm_head(&mut src, &root, &config, layout, word)?)
         } else {
             None
         };
@@ -176,15 +175,9 @@ impl Backbone for DebertaBackbone {
             s = hooks.before_layer(i, s)?;
             // Mask and relative positions follow the state as it is now, so a prompt
             // prepended by the hook above is attended and positioned first.
-            let (b, t, dev) = (s.batch(), s.seq_len(), s.hidden.device());
+            let (t, dev) = (s.seq_len(), s.hidden.device());
             let prefix = hooks.attn_prefix(i);
-            let pm = match &prefix {
-                Some(p) => {
-                    check_prefix(p, b, heads, head_dim, i)?;
-                    Some(prefix_mask(p, b, dev, i)?)
-                }
-                None => None,
-            };
+            let pm = checked_prefix_mask(prefix.as_ref(), &s, heads, head_dim, i)?;
             let allowed = pairwise_mask(&s.pad_mask, pm.as_ref()); // [B, 1, T, P+T]
             let rel = self
                 .rel_embeddings
@@ -214,19 +207,12 @@ impl Backbone for DebertaBackbone {
     fn lm_logits(&self, hidden: &Tensor, _train: bool) -> Result<Tensor> {
         match &self.mlm {
             Some(head) => Ok(head.forward(hidden)),
-            None => Err(Error::Unsupported {
-                what: "MLM logits".into(),
-                msg: "this deberta checkpoint has no MLM head (use a linear classification head)"
-                    .into(),
-            }),
+            None => Err(no_mlm_head(self.spec.family)),
         }
     }
 
     fn pooler(&self, _cls: &Tensor) -> Result<Tensor> {
-        Err(Error::Unsupported {
-            what: "pooler".into(),
-            msg: "DeBERTa has no BERT-style pooler".into(),
-        })
+        Err(no_pooler("DeBERTa has no BERT-style pooler"))
     }
 }
 

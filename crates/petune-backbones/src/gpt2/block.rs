@@ -13,14 +13,12 @@
 //! `reorder_and_upcast_attn` only changes the precision of the score computation under
 //! mixed precision; petune computes scores in the weights' kind either way.
 
-use petune_core::{
-    Hooks, KvPrefix, LinearRole, LinearSite, NormRole, NormSite, Result, Sublayer, SublayerSite,
-};
+use petune_core::{Hooks, KvPrefix, LinearRole, LinearSite, NormRole, NormSite, Result, Sublayer};
 use tch::{nn, Tensor};
 
 use super::config::Gpt2Config;
-use crate::common::attention::{attend_scaled, merge_heads, split_heads};
-use crate::common::layers::{dropout, qkv_sites, Activation, Conv1D, LayerNorm};
+use crate::common::attention::{attend, merge_heads, split_heads};
+use crate::common::layers::{qkv_sites, sublayer_out, Activation, Conv1D, LayerNorm};
 use crate::common::weights::WeightSource;
 
 /// A GPT-2 block.
@@ -93,13 +91,14 @@ impl Gpt2Block {
         let (q, k, v) =
             (split_heads(&q, self.heads), split_heads(&k, self.heads), split_heads(&v, self.heads)); // [B, nh, T, d]
         let p_drop = if train { self.attn_dropout } else { 0.0 };
-        let ctx = merge_heads(&attend_scaled(&q, k, v, prefix, bias, p_drop, Some(self.scale))); // [B, T, H]
-        let a = dropout(self.c_proj.forward(&ctx, hooks), self.resid_dropout, train);
-        let a = hooks.sublayer_out(SublayerSite { layer: self.index, kind: Sublayer::Attn }, a);
+        let ctx = merge_heads(&attend(&q, k, v, prefix, bias, p_drop, Some(self.scale))); // [B, T, H]
+        let (p, layer) = (self.resid_dropout, self.index);
+        let a =
+            sublayer_out(self.c_proj.forward(&ctx, hooks), p, train, hooks, layer, Sublayer::Attn);
         let x = a + x;
         let up = self.act.forward(&self.c_fc.forward(&self.ln_2.forward(&x, hooks), hooks)); // [B, T, I]
-        let m = dropout(self.mlp_proj.forward(&up, hooks), self.resid_dropout, train);
-        let m = hooks.sublayer_out(SublayerSite { layer: self.index, kind: Sublayer::Ffn }, m);
+        let m =
+            sublayer_out(self.mlp_proj.forward(&up, hooks), p, train, hooks, layer, Sublayer::Ffn);
         x + m
     }
 }

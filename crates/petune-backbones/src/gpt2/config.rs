@@ -7,19 +7,17 @@ use petune_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::common::config::{
+    check_dropouts, check_eps, check_pad_id, check_sizes, default_dropout, default_true,
+    layer_norm_sites,
+};
 use crate::common::layers::Activation;
 
-fn default_true() -> bool {
-    true
-}
 fn default_eps() -> f64 {
     1e-5
 }
 fn default_act() -> String {
     "gelu_new".into()
-}
-fn default_dropout() -> f64 {
-    0.1
 }
 fn default_positions() -> i64 {
     1024
@@ -118,39 +116,24 @@ impl Gpt2Config {
                 msg: "the GPT-2 backbone loads `gpt2` checkpoints".into(),
             });
         }
-        let positive = [
-            ("vocab_size", self.vocab_size),
-            ("n_positions", self.n_positions),
+        check_sizes(
+            &[
+                ("vocab_size", self.vocab_size),
+                ("n_positions", self.n_positions),
+                ("n_embd", self.n_embd),
+                ("n_head", self.n_head),
+                ("n_inner", self.inner()),
+            ],
+            ("n_layer", self.n_layer),
             ("n_embd", self.n_embd),
             ("n_head", self.n_head),
-            ("n_inner", self.inner()),
-        ];
-        for (field, v) in positive {
-            if v <= 0 {
-                return Err(Error::config(field, format!("must be positive, got {v}")));
-            }
-        }
-        if self.n_layer == 0 {
-            return Err(Error::config("n_layer", "must be positive, got 0"));
-        }
-        if self.n_embd % self.n_head != 0 {
-            return Err(Error::config(
-                "n_embd",
-                format!("{} is not divisible by n_head {}", self.n_embd, self.n_head),
-            ));
-        }
-        for (field, p) in [
+        )?;
+        check_dropouts(&[
             ("resid_pdrop", self.resid_pdrop),
             ("embd_pdrop", self.embd_pdrop),
             ("attn_pdrop", self.attn_pdrop),
-        ] {
-            if !(0.0..1.0).contains(&p) {
-                return Err(Error::config(field, format!("must be in [0, 1), got {p}")));
-            }
-        }
-        if self.layer_norm_epsilon.is_nan() || self.layer_norm_epsilon <= 0.0 {
-            return Err(Error::config("layer_norm_epsilon", "must be positive"));
-        }
+        ])?;
+        check_eps("layer_norm_epsilon", self.layer_norm_epsilon)?;
         if self.add_cross_attention {
             return Err(Error::Unsupported {
                 what: "add_cross_attention".into(),
@@ -158,13 +141,7 @@ impl Gpt2Config {
             });
         }
         Activation::from_hf(&self.activation_function, "activation_function")?;
-        let pad = self.pad_id();
-        if pad < 0 || pad >= self.vocab_size {
-            return Err(Error::config(
-                "pad_token_id",
-                format!("{pad} is outside the vocabulary of {}", self.vocab_size),
-            ));
-        }
+        check_pad_id(self.pad_id(), self.vocab_size)?;
         Ok(())
     }
 
@@ -197,16 +174,7 @@ impl Gpt2Config {
         let (h, i, l, v) = (self.n_embd, self.inner(), self.n_layer, self.vocab_size);
         // Conv1D projections all carry a bias.
         let linear_sites = BackboneSpec::standard_linear_sites(l, h, i, |_| true);
-        let mut norm_sites = Vec::with_capacity(2 * l + 1);
-        for layer in 0..l {
-            for role in [NormRole::Attn, NormRole::Ffn] {
-                norm_sites.push(NormSiteInfo {
-                    site: NormSite { layer: Some(layer), role },
-                    dim: h,
-                    has_bias: true,
-                });
-            }
-        }
+        let mut norm_sites: Vec<_> = layer_norm_sites(l, h).collect();
         norm_sites.push(NormSiteInfo {
             site: NormSite { layer: None, role: NormRole::Final },
             dim: h,

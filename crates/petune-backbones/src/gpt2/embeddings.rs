@@ -23,7 +23,7 @@ use petune_core::{BackboneInput, Error, Hooks, Result, SeqState};
 use tch::{nn, Kind, Tensor};
 
 use super::config::Gpt2Config;
-use crate::common::layers::dropout;
+use crate::common::layers::{check_positions, dropout, embed_words};
 use crate::common::weights::WeightSource;
 
 /// `wte`, `wpe` and the embedding dropout.
@@ -59,8 +59,7 @@ impl Gpt2Embeddings {
         hooks: &dyn Hooks,
         train: bool,
     ) -> Result<SeqState> {
-        let words = Tensor::embedding(&self.wte, &input.input_ids, -1, false, false); // [B, T, H]
-        let s = hooks.input_embeds(SeqState::new(words, input.attention_mask.shallow_clone()))?;
+        let s = embed_words(&self.wte, input, hooks)?;
         let (p, t) = (s.n_prefix, input.seq_len());
         if s.seq_len() != p + t {
             return Err(Error::Shape {
@@ -73,13 +72,7 @@ impl Gpt2Embeddings {
             Some(explicit) => explicit.shallow_clone(), // [B, T]
             None => Tensor::arange(t, (Kind::Int64, input.device())).unsqueeze(0), // [1, T]
         };
-        let max_pos = positions.max().int64_value(&[]);
-        if max_pos >= self.n_positions {
-            return Err(Error::input(format!(
-                "input of {t} tokens needs position {max_pos}, beyond the model's {} position embeddings",
-                self.n_positions
-            )));
-        }
+        check_positions(&positions, t, self.n_positions)?;
         let text = s.text_hidden() + Tensor::embedding(&self.wpe, &positions, -1, false, false); // [B, T, H]
         let h = if p > 0 {
             Tensor::cat(&[s.hidden.narrow(1, 0, p), text], 1) // [B, P+T, H]

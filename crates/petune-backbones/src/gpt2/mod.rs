@@ -42,8 +42,9 @@ use petune_core::{
 };
 use tch::{nn::VarStore, Tensor};
 
-use crate::common::attention::{attention_bias, check_prefix, prefix_mask};
-use crate::common::layers::{check_layer_range, LayerNorm};
+use crate::common::attention::{attention_bias, checked_prefix_mask};
+use crate::common::backbone::{check_layer_range, no_pooler};
+use crate::common::layers::LayerNorm;
 use crate::common::weights::{hf_renamed_key, KeyAction, WeightSource};
 use crate::loader::LoadOptions;
 
@@ -153,13 +154,7 @@ impl Backbone for Gpt2Backbone {
             // The bias follows the state as it is now: a prompt prepended just above
             // is attended by the text and sees only itself, causally.
             let prefix = hooks.attn_prefix(i);
-            let pm = match &prefix {
-                Some(p) => {
-                    check_prefix(p, s.batch(), heads, head_dim, i)?;
-                    Some(prefix_mask(p, s.batch(), s.hidden.device(), i)?)
-                }
-                None => None,
-            };
+            let pm = checked_prefix_mask(prefix.as_ref(), &s, heads, head_dim, i)?;
             let bias = attention_bias(&s.pad_mask, pm.as_ref(), true, s.hidden.kind()); // [B, 1, T, P+T]
             let hidden = self.blocks[i].forward(&s.hidden, &bias, prefix.as_ref(), hooks, train);
             s = SeqState { hidden, pad_mask: s.pad_mask, n_prefix: s.n_prefix };
@@ -187,10 +182,7 @@ impl Backbone for Gpt2Backbone {
     }
 
     fn pooler(&self, _cls: &Tensor) -> Result<Tensor> {
-        Err(Error::Unsupported {
-            what: "pooler".into(),
-            msg: "GPT-2 has no pooler (use the last valid token)".into(),
-        })
+        Err(no_pooler("GPT-2 has no pooler (use the last valid token)"))
     }
 }
 

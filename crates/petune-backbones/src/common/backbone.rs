@@ -1,0 +1,31 @@
+//! Pieces of `impl Backbone` that every family writes the same way: the layer range
+//! check of `Backbone::layers` and the errors for heads a checkpoint does not have.
+
+use std::ops::Range;
+
+use petune_core::{Error, Family, Result};
+
+/// `Backbone::layers`' range check: `range` must lie within `0..n_layers`.
+pub fn check_layer_range(range: &Range<usize>, n_layers: usize) -> Result<()> {
+    if range.start > range.end || range.end > n_layers {
+        return Err(Error::config("layers", format!("range {range:?} is outside 0..{n_layers}")));
+    }
+    Ok(())
+}
+
+/// `Backbone::lm_logits` of an encoder loaded without its MLM head: the caller is
+/// pointed at a classification head instead.
+pub fn no_mlm_head(family: Family) -> Error {
+    Error::Unsupported {
+        what: "MLM logits".into(),
+        msg: format!(
+            "this {} checkpoint has no MLM head (use a linear classification head)",
+            family.hf_model_type()
+        ),
+    }
+}
+
+/// `Backbone::pooler` of a backbone without a pooler; `msg` says why (and what to use).
+pub fn no_pooler(msg: &str) -> Error {
+    Error::Unsupported { what: "pooler".into(), msg: msg.into() }
+}
