@@ -6,7 +6,7 @@
 //! Each run is a child process so that its peak RSS is its own.
 //!
 //! ```sh
-//! cargo run --release --example mr_fewshot                # scaled down: 2 seeds, 100 steps
+//! cargo run --release --example mr_fewshot                # scaled down: 2 seeds, 80 steps
 //! cargo run --release --example mr_fewshot -- --seeds 100,13,21,42 --steps 1000 --k-dev 1000
 //! ```
 //!
@@ -28,7 +28,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_values_t = vec![13u32, 42])]
     seeds: Vec<u32>,
     /// Optimizer steps per run.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 80)]
     steps: i64,
     /// Training examples (k-shot, in total).
     #[arg(long, default_value_t = 100)]
@@ -37,7 +37,7 @@ struct Args {
     #[arg(long, default_value_t = 200)]
     k_dev: usize,
     /// Evaluate on dev every this many steps.
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = 40)]
     eval_every: i64,
     /// Threads per run.
     #[arg(long, default_value_t = 2)]
