@@ -27,7 +27,7 @@ fn data() -> TaskData {
         examples: (0..n).map(ex).collect(),
     };
     let (train, dev, test) = (ds(8), ds(4), ds(4));
-    TaskData { spec, train, dev, test: Some(test) }
+    TaskData { spec, train, dev, test: Some(test), test_mismatched: None }
 }
 
 fn loaded() -> LoadedModel {

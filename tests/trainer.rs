@@ -80,6 +80,7 @@ fn task_data(spec: TaskSpec) -> TaskData {
         train: dataset(&spec, examples(24, 0)),
         dev: dataset(&spec, examples(12, 3)),
         test: Some(dataset(&spec, examples(12, 1))),
+        test_mismatched: None,
         spec,
     }
 }
@@ -578,4 +579,23 @@ fn loaded_model_falls_back_to_vocab_and_merges() {
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// MNLI from a GLUE folder: the matched and mismatched dev files are both loaded, and a
+/// full-data run scores them as `avg_acc` (their mean), as the authors' metric key.
+#[test]
+fn mnli_task_dir_loads_matched_and_mismatched() {
+    common::init();
+    let dir = common::fixture("data").join("glue").join("MNLI");
+    let cfg = TaskConfig {
+        name: TaskName::Mnli,
+        data: DataSource::TaskDir { dir },
+        fewshot: None,
+        template_style: Default::default(),
+    };
+    let data = cfg.load().unwrap();
+    assert_eq!(data.spec.metric, petune::train::data::Metric::MnliAvg);
+    assert_eq!(data.dev.len(), 3, "dev_matched.tsv");
+    assert_eq!(data.test.as_ref().map(|t| t.len()), Some(3), "matched dev reported as test");
+    assert_eq!(data.test_mismatched.as_ref().map(|t| t.len()), Some(1), "dev_mismatched.tsv");
 }

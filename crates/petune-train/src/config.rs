@@ -88,8 +88,10 @@ pub struct TaskData {
     pub train: Dataset,
     /// Model-selection set.
     pub dev: Dataset,
-    /// Held-out evaluation set.
+    /// Held-out evaluation set (MNLI: matched).
     pub test: Option<Dataset>,
+    /// MNLI's mismatched evaluation set, scored with `test` as `Metric::MnliAvg`.
+    pub test_mismatched: Option<Dataset>,
 }
 
 fn first(mut v: Vec<Dataset>, what: &str) -> Result<Dataset> {
@@ -103,19 +105,20 @@ impl TaskConfig {
     /// Loads the data and applies the few-shot protocol.
     pub fn load(&self) -> Result<TaskData> {
         let spec = self.name.spec(self.template_style);
-        let (pool, dev, test) = match &self.data {
+        let (pool, dev, dev_mm, test, test_mm) = match &self.data {
             DataSource::MrSnippets { path } => {
                 let all = load_mr_snippets(path)?;
                 let (pool, test) = mr_split(&all, MR_SPLIT_SEED)?;
-                (pool, None, Some(test))
+                (pool, None, None, Some(test), None)
             }
             DataSource::TaskDir { dir } => {
                 let train = first(load_split(self.name, dir, Split::Train)?, "train")?;
-                let dev =
-                    load_split(self.name, dir, Split::Dev).ok().and_then(|v| v.into_iter().next());
-                let test =
-                    load_split(self.name, dir, Split::Test).ok().and_then(|v| v.into_iter().next());
-                (train, dev, test)
+                // MNLI gives [matched, mismatched]; other tasks one set.
+                let mut dev =
+                    load_split(self.name, dir, Split::Dev).unwrap_or_default().into_iter();
+                let mut test =
+                    load_split(self.name, dir, Split::Test).unwrap_or_default().into_iter();
+                (train, dev.next(), dev.next(), test.next(), test.next())
             }
             DataSource::Files { train, dev, test } => {
                 let names = Some(spec.label_names.as_slice());
@@ -125,14 +128,12 @@ impl TaskConfig {
                         _ => load_csv(p, &spec.name, names),
                     }
                 };
-                (
-                    load(train)?,
-                    dev.as_ref().map(load).transpose()?,
-                    test.as_ref().map(load).transpose()?,
-                )
+                let (dev, test) =
+                    (dev.as_ref().map(load).transpose()?, test.as_ref().map(load).transpose()?);
+                (load(train)?, dev, None, test, None)
             }
         };
-        let (train, dev, test) = match (&self.fewshot, dev) {
+        let (train, dev, test, test_mismatched) = match (&self.fewshot, dev) {
             (Some(fs), dev) => {
                 // The authors' script shuffles LM-BFF pools in place across its seed loop,
                 // so seed s starts from the previous seeds' order: replay that prefix.
@@ -143,17 +144,22 @@ impl TaskConfig {
                 let split = authors_splits(self.name, &pool, fs.k, fs.k_dev, &seeds)?
                     .pop()
                     .ok_or_else(|| Error::input("no seed to sample with"))?;
-                // Few-shot: the original dev set (GLUE) becomes the test set, as the authors do.
-                (split.train, split.dev, test.or(dev))
+                // Few-shot: the original dev sets (GLUE) become the test sets, as the authors do.
+                (split.train, split.dev, test.or(dev), test_mm.or(dev_mm))
             }
-            (None, Some(dev)) => (pool, dev, test),
+            // Full-data GLUE reports on dev (also the selection set, paper Table 1); MNLI
+            // then scores matched and mismatched dev together.
+            (None, Some(dev)) if test.is_none() && dev_mm.is_some() => {
+                (pool, dev.clone(), Some(dev), dev_mm)
+            }
+            (None, Some(dev)) => (pool, dev, test, test_mm),
             (None, None) => {
                 let n_dev = K_DEV.min(pool.len() / 10).max(1);
                 let (train, dev) = stratified_split(&pool, n_dev, MR_SPLIT_SEED)?;
-                (train, dev, test)
+                (train, dev, test, test_mm)
             }
         };
-        Ok(TaskData { spec, train, dev, test })
+        Ok(TaskData { spec, train, dev, test, test_mismatched })
     }
 }
 
@@ -167,8 +173,11 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Examples per evaluation forward pass.
     pub eval_batch_size: usize,
-    /// Optimizer steps.
+    /// Optimizer steps (ignored when `epochs` is set).
     pub max_steps: i64,
+    /// Train for this many passes over the training set instead of `max_steps` (the
+    /// authors' full-data setting: 10 epochs).
+    pub epochs: Option<i64>,
     /// Warm-up steps as a fraction of `max_steps`.
     pub warmup_rate: f64,
     /// Decoupled weight decay (not on biases and LayerNorms).
@@ -200,6 +209,7 @@ impl Default for TrainConfig {
             batch_size: 16,
             eval_batch_size: 32,
             max_steps: 1000,
+            epochs: None,
             warmup_rate: 0.06,
             weight_decay: 0.1,
             max_grad_norm: 1.0,
@@ -223,6 +233,7 @@ impl TrainConfig {
             (self.batch_size > 0, "batch_size", "must be positive"),
             (self.eval_batch_size > 0, "eval_batch_size", "must be positive"),
             (self.max_steps > 0, "max_steps", "must be positive"),
+            (self.epochs.is_none_or(|e| e > 0), "epochs", "must be positive"),
             ((0.0..1.0).contains(&self.warmup_rate), "warmup_rate", "must be in [0, 1)"),
             (self.weight_decay >= 0.0, "weight_decay", "must not be negative"),
             (self.max_grad_norm > 0.0, "max_grad_norm", "must be positive"),
@@ -242,6 +253,16 @@ impl TrainConfig {
             }
         }
         Ok(())
+    }
+
+    /// Optimizer steps of a run over `n_train` examples: `max_steps`, or with `epochs`
+    /// `epochs · ceil(n_train / (batch_size · grad_accum))` (the last batch of an epoch
+    /// may be partial).
+    pub fn total_steps(&self, n_train: usize) -> i64 {
+        match self.epochs {
+            Some(e) => e * n_train.div_ceil(self.batch_size * self.grad_accum).max(1) as i64,
+            None => self.max_steps,
+        }
     }
 
     /// The libtorch device.
@@ -274,4 +295,21 @@ pub struct RunConfig {
     /// checkpoints); nothing is written when absent.
     #[serde(default)]
     pub out_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_count_partial_last_batches() {
+        let mut t = TrainConfig { batch_size: 16, max_steps: 7, ..Default::default() };
+        assert_eq!(t.total_steps(100), 7);
+        t.epochs = Some(10);
+        assert_eq!(t.total_steps(100), 70); // 6 full batches + 1 partial per epoch
+        t.grad_accum = 2;
+        assert_eq!(t.total_steps(100), 40);
+        t.epochs = Some(0);
+        assert!(t.validate().is_err());
+    }
 }

@@ -212,17 +212,24 @@ impl TrainedModel {
         Ok(sorted_scores.zeros_like().index_put(&[Some(index)], &sorted_scores, false))
     }
 
-    /// Metric of the task on encoded features.
+    /// Predicted class of each encoded feature.
+    pub(crate) fn predictions(
+        &self,
+        features: &[Feature],
+        batch_size: usize,
+    ) -> Result<Vec<usize>> {
+        let argmax = self.scores(features, batch_size)?.argmax(1, false);
+        Ok(Vec::<i64>::try_from(&argmax)?.into_iter().map(|p| p as usize).collect())
+    }
+
+    /// Metric of the task on encoded features (MNLI's average needs both sets: see
+    /// [`TrainedModel::evaluate_mnli_features`]; one set scores as accuracy).
     pub(crate) fn evaluate_features(
         &self,
         features: &[Feature],
         batch_size: usize,
     ) -> Result<MetricReport> {
-        let preds: Vec<usize> =
-            Vec::<i64>::try_from(&self.scores(features, batch_size)?.argmax(1, false))?
-                .into_iter()
-                .map(|p| p as usize)
-                .collect();
+        let preds = self.predictions(features, batch_size)?;
         let golds: Vec<usize> = features.iter().map(|f| f.label).collect();
         let metric = if self.manifest.task.metric == Metric::MnliAvg {
             Metric::Accuracy
@@ -230,6 +237,19 @@ impl TrainedModel {
             self.manifest.task.metric
         };
         metric.compute(&preds, &golds)
+    }
+
+    /// MNLI: matched and mismatched accuracy and their average.
+    pub(crate) fn evaluate_mnli_features(
+        &self,
+        matched: &[Feature],
+        mismatched: &[Feature],
+        batch_size: usize,
+    ) -> Result<MetricReport> {
+        let golds = |f: &[Feature]| f.iter().map(|x| x.label).collect::<Vec<_>>();
+        let (pm, pmm) =
+            (self.predictions(matched, batch_size)?, self.predictions(mismatched, batch_size)?);
+        Metric::compute_mnli(&pm, &golds(matched), &pmm, &golds(mismatched))
     }
 
     /// Evaluates on a labelled dataset.

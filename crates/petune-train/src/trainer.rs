@@ -164,6 +164,7 @@ impl Trainer {
         let train_f = encoder.encode(&data.train)?;
         let dev_f = encoder.encode(&data.dev)?;
         let test_f = data.test.as_ref().map(|t| encoder.encode(t)).transpose()?;
+        let test_mm_f = data.test_mismatched.as_ref().map(|t| encoder.encode(t)).transpose()?;
         let manifest = DeltaManifest {
             petune_version: env!("CARGO_PKG_VERSION").into(),
             method: cfg.method.clone(),
@@ -205,7 +206,7 @@ impl Trainer {
             None => None,
         };
         let rss_start = rss_mib();
-        let total = tc.max_steps;
+        let total = tc.total_steps(train_f.len());
         let warmup = (tc.warmup_rate * total as f64) as i64;
         let abort_after: Option<i64> =
             std::env::var("PETUNE_ABORT_AFTER_STEP").ok().and_then(|s| s.parse().ok());
@@ -321,10 +322,13 @@ impl Trainer {
         for (_, t) in trained.backbone.var_store().variables() {
             let _ = t.set_requires_grad(false);
         }
-        let test = test_f
-            .as_ref()
-            .map(|f| trained.evaluate_features(f, tc.eval_batch_size))
-            .transpose()?;
+        let test = match (&test_f, &test_mm_f) {
+            (Some(m), Some(mm)) if data.spec.metric == crate::data::Metric::MnliAvg => {
+                Some(trained.evaluate_mnli_features(m, mm, tc.eval_batch_size)?)
+            }
+            (Some(f), _) => Some(trained.evaluate_features(f, tc.eval_batch_size)?),
+            (None, _) => None,
+        };
         let report = TrainReport {
             method: cfg.method.label(),
             task: data.spec.name.clone(),
