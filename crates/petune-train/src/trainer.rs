@@ -221,14 +221,16 @@ impl Trainer {
             }
         }
 
+        let per_step = tc.batch_size * tc.grad_accum;
+        // The epoch's order is computed once per epoch, not per step.
+        let mut order = shuffled_indices(train_f.len(), (tc.seed + progress.epoch) as u32);
         while progress.step < total {
-            let order = shuffled_indices(train_f.len(), (tc.seed + progress.epoch) as u32);
-            let per_step = tc.batch_size * tc.grad_accum;
             // drop_last=False, as the authors' RandomSampler loader: the last step of an
             // epoch may see fewer examples.
             if progress.position >= order.len() {
                 progress.epoch += 1;
                 progress.position = 0;
+                order = shuffled_indices(train_f.len(), (tc.seed + progress.epoch) as u32);
                 continue;
             }
             let t0 = Instant::now();
