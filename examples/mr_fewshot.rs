@@ -71,7 +71,10 @@ fn method(name: &str, args: &Args) -> anyhow::Result<(MethodConfig, f64)> {
             c.generator = GeneratorConfig::Static { len: 20, init };
             (MethodConfig::Lpt(c), lr)
         }
-        "pt" => (MethodConfig::PromptTuning { len: 20, init }, lr),
+        "pt" => (
+            MethodConfig::PromptTuning(PromptTuningConfig { len: 20, init, ..Default::default() }),
+            lr,
+        ),
         "mt" => (MethodConfig::ModelTuning, 5e-5),
         other => bail!("unknown method `{other}` (npg, appg, mppg, wo_pg, pt, mt)"),
     })

@@ -29,6 +29,7 @@
 //! ```
 
 pub use petune_backbones as backbones;
+pub use petune_baselines as baselines;
 pub use petune_core as core;
 pub use petune_lpt as lpt;
 pub use petune_train as train;
@@ -38,6 +39,10 @@ pub mod prelude {
     pub use petune_backbones::{
         load_backbone, BertBackbone, DebertaBackbone, EncodeOptions, Gpt2Backbone, LoadOptions,
         ModelDir, PaddingSide, TextInput, TextTokenizer,
+    };
+    pub use petune_baselines::{
+        AdapterConfig, AdapterDropConfig, BitFitConfig, DropSchedule, LoraConfig, PTuningV2Config,
+        PromptPosition, PromptTuningConfig, SidpgConfig,
     };
     pub use petune_core::{
         all_hidden_states, Backbone, BackboneInput, BackboneSpec, Delta, Error, Hooks, LinearRole,

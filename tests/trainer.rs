@@ -18,11 +18,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
+use common::tiny_task::*;
 use common::*;
 use petune::core::tensor_io::read_safetensors;
 use petune::core::{BindCtx, Stack};
 use petune::prelude::*;
-use petune::train::data::{Dataset, Example, TaskSpec};
+use petune::train::data::{Example, TaskSpec};
 use petune::train::features::{collate, label_word_ids, Feature, FeatureEncoder};
 use petune::train::{FitResult, Head, HeadToken, TaskData, VerbalizerLoss};
 use tch::nn::VarStore;
@@ -38,91 +39,16 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-const POSITIVE: [&str; 6] = [
-    "a charming and funny story",
-    "the acting is superb",
-    "a great film with a fine cast",
-    "the lead actress is wonderful",
-    "funny , warm and smart",
-    "the best movie of the year",
-];
-const NEGATIVE: [&str; 6] = [
-    "a dull and boring mess",
-    "the plot drags on for hours",
-    "the ending was a waste of time",
-    "bad acting and worse writing",
-    "it was not good at all",
-    "a terrible script with no point",
-];
-
-/// `n` examples alternating positive (label 1) and negative (label 0).
-fn examples(n: usize, offset: usize) -> Vec<Example> {
-    (0..n)
-        .map(|i| {
-            let j = (i / 2 + offset) % 6;
-            if i % 2 == 0 {
-                Example::single(POSITIVE[j], 1)
-            } else {
-                Example::single(NEGATIVE[j], 0)
-            }
-        })
-        .collect()
-}
-
-fn dataset(spec: &TaskSpec, examples: Vec<Example>) -> Dataset {
-    Dataset { task: spec.name.clone(), label_names: spec.label_names.clone(), examples }
-}
-
-/// MR's spec (template `{S1} . It was [MASK] .`, words terrible / great — one token
-/// each in the fixture vocabulary) with 24 / 12 / 12 examples.
-fn task_data(spec: TaskSpec) -> TaskData {
-    TaskData {
-        train: dataset(&spec, examples(24, 0)),
-        dev: dataset(&spec, examples(12, 3)),
-        test: Some(dataset(&spec, examples(12, 1))),
-        test_mismatched: None,
-        spec,
-    }
-}
-
-fn mr() -> TaskSpec {
-    TaskName::Mr.spec(Default::default())
-}
-
 fn bert_dir() -> PathBuf {
     fixture("bert-mlm")
 }
 
 fn loaded() -> LoadedModel {
-    LoadedModel::from_dir(&bert_dir(), &LoadOptions::default()).unwrap()
+    loaded_from(&bert_dir())
 }
 
 fn run_config(method: MethodConfig, head: HeadConfig) -> RunConfig {
-    RunConfig {
-        model: bert_dir(),
-        task: TaskConfig {
-            name: TaskName::Mr,
-            data: DataSource::Files { train: "unused.jsonl".into(), dev: None, test: None },
-            fewshot: None,
-            template_style: Default::default(),
-        },
-        method,
-        head,
-        train: TrainConfig {
-            lr: 1e-2,
-            batch_size: 4,
-            eval_batch_size: 8,
-            max_steps: 4,
-            warmup_rate: 0.0,
-            eval_every: 100,
-            seed: SEED,
-            max_len: 64,
-            device: "cpu".into(),
-            threads: 1,
-            ..Default::default()
-        },
-        out_dir: None,
-    }
+    run_config_for(&bert_dir(), method, head, SEED)
 }
 
 fn npg() -> MethodConfig {
@@ -188,7 +114,7 @@ impl Delta for Watched {
         self.inner.name()
     }
 
-    fn bind<'a>(&'a self, ctx: &BindCtx<'a>) -> Result<Box<dyn Hooks + 'a>> {
+    fn bind<'a>(&'a self, ctx: &BindCtx<'_>) -> Result<Box<dyn Hooks + 'a>> {
         let inner = self.inner.bind(ctx)?;
         Ok(Box::new(Stack(vec![
             Box::new(Watch { tag: BEFORE, linears: false, seen: &self.seen }),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod tiny_task;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;

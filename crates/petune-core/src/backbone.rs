@@ -11,6 +11,7 @@ use tch::{nn::VarStore, Device, Tensor};
 use crate::error::Result;
 use crate::hooks::Hooks;
 use crate::input::BackboneInput;
+use crate::site::LinearSite;
 use crate::spec::BackboneSpec;
 use crate::state::SeqState;
 
@@ -59,6 +60,18 @@ pub trait Backbone {
     /// LM / MLM head logits `[.., V]` for final hidden states `[.., H]`.
     /// Fails with `Error::Unsupported` when the checkpoint has no head.
     fn lm_logits(&self, hidden: &Tensor, train: bool) -> Result<Tensor>;
+
+    /// Adds `delta` (`[out, in]`, the `nn.Linear` layout whatever the checkpoint
+    /// stores) to the frozen weight of the projection at `site`, in place and without
+    /// autograd. LoRA merges and unmerges through this; fused projections (GPT-2's
+    /// `c_attn`, DeBERTa's `in_proj`) update only the rows of that role.
+    fn add_to_linear_weight(&self, site: LinearSite, _delta: &Tensor) -> Result<()> {
+        Err(crate::Error::Incompatible {
+            method: "weight merging".into(),
+            backbone: self.spec().describe(),
+            reason: format!("no writable weight for {site:?}"),
+        })
+    }
 
     /// BERT-style pooler (`tanh(W h_[CLS] + b)`) on `[B, H]` vectors, when present.
     fn pooler(&self, cls: &Tensor) -> Result<Tensor>;

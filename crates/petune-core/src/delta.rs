@@ -25,11 +25,37 @@ pub trait Delta {
 
     /// Does per-batch work once (prefix key/values, generated prompts) and returns the
     /// hooks the backbone will call for this batch.
-    fn bind<'a>(&'a self, ctx: &BindCtx<'a>) -> Result<Box<dyn Hooks + 'a>>;
+    /// The hooks may borrow the delta but not the context: a mixed batch binds each
+    /// delta on a sub-batch it builds on the fly ([`crate::mixed`]).
+    fn bind<'a>(&'a self, ctx: &BindCtx<'_>) -> Result<Box<dyn Hooks + 'a>>;
 
     /// The lowest layer that needs gradients: layers below it run without autograd
     /// (LPT: its prompt layer; AdapterDrop: the number of dropped layers).
     fn grad_floor(&self) -> usize {
         0
+    }
+
+    /// Folds the delta into the backbone's weights (LoRA), after which `bind` adds
+    /// nothing. Methods that cannot be folded say so.
+    fn merge(&self, backbone: &dyn Backbone) -> Result<()> {
+        Err(crate::Error::Incompatible {
+            method: self.name().into(),
+            backbone: backbone.spec().describe(),
+            reason: "only weight-space deltas (LoRA) can be merged".into(),
+        })
+    }
+
+    /// Undoes [`Delta::merge`] (restores the weights up to float rounding).
+    fn unmerge(&self, backbone: &dyn Backbone) -> Result<()> {
+        Err(crate::Error::Incompatible {
+            method: self.name().into(),
+            backbone: backbone.spec().describe(),
+            reason: "only weight-space deltas (LoRA) can be unmerged".into(),
+        })
+    }
+
+    /// Whether the delta is currently merged into the backbone.
+    fn is_merged(&self) -> bool {
+        false
     }
 }

@@ -111,6 +111,19 @@ impl BackboneInput {
         self.input_ids.device()
     }
 
+    /// The examples at rows `idx` (`[n]` int64), every optional tensor included
+    /// (mixed-delta batches bind each delta on its own rows).
+    pub fn select_rows(&self, idx: &Tensor) -> Self {
+        let pick = |t: &Tensor| t.index_select(0, idx);
+        BackboneInput {
+            input_ids: pick(&self.input_ids),
+            attention_mask: pick(&self.attention_mask),
+            token_type_ids: self.token_type_ids.as_ref().map(pick),
+            position_ids: self.position_ids.as_ref().map(pick),
+            context_mask: self.context_mask.as_ref().map(pick),
+        }
+    }
+
     /// Moves every tensor to `device`.
     pub fn to_device(&self, device: Device) -> Self {
         BackboneInput {

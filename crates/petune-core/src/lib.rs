@@ -11,6 +11,7 @@ pub mod error;
 pub mod fsio;
 pub mod hooks;
 pub mod input;
+pub mod mixed;
 pub mod pool;
 pub mod recording;
 pub mod site;
@@ -23,6 +24,7 @@ pub use delta::{BindCtx, Delta};
 pub use error::{Error, Result, ShapeMismatch, WeightReport};
 pub use hooks::{Hooks, KvPrefix, NoHooks, Stack};
 pub use input::BackboneInput;
+pub use mixed::{bind_mixed, MixedHooks};
 pub use recording::{RecordingHooks, SiteEvent};
 pub use site::{
     LinearRole, LinearSite, LinearSiteInfo, NormRole, NormSite, NormSiteInfo, Sublayer,

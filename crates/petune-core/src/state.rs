@@ -96,6 +96,15 @@ impl SeqState {
         }
     }
 
+    /// The examples at rows `idx` (`[n]` int64).
+    pub fn select_rows(&self, idx: &Tensor) -> SeqState {
+        SeqState {
+            hidden: self.hidden.index_select(0, idx),
+            pad_mask: self.pad_mask.index_select(0, idx),
+            n_prefix: self.n_prefix,
+        }
+    }
+
     /// Number of attended positions per example, `[B]` int64.
     pub fn valid_lengths(&self) -> Tensor {
         self.pad_mask.sum_dim_intlist(1, false, Kind::Int64)

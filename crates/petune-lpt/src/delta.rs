@@ -84,7 +84,7 @@ impl Delta for LptDelta {
         "lpt"
     }
 
-    fn bind<'a>(&'a self, ctx: &BindCtx<'a>) -> Result<Box<dyn Hooks + 'a>> {
+    fn bind<'a>(&'a self, ctx: &BindCtx<'_>) -> Result<Box<dyn Hooks + 'a>> {
         if ctx.backbone.spec().n_layers < self.cfg.prompt_layer {
             return Err(Error::config("prompt_layer", "beyond the backbone's layers"));
         }

@@ -23,6 +23,42 @@ fn linear(p: nn::Path, d_in: i64, d_out: i64, init: LinearInit) -> nn::Linear {
     nn::linear(p, d_in, d_out, nn::LinearConfig { ws_init, bs_init: Some(bs_init), bias: true })
 }
 
+/// A trainable `[len, hidden]` prompt named `p.name`, initialised per `init` (shared
+/// by LPT w/o PG and the prompt-tuning baselines).
+pub fn prompt_var(
+    p: &nn::Path,
+    name: &str,
+    len: i64,
+    hidden: i64,
+    init: &PromptInit,
+    word_embeddings: Option<&Tensor>,
+) -> Result<Tensor> {
+    if len < 1 {
+        return Err(Error::config("len", "a prompt needs at least one token"));
+    }
+    Ok(match init {
+        PromptInit::Random { std } => {
+            p.var(name, &[len, hidden], Init::Randn { mean: 0.0, stdev: *std })
+        }
+        PromptInit::Vocab { first_n } => {
+            let words = word_embeddings.ok_or_else(|| {
+                Error::config("init", "vocabulary init needs the backbone's word embeddings")
+            })?;
+            let vocab = words.size()[0];
+            if *first_n < 1 || *first_n > vocab {
+                return Err(Error::config(
+                    "init.first_n",
+                    format!("must be in 1..={vocab} (the vocabulary size), got {first_n}"),
+                ));
+            }
+            let rows = Tensor::randint(*first_n, [len], (Kind::Int64, words.device()));
+            let init =
+                words.index_select(0, &rows).detach().to_kind(Kind::Float).to_device(p.device());
+            p.var_copy(name, &init)
+        }
+    })
+}
+
 /// A prompt generator.
 #[derive(Debug)]
 pub enum PromptGenerator {
@@ -64,28 +100,14 @@ impl PromptGenerator {
     ) -> Result<Self> {
         Ok(match &cfg.generator {
             GeneratorConfig::Static { len, init } => {
-                let prompt = match init {
-                    PromptInit::Random { std } => (p / "prompt_embedding").var(
-                        "weight",
-                        &[*len, hidden],
-                        Init::Randn { mean: 0.0, stdev: *std },
-                    ),
-                    PromptInit::Vocab { first_n } => {
-                        let words = word_embeddings.ok_or_else(|| {
-                            Error::config(
-                                "generator.init",
-                                "vocabulary init needs the backbone's word embeddings",
-                            )
-                        })?;
-                        let rows = Tensor::randint(*first_n, [*len], (Kind::Int64, words.device()));
-                        let init = words
-                            .index_select(0, &rows)
-                            .detach()
-                            .to_kind(Kind::Float)
-                            .to_device(p.device());
-                        (p / "prompt_embedding").var_copy("weight", &init)
-                    }
-                };
+                let prompt = prompt_var(
+                    &(p / "prompt_embedding"),
+                    "weight",
+                    *len,
+                    hidden,
+                    init,
+                    word_embeddings,
+                )?;
                 PromptGenerator::Static { prompt }
             }
             GeneratorConfig::Naive { len, bottleneck, init } => {

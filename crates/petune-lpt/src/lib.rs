@@ -13,4 +13,4 @@ pub mod generator;
 
 pub use config::{GeneratorConfig, LinearInit, LptConfig, PoolKind, PromptInit};
 pub use delta::LptDelta;
-pub use generator::PromptGenerator;
+pub use generator::{prompt_var, PromptGenerator};

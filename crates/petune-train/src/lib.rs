@@ -17,6 +17,6 @@ pub mod trainer;
 
 pub use config::{DataSource, FewShotConfig, RunConfig, TaskConfig, TaskData, TrainConfig};
 pub use head::{Head, HeadConfig, HeadToken, VerbalizerLoss};
-pub use method::MethodConfig;
-pub use trained::{DeltaManifest, Prediction, TrainedModel};
+pub use method::{MethodConfig, METHOD_NAMES};
+pub use trained::{head_params, resolve_head, DeltaManifest, Prediction, TrainedModel};
 pub use trainer::{FitResult, LoadedModel, LptTrainer, TrainReport, Trainer};

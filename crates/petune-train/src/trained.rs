@@ -8,13 +8,13 @@ use std::path::Path;
 use petune_backbones::TextTokenizer;
 use petune_core::fsio::{read_json, write_json_atomic};
 use petune_core::tensor_io::{read_safetensors, write_safetensors};
-use petune_core::{Backbone, Delta, Error, Result};
+use petune_core::{Backbone, BackboneSpec, Delta, Error, Result, SeqState};
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
 use crate::data::{Dataset, Example, Metric, MetricReport, TaskSpec};
-use crate::features::{collate, label_word_ids, Feature, FeatureEncoder, LmScoring};
+use crate::features::{collate, label_word_ids, Batch, Feature, FeatureEncoder, LmScoring};
 use crate::head::{Head, HeadConfig, HeadToken};
 use crate::method::MethodConfig;
 
@@ -45,6 +45,8 @@ pub struct TrainedModel {
     pub(crate) head: Head,
     pub(crate) encoder: FeatureEncoder,
     pub(crate) manifest: DeltaManifest,
+    /// When false the backbone runs plain (PEFT's `disable_adapter`).
+    pub(crate) delta_enabled: bool,
 }
 
 /// One prediction.
@@ -58,23 +60,22 @@ pub struct Prediction {
     pub probs: Vec<f64>,
 }
 
-/// Resolves `auto` and builds the head (in `vs` under `head`).
-pub(crate) fn build_head(
+/// Resolves `auto` for `method` on a backbone: a linear head on the first token (last
+/// on GPT-2) for methods without a template, LM scoring on GPT-2, the MLM verbalizer
+/// where the checkpoint has an MLM head, else a linear head at the mask.
+pub fn resolve_head(
     cfg: HeadConfig,
     method: &MethodConfig,
-    backbone: &dyn Backbone,
-    tokenizer: &TextTokenizer,
-    task: &TaskSpec,
-    vs: &VarStore,
-) -> Result<(Head, HeadConfig)> {
-    let decoder = backbone.spec().arch == petune_core::Arch::CausalDecoder;
+    spec: &BackboneSpec,
+) -> Result<HeadConfig> {
+    let decoder = spec.arch == petune_core::Arch::CausalDecoder;
     let resolved = match cfg {
         HeadConfig::Auto if !method.uses_template() && decoder => {
             HeadConfig::Linear { token: HeadToken::Last }
         }
         HeadConfig::Auto if !method.uses_template() => HeadConfig::Linear { token: HeadToken::Cls },
         HeadConfig::Auto if decoder => HeadConfig::LmScoring,
-        HeadConfig::Auto if backbone.spec().capabilities.lm_head => {
+        HeadConfig::Auto if spec.capabilities.lm_head => {
             HeadConfig::Verbalizer { loss: Default::default() }
         }
         HeadConfig::Auto => HeadConfig::Linear { token: HeadToken::Mask },
@@ -90,9 +91,34 @@ pub(crate) fn build_head(
     {
         return Err(Error::config(
             "head",
-            "model tuning feeds raw text without a template: use a linear head on cls",
+            format!(
+                "{} feeds raw text without a template: use a linear head on cls (or last)",
+                method.label()
+            ),
         ));
     }
+    Ok(resolved)
+}
+
+/// Trainable parameters of a resolved head for `classes` labels: `d·C + C` for a linear
+/// head, none for the verbalizer and LM scoring (they reuse the frozen LM head).
+pub fn head_params(head: HeadConfig, spec: &BackboneSpec, classes: i64) -> i64 {
+    match head {
+        HeadConfig::Linear { .. } => spec.hidden * classes + classes,
+        _ => 0,
+    }
+}
+
+/// Resolves `auto` and builds the head (in `vs` under `head`).
+pub(crate) fn build_head(
+    cfg: HeadConfig,
+    method: &MethodConfig,
+    backbone: &dyn Backbone,
+    tokenizer: &TextTokenizer,
+    task: &TaskSpec,
+    vs: &VarStore,
+) -> Result<(Head, HeadConfig)> {
+    let resolved = resolve_head(cfg, method, backbone.spec())?;
     let head = match resolved {
         HeadConfig::Verbalizer { loss } => {
             Head::verbalizer(backbone, label_word_ids(tokenizer, &task.label_words)?, loss)?
@@ -168,6 +194,55 @@ impl TrainedModel {
         v
     }
 
+    /// The active delta (none when disabled or for model tuning).
+    pub fn active_delta(&self) -> Option<&dyn Delta> {
+        self.delta.as_deref().filter(|_| self.delta_enabled)
+    }
+
+    /// Runs the backbone with the active delta on an encoded batch, in eval mode.
+    pub fn forward(&self, batch: &Batch) -> Result<SeqState> {
+        crate::model::forward(self.backbone.as_ref(), self.active_delta(), batch, false)
+    }
+
+    /// Turns the delta off (the plain backbone answers, head unchanged) or back on. A
+    /// merged LoRA is unmerged first, so "off" really is the base model.
+    pub fn set_delta_enabled(&mut self, enabled: bool) -> Result<()> {
+        if !enabled {
+            if let Some(d) = self.delta.as_deref().filter(|d| d.is_merged()) {
+                d.unmerge(self.backbone.as_ref())?;
+            }
+        }
+        self.delta_enabled = enabled;
+        Ok(())
+    }
+
+    /// Folds the delta into the backbone's weights (LoRA): inference then costs what the
+    /// plain backbone costs. Other methods answer with a typed error.
+    pub fn merge_delta(&self) -> Result<()> {
+        match self.delta.as_deref() {
+            Some(d) => d.merge(self.backbone.as_ref()),
+            None => Err(Error::config("method", "model tuning has no delta to merge")),
+        }
+    }
+
+    /// Undoes [`TrainedModel::merge_delta`].
+    pub fn unmerge_delta(&self) -> Result<()> {
+        match self.delta.as_deref() {
+            Some(d) => d.unmerge(self.backbone.as_ref()),
+            None => Err(Error::config("method", "model tuning has no delta to unmerge")),
+        }
+    }
+
+    /// The feature encoder (template, tokenizer, limits) of this model.
+    pub fn encoder(&self) -> &FeatureEncoder {
+        &self.encoder
+    }
+
+    /// The head.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
     /// Class scores `[N, C]` for encoded features, in batches, without gradients.
     pub(crate) fn scores(&self, features: &[Feature], batch_size: usize) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
@@ -190,12 +265,7 @@ impl TrainedModel {
             for v in &variants {
                 let refs: Vec<&Feature> = v.iter().collect();
                 let batch = collate(&refs, self.encoder.tokenizer.pad_id(), device)?;
-                let s = crate::model::forward(
-                    self.backbone.as_ref(),
-                    self.delta.as_deref(),
-                    &batch,
-                    false,
-                )?;
+                let s = self.forward(&batch)?;
                 cols.push(
                     self.head
                         .forward(self.backbone.as_ref(), &s, &batch, false)?
@@ -337,6 +407,14 @@ impl TrainedModel {
             manifest.max_len,
             manifest.truncate,
         )?;
-        Ok(TrainedModel { backbone, trainable, delta, head, encoder, manifest })
+        Ok(TrainedModel {
+            backbone,
+            trainable,
+            delta,
+            head,
+            encoder,
+            manifest,
+            delta_enabled: true,
+        })
     }
 }

@@ -174,7 +174,15 @@ impl Trainer {
             truncate: tc.truncate,
             backbone: backbone.spec().describe(),
         };
-        let trained = TrainedModel { backbone, trainable, delta, head, encoder, manifest };
+        let trained = TrainedModel {
+            backbone,
+            trainable,
+            delta,
+            head,
+            encoder,
+            manifest,
+            delta_enabled: true,
+        };
         if cfg.method.trains_backbone() {
             for (_, t) in trained.backbone.var_store().variables() {
                 let _ = t.set_requires_grad(true);

@@ -53,6 +53,19 @@ impl BertLayer {
         })
     }
 
+    /// Adds `delta` `[out, in]` to the weight of `site` (one of this layer's roles).
+    pub fn add_to_linear_weight(&self, site: LinearSite, delta: &Tensor) -> Result<()> {
+        let linear = match site.role {
+            LinearRole::Query => &self.query,
+            LinearRole::Key => &self.key,
+            LinearRole::Value => &self.value,
+            role => self.outputs.linear(role).ok_or_else(|| {
+                petune_core::Error::config("site", format!("BERT has no {role:?} projection"))
+            })?,
+        };
+        linear.add_to_weight(site, delta)
+    }
+
     /// Runs the layer on `x` `[B, T, H]` with attention bias `[B, 1, 1, P + T]` and an
     /// already checked prefix.
     pub fn forward(

@@ -180,6 +180,16 @@ impl Backbone for BertBackbone {
         }
     }
 
+    fn add_to_linear_weight(&self, site: petune_core::LinearSite, delta: &Tensor) -> Result<()> {
+        let layer = self.layers.get(site.layer).ok_or_else(|| {
+            petune_core::Error::config(
+                "site",
+                format!("layer {} is beyond the backbone", site.layer),
+            )
+        })?;
+        layer.add_to_linear_weight(site, delta)
+    }
+
     fn pooler(&self, cls: &Tensor) -> Result<Tensor> {
         match &self.pooler {
             Some(p) => Ok(p.forward(cls)),

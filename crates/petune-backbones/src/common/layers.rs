@@ -12,6 +12,22 @@ use tch::{nn, Tensor};
 
 use super::weights::WeightSource;
 
+/// Adds `delta` to `weight` (a view of a stored weight) in place, without autograd,
+/// after checking the shapes agree: how LoRA merges into frozen weights.
+pub fn add_in_place(site: LinearSite, weight: &Tensor, delta: &Tensor) -> Result<()> {
+    if weight.size() != delta.size() {
+        return Err(Error::Shape {
+            ctx: format!("weight delta for {site:?}"),
+            expected: format!("{:?}", weight.size()),
+            got: delta.size(),
+        });
+    }
+    let _no_grad = tch::no_grad_guard();
+    let mut w = weight.shallow_clone();
+    let _ = w.f_add_(&delta.to_kind(w.kind()).to_device(w.device()))?;
+    Ok(())
+}
+
 /// A linear projection stored as Hugging Face's `nn.Linear` (`weight: [out, in]`).
 #[derive(Debug)]
 pub struct Linear {
@@ -35,6 +51,11 @@ impl Linear {
     pub fn at(mut self, site: LinearSite) -> Linear {
         self.site = Some(site);
         self
+    }
+
+    /// Adds `delta` `[out, in]` to the weight in place.
+    pub fn add_to_weight(&self, site: LinearSite, delta: &Tensor) -> Result<()> {
+        add_in_place(site, &self.weight, delta)
     }
 
     /// `y = x Wᵀ + b`, then the site's `linear` hook.
@@ -74,6 +95,21 @@ impl Conv1D {
     pub fn at(mut self, site: LinearSite) -> Conv1D {
         self.site = Some(site);
         self
+    }
+
+    /// Adds `delta` `[out, in]` (the `nn.Linear` layout) to the `[in, out]` weight in
+    /// place; `cols` restricts it to a column range (one role of a fused `c_attn`).
+    pub fn add_to_weight(
+        &self,
+        site: LinearSite,
+        delta: &Tensor,
+        cols: Option<(i64, i64)>,
+    ) -> Result<()> {
+        let w = match cols {
+            Some((start, len)) => self.weight.narrow(1, start, len),
+            None => self.weight.shallow_clone(),
+        };
+        add_in_place(site, &w.transpose(0, 1), delta) // [out, in] view of [in, out]
     }
 
     /// `y = x W + b` on `[.., in]` → `[.., out]` (HF's `addmm` on the flattened input),

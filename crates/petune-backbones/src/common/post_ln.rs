@@ -59,6 +59,16 @@ impl PostLnSublayers {
         })
     }
 
+    /// The projection of `role` (AttnOut, FfnUp or FfnDown), if it lives here.
+    pub fn linear(&self, role: LinearRole) -> Option<&Linear> {
+        match role {
+            LinearRole::AttnOut => Some(&self.attn_out),
+            LinearRole::FfnUp => Some(&self.ffn_up),
+            LinearRole::FfnDown => Some(&self.ffn_down),
+            _ => None,
+        }
+    }
+
     /// The layer's output `[B, T, H]` from its input `x` and the attention context
     /// `ctx` (both `[B, T, H]`).
     pub fn forward(&self, x: &Tensor, ctx: &Tensor, hooks: &dyn Hooks, train: bool) -> Tensor {

@@ -31,12 +31,12 @@
 //! the c2p/p2c terms are computed over the text keys alone; prefix values are attended
 //! like any other. See docs/deberta-prefix.md.
 
-use petune_core::{Hooks, KvPrefix, NoHooks};
+use petune_core::{Hooks, KvPrefix, LinearRole, LinearSite, NoHooks, Result};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::config::{DebertaConfig, PosAttType};
 use crate::common::attention::{kind_min, merge_heads, split_heads};
-use crate::common::layers::{dropout, qkv_sites, Linear};
+use crate::common::layers::{add_in_place, dropout, qkv_sites, Linear};
 use crate::common::weights::WeightSource;
 
 /// The relative-position index `δ` of a sequence of length `T`.
@@ -121,6 +121,20 @@ impl DisentangledSelfAttention {
             attn_dropout: cfg.attention_probs_dropout_prob,
             pos_dropout: cfg.hidden_dropout_prob,
         }
+    }
+
+    /// Adds `delta` `[H, H]` to the Query, Key or Value rows of `in_proj`, whose rows
+    /// are laid out `[heads, 3, head_dim]` (q, k, v interleaved per head).
+    pub fn add_to_qkv_weight(&self, site: LinearSite, delta: &Tensor) -> Result<()> {
+        let which = match site.role {
+            LinearRole::Query => 0,
+            LinearRole::Key => 1,
+            _ => 2,
+        };
+        let h = self.heads * self.head_dim;
+        let rows = self.in_proj.view([self.heads, 3, self.head_dim, h]).select(1, which); // [nh, d, H] view
+        let delta = delta.reshape([self.heads, self.head_dim, -1]); // [H, H] → [nh, d, H]
+        add_in_place(site, &rows, &delta)
     }
 
     /// Attention context `[B, T, H]` for `x` `[B, T, H]`.

@@ -10,7 +10,7 @@
 //! Query, Key, Value, AttnOut, sublayer(Attn), norm(Attn), FfnUp, FfnDown,
 //! sublayer(Ffn), norm(Ffn).
 
-use petune_core::{Hooks, KvPrefix, Result};
+use petune_core::{Error, Hooks, KvPrefix, LinearRole, LinearSite, Result};
 use tch::{nn, Tensor};
 
 use super::attention::{DisentangledSelfAttention, RelativePositions};
@@ -50,6 +50,23 @@ impl DebertaLayer {
                 cfg.hidden_dropout_prob,
             )?,
         })
+    }
+
+    /// Adds `delta` `[out, in]` to the weight of `site`: the Q/K/V rows of the fused
+    /// `in_proj`, or a projection after the attention.
+    pub fn add_to_linear_weight(&self, site: LinearSite, delta: &Tensor) -> Result<()> {
+        match site.role {
+            LinearRole::Query | LinearRole::Key | LinearRole::Value => {
+                self.attention.add_to_qkv_weight(site, delta)
+            }
+            role => self
+                .outputs
+                .linear(role)
+                .ok_or_else(|| {
+                    Error::config("site", format!("DeBERTa has no {role:?} projection"))
+                })?
+                .add_to_weight(site, delta),
+        }
     }
 
     /// Runs the layer on `x` `[B, T, H]`; see [`DisentangledSelfAttention::forward`]

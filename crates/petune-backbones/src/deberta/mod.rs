@@ -211,6 +211,16 @@ impl Backbone for DebertaBackbone {
         }
     }
 
+    fn add_to_linear_weight(&self, site: petune_core::LinearSite, delta: &Tensor) -> Result<()> {
+        let layer = self.layers.get(site.layer).ok_or_else(|| {
+            petune_core::Error::config(
+                "site",
+                format!("layer {} is beyond the backbone", site.layer),
+            )
+        })?;
+        layer.add_to_linear_weight(site, delta)
+    }
+
     fn pooler(&self, _cls: &Tensor) -> Result<Tensor> {
         Err(no_pooler("DeBERTa has no BERT-style pooler"))
     }

@@ -68,6 +68,20 @@ impl Gpt2Block {
         })
     }
 
+    /// Adds `delta` `[out, in]` to the weight of `site`; Query, Key and Value are the
+    /// three column blocks of the fused `c_attn` `[H, 3H]`.
+    pub fn add_to_linear_weight(&self, site: LinearSite, delta: &Tensor) -> Result<()> {
+        let h = self.c_proj.weight.size()[0];
+        match site.role {
+            LinearRole::Query => self.c_attn.add_to_weight(site, delta, Some((0, h))),
+            LinearRole::Key => self.c_attn.add_to_weight(site, delta, Some((h, h))),
+            LinearRole::Value => self.c_attn.add_to_weight(site, delta, Some((2 * h, h))),
+            LinearRole::AttnOut => self.c_proj.add_to_weight(site, delta, None),
+            LinearRole::FfnUp => self.c_fc.add_to_weight(site, delta, None),
+            LinearRole::FfnDown => self.mlp_proj.add_to_weight(site, delta, None),
+        }
+    }
+
     /// Runs the block on `x` `[B, T, H]` with the additive causal + padding bias
     /// `[B, 1, T, P + T]` (prefix columns first) and an already checked prefix.
     pub fn forward(

@@ -181,6 +181,16 @@ impl Backbone for Gpt2Backbone {
         }
     }
 
+    fn add_to_linear_weight(&self, site: petune_core::LinearSite, delta: &Tensor) -> Result<()> {
+        let layer = self.blocks.get(site.layer).ok_or_else(|| {
+            petune_core::Error::config(
+                "site",
+                format!("layer {} is beyond the backbone", site.layer),
+            )
+        })?;
+        layer.add_to_linear_weight(site, delta)
+    }
+
     fn pooler(&self, _cls: &Tensor) -> Result<Tensor> {
         Err(no_pooler("GPT-2 has no pooler (use the last valid token)"))
     }

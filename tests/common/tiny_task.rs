@@ -1,0 +1,107 @@
+//! A tiny sentiment task (MR's spec, 24 / 12 / 12 hand-written examples) and a run
+//! config for the tiny fixtures: what trainer-level tests share.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use petune::prelude::*;
+use petune::train::data::{Dataset, Example, TaskSpec};
+use petune::train::TaskData;
+
+pub const POSITIVE: [&str; 6] = [
+    "a charming and funny story",
+    "the acting is superb",
+    "a great film with a fine cast",
+    "the lead actress is wonderful",
+    "funny , warm and smart",
+    "the best movie of the year",
+];
+pub const NEGATIVE: [&str; 6] = [
+    "a dull and boring mess",
+    "the plot drags on for hours",
+    "the ending was a waste of time",
+    "bad acting and worse writing",
+    "it was not good at all",
+    "a terrible script with no point",
+];
+
+/// `n` examples alternating positive (label 1) and negative (label 0).
+pub fn examples(n: usize, offset: usize) -> Vec<Example> {
+    (0..n)
+        .map(|i| {
+            let j = (i / 2 + offset) % 6;
+            if i % 2 == 0 {
+                Example::single(POSITIVE[j], 1)
+            } else {
+                Example::single(NEGATIVE[j], 0)
+            }
+        })
+        .collect()
+}
+
+pub fn dataset(spec: &TaskSpec, examples: Vec<Example>) -> Dataset {
+    Dataset { task: spec.name.clone(), label_names: spec.label_names.clone(), examples }
+}
+
+/// MR's spec (template `{S1} . It was [MASK] .`, words terrible / great — one token
+/// each in the fixture vocabulary) with 24 / 12 / 12 examples.
+pub fn task_data(spec: TaskSpec) -> TaskData {
+    TaskData {
+        train: dataset(&spec, examples(24, 0)),
+        dev: dataset(&spec, examples(12, 3)),
+        test: Some(dataset(&spec, examples(12, 1))),
+        test_mismatched: None,
+        spec,
+    }
+}
+
+pub fn mr() -> TaskSpec {
+    TaskName::Mr.spec(Default::default())
+}
+
+/// A 4-step CPU run of `method` on the fixture at `model`.
+pub fn run_config_for(
+    model: &Path,
+    method: MethodConfig,
+    head: HeadConfig,
+    seed: u64,
+) -> RunConfig {
+    RunConfig {
+        model: model.to_path_buf(),
+        task: TaskConfig {
+            name: TaskName::Mr,
+            data: DataSource::Files { train: "unused.jsonl".into(), dev: None, test: None },
+            fewshot: None,
+            template_style: Default::default(),
+        },
+        method,
+        head,
+        train: TrainConfig {
+            lr: 1e-2,
+            batch_size: 4,
+            eval_batch_size: 8,
+            max_steps: 4,
+            warmup_rate: 0.0,
+            eval_every: 100,
+            seed,
+            max_len: 64,
+            device: "cpu".into(),
+            threads: 1,
+            ..Default::default()
+        },
+        out_dir: None,
+    }
+}
+
+/// Loads a fixture as a trainer input.
+pub fn loaded_from(dir: &Path) -> LoadedModel {
+    LoadedModel::from_dir(dir, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A fresh temporary directory under the target dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
