@@ -5,7 +5,7 @@ Uses the tiny fixture models in tests/fixtures/{bert-mlm,roberta-mlm,gpt2-lm} as
 (loaded with `AutoModel`, i.e. BertModel / RobertaModel / GPT2Model, no head) and Hugging Face
 PEFT to build adapters with non-trivial (random, non-identity) weights.  From the repository root:
 
-    .venv-fixtures/bin/pip install -r scripts/fixtures-requirements.txt peft==0.21.2
+    .venv-fixtures/bin/pip install -r scripts/fixtures-requirements.txt   # includes peft 0.21.2
     .venv-fixtures/bin/python scripts/export_peft_goldens.py             # all folders
     .venv-fixtures/bin/python scripts/export_peft_goldens.py --only bert-lora gpt2-prompt
 

@@ -291,3 +291,168 @@ fn configurations_that_cannot_apply_fail_at_construction() {
     .unwrap_err();
     assert!(err.to_string().contains("linear head"), "{err}");
 }
+
+// ---------------------------------------------------------------- paper counts
+
+/// Trainable parameters (method + resolved auto head, 2 classes) from a config alone.
+fn count(spec: &BackboneSpec, m: &MethodConfig) -> i64 {
+    let head = petune::train::resolve_head(HeadConfig::Auto, m, spec).unwrap();
+    m.delta_params(spec) + petune::train::head_params(head, spec, 2)
+}
+
+#[test]
+fn parameter_counts_match_the_paper_on_roberta_large_and_gpt2_large() {
+    init();
+    use petune::backbones::spec_from_config;
+    let roberta = spec_from_config(&fixture("configs/roberta-large.json")).unwrap();
+    let gpt2 = spec_from_config(&fixture("configs/gpt2-large.json")).unwrap();
+    let drop = |n| {
+        MethodConfig::AdapterDrop(AdapterDropConfig {
+            adapter: AdapterConfig::default(),
+            drop_lowest: n,
+            schedule: DropSchedule::Fixed,
+        })
+    };
+    // lpt-reference.md §7; the head is the auto head: a verbalizer (0) for the
+    // template methods, a 2-class linear head (d·2 + 2) for the others.
+    let roberta_rows = [
+        ("prompt tuning", MethodConfig::PromptTuning(PromptTuningConfig::default()), 20_480),
+        ("P-tuning v2 + head", MethodConfig::PTuningV2(PTuningV2Config::default()), 985_090),
+        ("Adapter", MethodConfig::Adapter(AdapterConfig::default()), 1_622_784),
+        ("AdapterDrop (lowest 12)", drop(12), 811_392),
+        ("LoRA r=8 q+v + head", MethodConfig::Lora(LoraConfig::default()), 788_482),
+        // 24 × 11,264 layer biases + 1,024 embedding LN + 2,050 head ("273K").
+        ("BitFit + head", MethodConfig::BitFit(BitFitConfig::default()), 273_410),
+        // 20,736 + 91,136 PHM (n = 16) + 2,050 head ("114K").
+        ("S-IDPG-PHM + head", MethodConfig::SidpgPhm(SidpgConfig::default()), 113_922),
+    ];
+    for (what, m, want) in roberta_rows {
+        assert_eq!(count(&roberta, &m), want, "roberta-large: {what}");
+    }
+    let gpt2_lora = LoraConfig {
+        r: 4,
+        alpha: 32.0,
+        targets: vec![LinearRole::Query, LinearRole::Key, LinearRole::Value],
+        fused_qkv: true,
+        ..Default::default()
+    };
+    let gpt2_rows = [
+        ("prompt tuning", MethodConfig::PromptTuning(PromptTuningConfig::default()), 25_600),
+        ("Adapter", MethodConfig::Adapter(AdapterConfig::default()), 3_042_432),
+        ("AdapterDrop (lowest 18)", drop(18), 1_521_216),
+        // 36 × (4·1280 + 3840·4) on the fused c_attn + 2,562 head ("740K").
+        ("LoRA r=4 c_attn + head", MethodConfig::Lora(gpt2_lora), 739_842),
+        // 36 × 14,080 + 1,280 ln_f + 2,562 head ("511K").
+        ("BitFit + head", MethodConfig::BitFit(BitFitConfig::default()), 510_722),
+        // The paper prints 1.9M; the closed form is 1,843,200 (+ head).
+        ("P-tuning v2 + head", MethodConfig::PTuningV2(PTuningV2Config::default()), 1_845_762),
+    ];
+    for (what, m, want) in gpt2_rows {
+        assert_eq!(count(&gpt2, &m), want, "gpt2-large: {what}");
+    }
+}
+
+// ---------------------------------------------------------------- mixed batches
+
+/// Every delta tensor nudged away from its (often identity) initialisation.
+fn perturb(vs: &VarStore) {
+    let _no_grad = tch::no_grad_guard();
+    for (_, mut t) in vs.variables() {
+        let noise = t.randn_like() * 0.3;
+        let _ = t.f_add_(&noise).unwrap();
+    }
+}
+
+/// Checks a mixed batch against each delta run alone on its own rows.
+fn check_mixed(
+    backbone: &dyn Backbone,
+    deltas: &[Option<&dyn Delta>],
+    groups: &[usize],
+    what: &str,
+) {
+    let b = groups.len();
+    let lengths: Vec<i64> = (0..b as i64).map(|i| 3 + (i * 5) % 6).collect();
+    let input = contract::random_batch(backbone.spec(), &lengths, false);
+    let _no_grad = tch::no_grad_guard();
+    let hooks = petune::core::bind_mixed(deltas, groups, backbone, &input, false).unwrap();
+    let mixed = text_output(backbone, &hooks, &input);
+    for (k, delta) in deltas.iter().enumerate() {
+        let rows: Vec<i64> = (0..b).filter(|&i| groups[i] == k).map(|i| i as i64).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let rows = Tensor::from_slice(&rows);
+        let sub = input.select_rows(&rows);
+        let alone = match delta {
+            Some(d) => {
+                let h = d.bind(&BindCtx { backbone, input: &sub, train: false }).unwrap();
+                text_output(backbone, h.as_ref(), &sub)
+            }
+            None => text_output(backbone, &NoHooks, &sub),
+        };
+        let mask = sub.attention_mask.unsqueeze(-1); // compare real tokens only
+        assert_close(
+            &(mixed.index_select(0, &rows) * &mask),
+            &(alone * &mask),
+            1e-5,
+            &format!("{what}: delta {k}"),
+        );
+    }
+}
+
+#[test]
+fn mixed_batches_give_each_example_its_own_delta() {
+    init();
+    let _serial = serial();
+    for name in ["bert-mlm", "roberta-mlm", "deberta-mlm", "gpt2-lm"] {
+        let backbone = load(&fixture(name));
+        let bb = backbone.as_ref();
+        for (label, method) in methods() {
+            if method.trains_backbone() {
+                continue;
+            }
+            let (vs0, d0) = build(bb, &method, 1);
+            let (vs1, d1) = build(bb, &method, 2);
+            perturb(&vs0);
+            perturb(&vs1);
+            let what = format!("{name} / {label}");
+            // Prompts prepended to the sequence need every row to get one of the same length.
+            let prepends = matches!(
+                method,
+                MethodConfig::PromptTuning(_) | MethodConfig::SidpgPhm(_) | MethodConfig::Lpt(_)
+            );
+            if prepends {
+                check_mixed(bb, &[Some(d0.as_ref()), Some(d1.as_ref())], &[0, 1, 1, 0, 1], &what);
+            } else {
+                let deltas = [Some(d0.as_ref()), None, Some(d1.as_ref())];
+                check_mixed(bb, &deltas, &[0, 1, 2, 2, 0, 1], &what);
+            }
+        }
+        // Different methods in one batch, prefixes of different lengths included.
+        let pick = |i: usize| methods().into_iter().nth(i).unwrap().1;
+        let built: Vec<_> =
+            [2, 3, 4, 7, 8, 10].iter().map(|&i| build(bb, &pick(i), 3 + i as u64)).collect();
+        built.iter().for_each(|(vs, _)| perturb(vs));
+        let mut deltas: Vec<Option<&dyn Delta>> =
+            built.iter().map(|(_, d)| Some(d.as_ref())).collect();
+        deltas.push(None);
+        check_mixed(bb, &deltas, &[0, 1, 2, 3, 4, 5, 6, 3, 0], &format!("{name} / cross-method"));
+        // Prompts of different lengths cannot share a batch: a typed error.
+        let short = MethodConfig::PromptTuning(PromptTuningConfig { len: 2, ..Default::default() });
+        let long = MethodConfig::PromptTuning(PromptTuningConfig { len: 4, ..Default::default() });
+        let ((_, a), (_, b)) = (build(bb, &short, 1), build(bb, &long, 1));
+        let input = contract::random_batch(bb.spec(), &[4, 5], false);
+        let hooks = petune::core::bind_mixed(
+            &[Some(a.as_ref()), Some(b.as_ref())],
+            &[0, 1],
+            bb,
+            &input,
+            false,
+        )
+        .unwrap();
+        let err = bb.forward_t(&input, &hooks, false).unwrap_err();
+        assert!(matches!(err, Error::Incompatible { .. }), "{err}");
+        // Group indices are checked.
+        assert!(petune::core::bind_mixed(&[Some(a.as_ref())], &[0, 1], bb, &input, false).is_err());
+    }
+}

@@ -1,6 +1,7 @@
 //! The `petune` command-line tool.
 
 mod forward;
+mod params;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -17,8 +18,10 @@ struct Cli {
 enum Command {
     /// Run a checkpoint on texts and write every hidden state (and MLM logits) to safetensors.
     Forward(forward::ForwardArgs),
-    /// Train a method (LPT, prompt tuning, model tuning) from a run config.
+    /// Train a method (LPT or any baseline) from a run config.
     Train(train::TrainArgs),
+    /// Trainable / total parameters of a method on a backbone, from its config alone.
+    Params(params::ParamsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -26,5 +29,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Forward(args) => forward::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Params(args) => params::run(&args),
     }
 }
