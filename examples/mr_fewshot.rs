@@ -42,7 +42,9 @@ struct Args {
     /// Threads per run.
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Methods to run (npg, wo_pg, pt, mt, appg, mppg).
+    /// Methods to run: npg, appg, mppg, wo_pg (LPT); pt, pt_peft (prompt tuning, LPT code /
+    /// PEFT convention), ptv2, adapter, adapter_drop, bitfit, lora, sidpg, mt; `all` = every
+    /// one.
     #[arg(long, value_delimiter = ',', default_values_t = vec!["npg".to_string(), "wo_pg".into(), "pt".into(), "mt".into()])]
     methods: Vec<String>,
     /// Standard deviation of the static prompts' N(0, σ²) init (the authors: 1).
@@ -58,6 +60,24 @@ struct Args {
     #[arg(long, hide = true)]
     single: Option<String>,
 }
+
+/// Every method this example knows.
+const ALL_METHODS: [&str; 14] = [
+    "npg",
+    "appg",
+    "mppg",
+    "wo_pg",
+    "pt",
+    "pt_peft",
+    "ptv2",
+    "adapter",
+    "adapter_drop",
+    "bitfit",
+    "lora",
+    "sidpg",
+    "mt",
+    "all",
+];
 
 fn method(name: &str, args: &Args) -> anyhow::Result<(MethodConfig, f64)> {
     let init = PromptInit::Random { std: args.prompt_std };
@@ -75,9 +95,48 @@ fn method(name: &str, args: &Args) -> anyhow::Result<(MethodConfig, f64)> {
             MethodConfig::PromptTuning(PromptTuningConfig { len: 20, init, ..Default::default() }),
             lr,
         ),
+        "pt_peft" => (
+            MethodConfig::PromptTuning(PromptTuningConfig {
+                len: 20,
+                init: PromptInit::Vocab { first_n: 5000 },
+                position: PromptPosition::Peft,
+            }),
+            lr,
+        ),
+        "ptv2" => (MethodConfig::PTuningV2(PTuningV2Config::default()), lr),
+        "adapter" => (MethodConfig::Adapter(AdapterConfig::default()), 2e-3),
+        "adapter_drop" => (
+            MethodConfig::AdapterDrop(AdapterDropConfig {
+                adapter: AdapterConfig::default(),
+                drop_lowest: 3,
+                schedule: DropSchedule::Fixed,
+            }),
+            2e-3,
+        ),
+        "bitfit" => (MethodConfig::BitFit(BitFitConfig::default()), 5e-3),
+        "lora" => (MethodConfig::Lora(LoraConfig::default()), 2e-3),
+        "sidpg" => (MethodConfig::SidpgPhm(SidpgConfig::default()), 2e-3),
         "mt" => (MethodConfig::ModelTuning, 5e-5),
-        other => bail!("unknown method `{other}` (npg, appg, mppg, wo_pg, pt, mt)"),
+        other => bail!("unknown method `{other}` (one of {})", ALL_METHODS.join(", ")),
     })
+}
+
+/// Runs one config in a child process: `petune train --config FILE --json` when the
+/// CLI is built next to this example (scripts/main.sh builds it), else this example
+/// itself in `--single` mode.
+fn run_child(exe: &Path, cfg: &RunConfig) -> anyhow::Result<std::process::Output> {
+    let cli = exe.parent().and_then(Path::parent).map(|d| d.join("petune"));
+    match cli.filter(|p| p.is_file()) {
+        Some(cli) => {
+            let file = std::env::temp_dir().join(format!("petune-mr-{}.json", std::process::id()));
+            std::fs::write(&file, serde_json::to_string_pretty(cfg)?)?;
+            let out =
+                Command::new(cli).args(["train", "--json", "--config"]).arg(&file).output()?;
+            let _ = std::fs::remove_file(&file);
+            Ok(out)
+        }
+        None => Ok(Command::new(exe).arg("--single").arg(serde_json::to_string(cfg)?).output()?),
+    }
 }
 
 fn run_single(json: &str) -> anyhow::Result<()> {
@@ -117,7 +176,12 @@ fn main() -> anyhow::Result<()> {
     );
     let mut rows = Vec::new();
     let mut reports = Vec::new();
-    for name in &args.methods {
+    let names: Vec<String> = if args.methods.iter().any(|m| m == "all") {
+        ALL_METHODS.iter().filter(|&&m| m != "all").map(|m| m.to_string()).collect()
+    } else {
+        args.methods.clone()
+    };
+    for name in &names {
         let (method, lr) = method(name, &args)?;
         let head = if method.uses_template() {
             HeadConfig::Linear { token: HeadToken::Mask }
@@ -153,8 +217,7 @@ fn main() -> anyhow::Result<()> {
                 out_dir: None,
             };
             eprint!("  {:<22} seed {:>3} ... ", method.label(), seed);
-            let out =
-                Command::new(&exe).arg("--single").arg(serde_json::to_string(&cfg)?).output()?;
+            let out = run_child(&exe, &cfg)?;
             if !out.status.success() {
                 bail!("run failed: {}", String::from_utf8_lossy(&out.stderr));
             }

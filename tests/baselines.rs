@@ -45,7 +45,7 @@ fn methods() -> Vec<(&'static str, MethodConfig)> {
             MethodConfig::PromptTuning(PromptTuningConfig {
                 len: 3,
                 init: PromptInit::Vocab { first_n: 50 },
-                position: PromptPosition::InputEmbeds,
+                position: PromptPosition::Peft,
             }),
         ),
         ("P-tuning v2", MethodConfig::PTuningV2(PTuningV2Config { len: 4, ..Default::default() })),

@@ -2,28 +2,31 @@
 //! `len` trained vectors prepended to every input, nothing else trained.
 //!
 //! Two conventions, because the two reference implementations differ:
-//! * [`PromptPosition::EmbeddingOutput`] — the LPT authors' code: the prompt is
+//! * [`PromptPosition::Authors`] — the LPT authors' code: on the encoders the prompt is
 //!   concatenated to the *output* of the embedding block (no position embedding, no
-//!   embedding LayerNorm or dropout), i.e. LPT at prompt layer 1.
-//! * [`PromptPosition::InputEmbeds`] — PEFT's `PromptTuningConfig`: the prompt is
-//!   prepended to the word embeddings (`inputs_embeds`), so it receives positions and
-//!   goes through the embedding LayerNorm and dropout (`Hooks::input_embeds` documents
-//!   each family). Files in PEFT's format load into this convention ([`crate::peft`]).
+//!   embedding LayerNorm or dropout), i.e. LPT at prompt layer 1; on GPT-2 it is
+//!   concatenated after `wte + wpe` without a position, before the embedding dropout.
+//! * [`PromptPosition::Peft`] — PEFT's `PromptTuningConfig`: the prompt is prepended to
+//!   the word embeddings and the model is called with `inputs_embeds`, so the prompt
+//!   takes positions `0..P`, the text `P..P+T` (RoBERTa: sequential from
+//!   `padding_idx + 1`, not padding-aware), token type 0, and both go through the
+//!   embedding LayerNorm (encoders) and dropout. Files in PEFT's format load into this
+//!   convention ([`crate::peft`]).
 
-use petune_core::{Backbone, BackboneSpec, BindCtx, Delta, Error, Hooks, Result, SeqState};
+use petune_core::{Arch, Backbone, BackboneSpec, BindCtx, Delta, Error, Hooks, Result, SeqState};
 use petune_lpt::{prompt_var, PromptInit};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-/// Where the prompt enters.
+/// Where the prompt enters (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PromptPosition {
-    /// After the embedding block (the LPT authors' prompt tuning).
+    /// The LPT authors' prompt tuning.
     #[default]
-    EmbeddingOutput,
-    /// Prepended to the word embeddings (PEFT).
-    InputEmbeds,
+    Authors,
+    /// PEFT's prompt tuning (Hugging Face `inputs_embeds` semantics).
+    Peft,
 }
 
 /// Prompt-tuning settings (paper: 20 tokens, N(0, 1)).
@@ -67,9 +70,11 @@ impl PromptTuningConfig {
         if self.len < 1 {
             return Err(Error::config("len", "prompt tuning needs at least one token"));
         }
-        if self.position == PromptPosition::InputEmbeds && !spec.capabilities.input_embeds {
+        let needs_input_embeds =
+            self.position == PromptPosition::Peft || spec.arch == Arch::CausalDecoder;
+        if needs_input_embeds && !spec.capabilities.input_embeds {
             return Err(Error::Incompatible {
-                method: "prompt tuning (input_embeds)".into(),
+                method: "prompt tuning".into(),
                 backbone: spec.describe(),
                 reason: "the backbone has no input_embeds site".into(),
             });
@@ -82,6 +87,8 @@ impl PromptTuningConfig {
 #[derive(Debug)]
 pub struct PromptTuningDelta {
     cfg: PromptTuningConfig,
+    /// Prepend at `input_embeds` (else at `before_layer(0)`).
+    at_input: bool,
     /// `[len, d]`.
     prompt: Tensor,
 }
@@ -100,7 +107,8 @@ impl PromptTuningDelta {
             &cfg.init,
             Some(&words),
         )?;
-        Ok(PromptTuningDelta { cfg: cfg.clone(), prompt })
+        let at_input = cfg.position == PromptPosition::Peft || spec.arch == Arch::CausalDecoder;
+        Ok(PromptTuningDelta { cfg: cfg.clone(), at_input, prompt })
     }
 
     /// The prompt `[len, d]`.
@@ -118,16 +126,22 @@ struct PromptHooks<'a>(&'a PromptTuningDelta);
 
 impl Hooks for PromptHooks<'_> {
     fn input_embeds(&self, s: SeqState) -> Result<SeqState> {
-        match self.0.cfg.position {
-            PromptPosition::InputEmbeds => s.prepend(&self.0.prompt),
-            PromptPosition::EmbeddingOutput => Ok(s),
+        if self.0.at_input {
+            s.prepend(&self.0.prompt)
+        } else {
+            Ok(s)
         }
     }
 
+    fn positions_include_prefix(&self) -> bool {
+        self.0.cfg.position == PromptPosition::Peft
+    }
+
     fn before_layer(&self, layer: usize, s: SeqState) -> Result<SeqState> {
-        match self.0.cfg.position {
-            PromptPosition::EmbeddingOutput if layer == 0 => s.prepend(&self.0.prompt),
-            _ => Ok(s),
+        if layer == 0 && !self.0.at_input {
+            s.prepend(&self.0.prompt)
+        } else {
+            Ok(s)
         }
     }
 }

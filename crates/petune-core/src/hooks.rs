@@ -51,6 +51,15 @@ pub trait Hooks {
         Ok(s)
     }
 
+    /// Whether tokens prepended by `input_embeds` are positioned like ordinary tokens in
+    /// front of the text (Hugging Face's `inputs_embeds` semantics, which PEFT relies
+    /// on): the prompt gets positions `0..P` and the text `P..P+T`. Only GPT-2 reads
+    /// this — its default follows the LPT authors (prompt without position, text keeps
+    /// `0..T`); the encoders always position prepended tokens as the first tokens.
+    fn positions_include_prefix(&self) -> bool {
+        false
+    }
+
     /// Called before transformer layer `layer` runs; `layer = k` means after `k` layers
     /// (0 = the embedding output). LPT prepends its late prompt here at `k` = the
     /// authors' `add_prompt_layer` (paper PL − 1).
@@ -98,6 +107,10 @@ impl Hooks for Stack<'_> {
             s = h.input_embeds(s)?;
         }
         Ok(s)
+    }
+
+    fn positions_include_prefix(&self) -> bool {
+        self.0.iter().any(|h| h.positions_include_prefix())
     }
 
     fn before_layer(&self, layer: usize, mut s: SeqState) -> Result<SeqState> {

@@ -147,6 +147,12 @@ impl Hooks for MixedHooks<'_> {
         self.map_state(s, |h, s| h.input_embeds(s))
     }
 
+    /// Any member's choice applies to the whole batch: mixing prompt conventions on
+    /// GPT-2 in one batch is not supported.
+    fn positions_include_prefix(&self) -> bool {
+        self.members.iter().any(|m| m.hooks.positions_include_prefix())
+    }
+
     fn before_layer(&self, layer: usize, s: SeqState) -> Result<SeqState> {
         self.map_state(s, |h, s| h.before_layer(layer, s))
     }

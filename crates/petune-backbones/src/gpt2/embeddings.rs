@@ -17,7 +17,9 @@
 //! authors' prompt tuning on GPT-2 (`K = 0`: the prompt is concatenated after
 //! `wte + wpe` and before the embedding dropout), which differs from the generic
 //! `Hooks::input_embeds` wording ("positions as if first"); a prompt prepended by
-//! `before_layer(0)` instead comes after the dropout.
+//! `before_layer(0)` instead comes after the dropout. Hooks that ask for
+//! `positions_include_prefix` (PEFT's prompt tuning) get Hugging Face's `inputs_embeds`
+//! behaviour instead: prompt at positions `0..P`, text at `P..P+T`.
 
 use petune_core::{BackboneInput, Error, Hooks, Result, SeqState};
 use tch::{nn, Kind, Tensor};
@@ -68,14 +70,21 @@ impl Gpt2Embeddings {
                 got: s.hidden.size(),
             });
         }
+        // With `positions_include_prefix` (PEFT) the prompt takes positions 0..P and the
+        // text is shifted by P, as `inputs_embeds` would be.
+        let shift = if p > 0 && hooks.positions_include_prefix() { p } else { 0 };
         let positions = match &input.position_ids {
-            Some(explicit) => explicit.shallow_clone(), // [B, T]
-            None => Tensor::arange(t, (Kind::Int64, input.device())).unsqueeze(0), // [1, T]
+            Some(explicit) => explicit + shift, // [B, T]
+            None => {
+                Tensor::arange_start(shift, shift + t, (Kind::Int64, input.device())).unsqueeze(0)
+            } // [1, T]
         };
         check_positions(&positions, t, self.n_positions)?;
         let text = s.text_hidden() + Tensor::embedding(&self.wpe, &positions, -1, false, false); // [B, T, H]
         let h = if p > 0 {
-            Tensor::cat(&[s.hidden.narrow(1, 0, p), text], 1) // [B, P+T, H]
+            let prompt = s.hidden.narrow(1, 0, p); // [B, P, H]
+            let prompt = if shift > 0 { prompt + self.wpe.narrow(0, 0, p) } else { prompt };
+            Tensor::cat(&[prompt, text], 1) // [B, P+T, H]
         } else {
             text
         };
