@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::sync::{Mutex, MutexGuard};
-
 use common::tiny_task::*;
 use common::*;
 use petune::baselines::{DropSchedule, SidpgConfig};
@@ -25,12 +23,6 @@ use tch::{Device, Tensor};
 
 const CPU: Device = Device::Cpu;
 const SEED: u64 = 11;
-
-/// `fit` seeds libtorch's global generator: tests of this binary run one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Every method, sized for the 2-layer, d = 32 fixtures.
 fn methods() -> Vec<(&'static str, MethodConfig)> {

@@ -16,7 +16,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 
 use common::tiny_task::*;
 use common::*;
@@ -31,13 +30,6 @@ use tch::{Device, Kind, Tensor};
 
 const CPU: Device = Device::Cpu;
 const SEED: u64 = 7;
-
-/// Tests that seed and draw from libtorch's global generator run one at a time: `fit`
-/// seeds it, and a concurrent test would shift its dropout draws.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn bert_dir() -> PathBuf {
     fixture("bert-mlm")

@@ -277,4 +277,9 @@ impl Delta for AdapterDelta {
     fn grad_floor(&self) -> usize {
         self.dropped_now.get()
     }
+
+    /// Fixed AdapterDrop allocates nothing below its floor.
+    fn frozen_prefix_cacheable(&self) -> bool {
+        matches!(self.drop, Some((_, DropSchedule::Fixed)))
+    }
 }

@@ -35,6 +35,13 @@ pub trait Delta {
         0
     }
 
+    /// Whether the layers below `grad_floor` are untouched by this delta (all their
+    /// hooks are identity), so their output for an example can be computed once, in
+    /// eval mode, and reused (the frozen-prefix cache): LPT, fixed AdapterDrop.
+    fn frozen_prefix_cacheable(&self) -> bool {
+        false
+    }
+
     /// Folds the delta into the backbone's weights (LoRA), after which `bind` adds
     /// nothing. Methods that cannot be folded say so.
     fn merge(&self, backbone: &dyn Backbone) -> Result<()> {

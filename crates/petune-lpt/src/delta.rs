@@ -95,4 +95,9 @@ impl Delta for LptDelta {
     fn grad_floor(&self) -> usize {
         self.before_layer
     }
+
+    /// Nothing happens below the prompt layer.
+    fn frozen_prefix_cacheable(&self) -> bool {
+        true
+    }
 }

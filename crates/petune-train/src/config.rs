@@ -200,6 +200,11 @@ pub struct TrainConfig {
     pub device: String,
     /// Threads for libtorch (0 = its default).
     pub threads: usize,
+    /// Reuse the frozen layers' outputs below the method's floor across epochs (LPT,
+    /// fixed AdapterDrop). Computed in eval mode: no dropout below the prompt layer.
+    pub frozen_prefix_cache: bool,
+    /// Memory for the frozen-prefix cache, MiB; beyond it states spill to disk.
+    pub cache_budget_mib: f64,
 }
 
 impl Default for TrainConfig {
@@ -221,6 +226,8 @@ impl Default for TrainConfig {
             save_every: None,
             device: "auto".into(),
             threads: 0,
+            frozen_prefix_cache: false,
+            cache_budget_mib: 2048.0,
         }
     }
 }

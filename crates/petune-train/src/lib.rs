@@ -2,6 +2,7 @@
 //! cfg).fit()`), with its tasks and data loaders, the LPT authors' few-shot protocol,
 //! the paper's metrics, heads, HF-faithful AdamW and schedule, checkpoints and resume.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -11,6 +12,7 @@ pub mod memory;
 pub mod method;
 pub mod model;
 pub mod optim;
+pub mod prefix_cache;
 pub mod progress;
 pub mod trained;
 pub mod trainer;

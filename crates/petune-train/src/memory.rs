@@ -21,3 +21,10 @@ pub fn rss_mib() -> f64 {
 pub fn peak_rss_mib() -> f64 {
     status_kb("VmHWM:") as f64 / 1024.0
 }
+
+/// Resets the peak-RSS counter to the current RSS (Linux `clear_refs` value 5), so a
+/// later [`peak_rss_mib`] measures one phase (training) and not an earlier one (model
+/// loading). Returns whether the kernel accepted it.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", b"5").is_ok()
+}

@@ -72,7 +72,10 @@ impl MethodConfig {
                 };
                 format!("LPT {g} (PL {})", c.prompt_layer)
             }
-            MethodConfig::PromptTuning(_) => "prompt tuning".into(),
+            MethodConfig::PromptTuning(c) => match c.position {
+                petune_baselines::PromptPosition::Authors => "prompt tuning".into(),
+                petune_baselines::PromptPosition::Peft => "prompt tuning (PEFT)".into(),
+            },
             MethodConfig::PTuningV2(_) => "P-tuning v2".into(),
             MethodConfig::Adapter(_) => "Adapter".into(),
             MethodConfig::AdapterDrop(c) => format!("AdapterDrop (lowest {})", c.drop_lowest),

@@ -32,3 +32,38 @@ pub fn forward(
     let s = backbone.layers(s, floor..n, hooks.as_ref(), train)?;
     backbone.finish(s, hooks.as_ref(), train)
 }
+
+/// The state after the layers below `delta`'s floor, in eval mode and without autograd:
+/// what the frozen-prefix cache stores. Only for deltas whose hooks are identity there.
+pub fn frozen_prefix(
+    backbone: &dyn Backbone,
+    delta: &dyn Delta,
+    batch: &Batch,
+) -> Result<SeqState> {
+    if !delta.frozen_prefix_cacheable() {
+        return Err(petune_core::Error::config(
+            "frozen_prefix_cache",
+            format!("{} acts below its floor: nothing to cache", delta.name()),
+        ));
+    }
+    let _guard = tch::no_grad_guard();
+    let floor = delta.grad_floor().min(backbone.spec().n_layers);
+    let s = backbone.embed(&batch.input, &NoHooks, false)?;
+    backbone.layers(s, 0..floor, &NoHooks, false)
+}
+
+/// Runs the layers from `delta`'s floor up, starting from a cached state `s0` (the
+/// output of [`frozen_prefix`] for this batch's examples).
+pub fn forward_from(
+    backbone: &dyn Backbone,
+    delta: &dyn Delta,
+    batch: &Batch,
+    s0: SeqState,
+    train: bool,
+) -> Result<SeqState> {
+    let hooks = delta.bind(&BindCtx { backbone, input: &batch.input, train })?;
+    let n = backbone.spec().n_layers;
+    let floor = delta.grad_floor().min(n);
+    let s = backbone.layers(s0, floor..n, hooks.as_ref(), train)?;
+    backbone.finish(s, hooks.as_ref(), train)
+}

@@ -28,6 +28,7 @@ use crate::data::MetricReport;
 use crate::features::{collate, Feature};
 use crate::memory::{peak_rss_mib, rss_mib};
 use crate::optim::{linear_schedule, AdamW, AdamWConfig};
+use crate::prefix_cache::PrefixCache;
 use crate::trained::{build_head, feature_encoder, DeltaManifest, TrainedModel};
 
 /// A loaded backbone with its tokenizer.
@@ -229,6 +230,25 @@ impl Trainer {
             }
         }
 
+        let mut cache = match (tc.frozen_prefix_cache, trained.delta.as_deref()) {
+            (false, _) => None,
+            (true, Some(d)) if d.frozen_prefix_cacheable() && d.grad_floor() > 0 => {
+                let dir = match &out_dir {
+                    Some(o) => o.join("prefix-cache"),
+                    None => std::env::temp_dir().join(format!("petune-prefix-cache-{}", std::process::id())),
+                };
+                Some(PrefixCache::new(tc.cache_budget_mib, dir))
+            }
+            (true, _) => {
+                return Err(Error::config(
+                    "frozen_prefix_cache",
+                    format!(
+                        "{} has no frozen prefix: only LPT and fixed AdapterDrop leave the lowest layers untouched",
+                        cfg.method.label()
+                    ),
+                ))
+            }
+        };
         let per_step = tc.batch_size * tc.grad_accum;
         // The epoch's order is computed once per epoch, not per step.
         let mut order = shuffled_indices(train_f.len(), (tc.seed + progress.epoch) as u32);
@@ -254,12 +274,18 @@ impl Trainer {
                 }
                 let feats: Vec<&Feature> = idx.iter().map(|&i| &train_f[i]).collect();
                 let batch = collate(&feats, pad_id, device)?;
-                let s = crate::model::forward(
-                    trained.backbone.as_ref(),
-                    trained.delta.as_deref(),
-                    &batch,
-                    true,
-                )?;
+                let s = match (cache.as_mut(), trained.delta.as_deref()) {
+                    (Some(c), Some(d)) => {
+                        let s0 = c.state(trained.backbone.as_ref(), d, &batch, &idx)?;
+                        crate::model::forward_from(trained.backbone.as_ref(), d, &batch, s0, true)?
+                    }
+                    _ => crate::model::forward(
+                        trained.backbone.as_ref(),
+                        trained.delta.as_deref(),
+                        &batch,
+                        true,
+                    )?,
+                };
                 let out = trained.head.forward(trained.backbone.as_ref(), &s, &batch, true)?;
                 let loss = trained.head.loss(&out, &batch.labels) / tc.grad_accum as f64;
                 loss.backward();

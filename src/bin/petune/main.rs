@@ -1,5 +1,6 @@
 //! The `petune` command-line tool.
 
+mod bench;
 mod forward;
 mod params;
 mod train;
@@ -20,6 +21,8 @@ enum Command {
     Forward(forward::ForwardArgs),
     /// Train a method (LPT or any baseline) from a run config.
     Train(train::TrainArgs),
+    /// Train-step speed and memory of methods on a backbone (docs/benchmarks.md).
+    Bench(bench::BenchArgs),
     /// Trainable / total parameters of a method on a backbone, from its config alone.
     Params(params::ParamsArgs),
 }
@@ -30,5 +33,6 @@ fn main() -> anyhow::Result<()> {
         Command::Forward(args) => forward::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Params(args) => params::run(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }

@@ -56,8 +56,40 @@ pub struct ParamReport {
     pub trainable_percent: f64,
 }
 
-/// Parses a method given as a file, inline JSON or a bare name.
-pub fn parse_method(arg: &str) -> anyhow::Result<MethodConfig> {
+/// Parses a method given as a file, inline JSON or a bare name; with a backbone spec,
+/// `npg`, `appg`, `mppg` and `wo_pg` name LPT at the middle prompt layer (PL = L/2 + 1)
+/// and `adapter_drop` drops the lowest half of the layers.
+pub fn parse_method_for(arg: &str, spec: Option<&BackboneSpec>) -> anyhow::Result<MethodConfig> {
+    let short = match arg {
+        "mt" => Some("model_tuning"),
+        "pt" => Some("prompt_tuning"),
+        "ptv2" => Some("ptuning_v2"),
+        "sidpg" => Some("sidpg_phm"),
+        _ => None,
+    };
+    if let Some(name) = short {
+        return parse_method_for(name, spec);
+    }
+    if let Some(spec) = spec {
+        let pl = spec.n_layers / 2 + 1;
+        let lpt = match arg {
+            "npg" => Some(LptConfig::npg(pl)),
+            "appg" => Some(LptConfig::pooling(pl, PoolKind::Avg, 10)),
+            "mppg" => Some(LptConfig::pooling(pl, PoolKind::Max, 10)),
+            "wo_pg" => Some(LptConfig::static_prompt(pl)),
+            _ => None,
+        };
+        if let Some(c) = lpt {
+            return Ok(MethodConfig::Lpt(c));
+        }
+        if arg == "adapter_drop" {
+            return Ok(MethodConfig::AdapterDrop(petune::baselines::AdapterDropConfig {
+                adapter: Default::default(),
+                drop_lowest: spec.n_layers / 2,
+                schedule: Default::default(),
+            }));
+        }
+    }
     let text = if Path::new(arg).is_file() {
         std::fs::read_to_string(arg).with_context(|| format!("reading {arg}"))?
     } else if arg.trim_start().starts_with('{') {
@@ -145,7 +177,7 @@ pub fn run(args: &ParamsArgs) -> anyhow::Result<()> {
     };
     let spec =
         spec_from_config(&config).with_context(|| format!("reading {}", config.display()))?;
-    let method = parse_method(&args.method)?;
+    let method = parse_method_for(&args.method, Some(&spec))?;
     let r = report(&spec, &method, parse_head(&args.head)?, args.classes)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

@@ -1,0 +1,268 @@
+//! The training-step benchmark of issue #7 (what `petune bench` and
+//! `benches/train_step.rs` run): for a method on a backbone, fixed batch × length
+//! synthetic inputs, the real training step (forward with the method's no-grad floor,
+//! a 2-class linear head on the first token, cross-entropy, backward, clip, HF AdamW),
+//! timed after warm-up; peak memory over the training phase only; and the step's model
+//! FLOPs, to report which fraction of the machine's measured matmul rate a step reaches.
+//!
+//! FLOPs count the matmuls only: per layer and token `2·(4d² + 2d·I)` for the
+//! projections and `4·T·d` for scores and context. A model-tuning step costs 3 forwards
+//! (forward, input gradients, weight gradients); a layer whose weights are frozen but
+//! whose input needs a gradient costs 2; a layer below a method's no-grad floor 1, and
+//! 0 when its output comes from the frozen-prefix cache.
+
+use std::time::Instant;
+
+use petune_core::{Backbone, BackboneInput, Error, Result, SeqState};
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::{Kind, Tensor};
+
+use crate::features::Batch;
+use crate::head::{Head, HeadToken};
+use crate::memory::{peak_rss_mib, reset_peak_rss, rss_mib};
+use crate::method::MethodConfig;
+use crate::optim::{AdamW, AdamWConfig};
+use petune_core::Delta;
+
+/// Shape and length of a benchmark.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BenchConfig {
+    /// Examples per step.
+    pub batch: i64,
+    /// Tokens per example (no padding).
+    pub seq: i64,
+    /// Timed steps.
+    pub steps: usize,
+    /// Untimed steps first.
+    pub warmup: usize,
+    /// Seed of the synthetic batch and the initialisation.
+    pub seed: u64,
+    /// Feed the layers above the floor from a frozen-prefix cache (LPT).
+    pub cache: bool,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        BenchConfig { batch: 16, seq: 128, steps: 20, warmup: 3, seed: 42, cache: false }
+    }
+}
+
+/// What one benchmark measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// Method label (`+ cache` when the frozen-prefix cache fed it).
+    pub method: String,
+    /// The config.
+    pub config: BenchConfig,
+    /// Trainable parameters (method + head).
+    pub trainable_params: i64,
+    /// Median step time, ms.
+    pub median_ms: f64,
+    /// Fastest and slowest timed step, ms.
+    pub min_ms: f64,
+    /// Slowest timed step, ms.
+    pub max_ms: f64,
+    /// Tokens per ms at the median.
+    pub tokens_per_ms: f64,
+    /// Model FLOPs of one step (matmuls; see the module docs).
+    pub gflop_per_step: f64,
+    /// Achieved GFLOP/s at the median.
+    pub gflops: f64,
+    /// RSS before the method was built, MiB.
+    pub rss_start_mib: f64,
+    /// Peak RSS during training, MiB.
+    pub peak_rss_mib: f64,
+    /// Threads libtorch used.
+    pub threads: i32,
+    /// Device.
+    pub device: String,
+}
+
+/// Forward-pass matmul FLOPs of one layer for `b × t` tokens.
+pub fn layer_flops(d: i64, inter: i64, b: i64, t: i64) -> f64 {
+    let per_token = 2.0 * (4 * d * d + 2 * d * inter) as f64 + 4.0 * (t * d) as f64;
+    per_token * (b * t) as f64
+}
+
+/// Model FLOPs of one training step of `method` (see the module docs).
+pub fn step_flops(
+    backbone: &dyn Backbone,
+    delta: Option<&dyn Delta>,
+    trains_backbone: bool,
+    cfg: &BenchConfig,
+) -> f64 {
+    let spec = backbone.spec();
+    let f = layer_flops(spec.hidden, spec.intermediate, cfg.batch, cfg.seq);
+    let n = spec.n_layers;
+    let floor = delta.map(|d| d.grad_floor()).unwrap_or(0).min(n);
+    let (below, above) = (floor as f64, (n - floor) as f64);
+    let per_layer_above = if trains_backbone { 3.0 } else { 2.0 };
+    let below_cost = if cfg.cache { 0.0 } else { 1.0 };
+    f * (below * below_cost + above * per_layer_above)
+}
+
+/// The measured rate of the model's largest matmul (`[b·t, d] × [d, I]`), GFLOP/s.
+pub fn matmul_gflops(m: i64, k: i64, n: i64, device: tch::Device, reps: usize) -> f64 {
+    let _no_grad = tch::no_grad_guard();
+    let a = Tensor::randn([m, k], (Kind::Float, device));
+    let b = Tensor::randn([k, n], (Kind::Float, device));
+    for _ in 0..3 {
+        let _ = a.matmul(&b);
+    }
+    let t0 = Instant::now();
+    for _ in 0..reps {
+        let _ = a.matmul(&b);
+    }
+    if device.is_cuda() {
+        tch::Cuda::synchronize(0);
+    }
+    let s = t0.elapsed().as_secs_f64();
+    2.0 * (m * k * n) as f64 * reps as f64 / s / 1e9
+}
+
+/// A ready-to-step training set-up on a synthetic batch.
+pub struct BenchSession<'a> {
+    backbone: &'a dyn Backbone,
+    method: MethodConfig,
+    _vs: VarStore,
+    delta: Option<Box<dyn Delta>>,
+    head: Head,
+    opt: AdamW,
+    batch: Batch,
+    cached: Option<SeqState>,
+    cfg: BenchConfig,
+}
+
+impl<'a> BenchSession<'a> {
+    /// Builds `method` and a 2-class linear head on `backbone` and a synthetic batch.
+    pub fn new(
+        backbone: &'a dyn Backbone,
+        method: &MethodConfig,
+        cfg: &BenchConfig,
+    ) -> Result<Self> {
+        let spec = backbone.spec();
+        let device = backbone.device();
+        tch::manual_seed(cfg.seed as i64);
+        let vs = VarStore::new(device);
+        let delta = method.build(&(vs.root() / "delta"), backbone)?;
+        let head = Head::linear(&(vs.root() / "head"), spec.hidden, 2, HeadToken::Cls, 0.1);
+        let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        if method.trains_backbone() {
+            for (name, t) in backbone.var_store().variables() {
+                let _ = t.set_requires_grad(true);
+                params.push((name, t));
+            }
+        }
+        let opt = AdamW::new(params, AdamWConfig::default())?;
+        let (b, t) = (cfg.batch, cfg.seq);
+        if b < 1 || t < 2 || t > spec.max_positions {
+            return Err(Error::config(
+                "bench",
+                format!("batch ≥ 1 and 2 ≤ seq ≤ {}", spec.max_positions),
+            ));
+        }
+        let ids = Tensor::randint_low(5, spec.vocab, [b, t], (Kind::Int64, device));
+        let input = BackboneInput::new(ids)?
+            .with_token_types(Tensor::zeros([b, t], (Kind::Int64, device)))?;
+        let batch = Batch {
+            input,
+            mask_pos: Tensor::full([b], t / 2, (Kind::Int64, device)),
+            labels: Tensor::randint(2, [b], (Kind::Int64, device)),
+            n_tokens: b * t,
+            target_mask: None,
+        };
+        let cached = if cfg.cache {
+            let d = delta.as_deref().filter(|d| d.frozen_prefix_cacheable()).ok_or_else(|| {
+                Error::config("cache", format!("{} has no frozen prefix to cache", method.label()))
+            })?;
+            Some(crate::model::frozen_prefix(backbone, d, &batch)?)
+        } else {
+            None
+        };
+        Ok(BenchSession {
+            backbone,
+            method: method.clone(),
+            _vs: vs,
+            delta,
+            head,
+            opt,
+            batch,
+            cached,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// One training step; returns the loss.
+    pub fn step(&mut self) -> Result<f64> {
+        let s = match (&self.cached, self.delta.as_deref()) {
+            (Some(s0), Some(d)) => {
+                crate::model::forward_from(self.backbone, d, &self.batch, s0.clone(), true)?
+            }
+            _ => crate::model::forward(self.backbone, self.delta.as_deref(), &self.batch, true)?,
+        };
+        let out = self.head.forward(self.backbone, &s, &self.batch, true)?;
+        let loss = self.head.loss(&out, &self.batch.labels);
+        loss.backward();
+        self.opt.clip_grad_norm(1.0);
+        self.opt.step(1e-5);
+        Ok(loss.double_value(&[]))
+    }
+
+    /// Runs warm-up and timed steps and reports.
+    pub fn run(mut self, rss_start: f64) -> Result<BenchReport> {
+        for _ in 0..self.cfg.warmup {
+            self.step()?;
+        }
+        let mut times = Vec::with_capacity(self.cfg.steps);
+        for _ in 0..self.cfg.steps.max(1) {
+            let t0 = Instant::now();
+            self.step()?;
+            if self.backbone.device().is_cuda() {
+                tch::Cuda::synchronize(0);
+            }
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        let gflop = step_flops(
+            self.backbone,
+            self.delta.as_deref(),
+            self.method.trains_backbone(),
+            &self.cfg,
+        ) / 1e9;
+        let trainable = self.opt.params().iter().map(|p| p.tensor.numel() as i64).sum();
+        let label = if self.cfg.cache {
+            format!("{} + cache", self.method.label())
+        } else {
+            self.method.label()
+        };
+        Ok(BenchReport {
+            method: label,
+            config: self.cfg.clone(),
+            trainable_params: trainable,
+            median_ms: median,
+            min_ms: times[0],
+            max_ms: times[times.len() - 1],
+            tokens_per_ms: (self.cfg.batch * self.cfg.seq) as f64 / median,
+            gflop_per_step: gflop,
+            gflops: gflop / (median / 1e3),
+            rss_start_mib: rss_start,
+            peak_rss_mib: peak_rss_mib(),
+            threads: tch::get_num_threads(),
+            device: format!("{:?}", self.backbone.device()),
+        })
+    }
+}
+
+/// Benchmarks `method` on `backbone`: memory is measured from here on.
+pub fn bench_method(
+    backbone: &dyn Backbone,
+    method: &MethodConfig,
+    cfg: &BenchConfig,
+) -> Result<BenchReport> {
+    reset_peak_rss();
+    let rss_start = rss_mib();
+    BenchSession::new(backbone, method, cfg)?.run(rss_start)
+}

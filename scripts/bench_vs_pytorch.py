@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Runs petune and the PyTorch + PEFT peer alternately on the same training steps and
+prints the ratios (docs/benchmarks.md).
+
+    cargo build --release --bin petune
+    .venv-fixtures/bin/python scripts/bench_vs_pytorch.py --model .assets/all-MiniLM-L6-v2 --threads 2 --rounds 3
+
+For each round and method, petune (`petune bench --single`-style child per method) and
+the peer (`scripts/peer_bench.py`) run back to back, so machine drift hits both alike;
+the table reports the median over rounds of each side's median step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# petune method name -> peer method name
+PAIRS = [("model_tuning", "mt"), ("lora", "lora"), ("prompt_tuning_peft", "pt"), ("ptuning_v2", "prefix")]
+PETUNE_METHODS = {
+    "model_tuning": "model_tuning",
+    "lora": "lora",
+    "prompt_tuning_peft": '{"method": "prompt_tuning", "len": 20, "position": "peft"}',
+    "ptuning_v2": "ptuning_v2",
+}
+
+
+def method_arg(spec: str) -> str:
+    """`petune bench --methods` splits on commas: JSON goes through a file."""
+    if not spec.startswith("{"):
+        return spec
+    path = Path("/tmp") / f"petune-bench-{abs(hash(spec))}.json"
+    path.write_text(spec)
+    return str(path)
+
+
+def run_json(cmd: list[str]) -> dict:
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+    line = out.stdout.strip().splitlines()[-1]
+    return json.loads(line)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=str(ROOT / ".assets/all-MiniLM-L6-v2"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--petune", default=str(ROOT / "target/release/petune"))
+    args = ap.parse_args()
+    shape = ["--batch", str(args.batch), "--seq", str(args.seq), "--steps", str(args.steps),
+             "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    results: dict[str, dict[str, list[dict]]] = {p: {"petune": [], "peer": []} for p, _ in PAIRS}
+    for r in range(args.rounds):
+        for ours, theirs in PAIRS:
+            a = run_json([args.petune, "bench", "--model", args.model, "--methods", method_arg(PETUNE_METHODS[ours]),
+                          "--device", "cpu", "--json"] + shape)
+            a = a.get("report", a)
+            b = run_json([sys.executable, str(ROOT / "scripts/peer_bench.py"), "--model", args.model,
+                          "--method", theirs] + shape)
+            results[ours]["petune"].append(a)
+            results[ours]["peer"].append(b)
+            print(f"round {r + 1}: {ours:<20} petune {a.get('median_ms', float('nan')):8.1f} ms   "
+                  f"peer {b.get('median_ms', float('nan')):8.1f} ms {b.get('error', '')}", file=sys.stderr)
+    print(f"\nbatch {args.batch} x {args.seq} tokens, {args.threads} threads, {args.steps} timed steps "
+          f"after {args.warmup} warm-up, median over {args.rounds} alternating rounds\n")
+    print("| method | petune tokens/ms | PyTorch+PEFT tokens/ms | speed ratio | petune peak RSS (MiB) "
+          "| PyTorch peak RSS (MiB) | RSS ratio | petune added (MiB) | PyTorch added (MiB) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    summary = []
+    for ours, theirs in PAIRS:
+        a = [x for x in results[ours]["petune"] if "median_ms" in x]
+        b = [x for x in results[ours]["peer"] if "median_ms" in x]
+        if not a:
+            print(f"| {ours} | failed | | | | | | | |")
+            continue
+        tpm_a = statistics.median(x["tokens_per_ms"] for x in a)
+        peak_a = statistics.median(x["peak_rss_mib"] for x in a)
+        add_a = statistics.median(x["peak_rss_mib"] - x["rss_start_mib"] for x in a)
+        if not b:
+            err = results[ours]["peer"][0].get("error", "failed")
+            print(f"| {ours} | {tpm_a:.2f} | cannot run: {err} | | {peak_a:.0f} | | | {add_a:.0f} | |")
+            continue
+        tpm_b = statistics.median(x["tokens_per_ms"] for x in b)
+        peak_b = statistics.median(x["peak_rss_mib"] for x in b)
+        add_b = statistics.median(x["peak_rss_mib"] - x["rss_start_mib"] for x in b)
+        print(f"| {ours} | {tpm_a:.2f} | {tpm_b:.2f} | {tpm_a / tpm_b:.2f} | {peak_a:.0f} | {peak_b:.0f} "
+              f"| {peak_a / peak_b:.2f} | {add_a:.0f} | {add_b:.0f} |")
+        summary.append({"method": ours, "petune": a, "peer": b})
+    versions = next((x.get("versions") for p in results.values() for x in p["peer"] if "versions" in x), None)
+    print(f"\npeer versions: {versions}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""The peer of `petune bench`: the same training step in PyTorch + transformers + PEFT.
+
+Same model folder, same fixed batch x length of random ids (no padding), dropout on, a
+2-class linear head on the first text token, cross-entropy, backward, grad clip 1.0,
+AdamW; median step time after warm-up, and peak RSS of the training phase (VmHWM reset
+after loading, as petune does). One method per process.
+
+    python3 -m venv .venv-fixtures && .venv-fixtures/bin/pip install -r scripts/fixtures-requirements.txt
+    .venv-fixtures/bin/python scripts/peer_bench.py --model .assets/all-MiniLM-L6-v2 --method lora --threads 2
+
+Methods: mt (every weight), lora (r=8, alpha=16, query+value), pt (PEFT prompt tuning,
+20 tokens), prefix (PEFT prefix tuning, 20 tokens). Prints one JSON line; a method the
+peer cannot run prints {"method": ..., "error": ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+
+def status_mib(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--method", required=True, choices=["mt", "lora", "pt", "prefix"])
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=42)
+    args = ap.parse_args()
+
+    import torch
+    import transformers
+    import peft
+    from torch import nn
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    model = transformers.AutoModel.from_pretrained(args.model)
+    model.train()
+    hidden = model.config.hidden_size
+    n_virtual = 0
+    try:
+        if args.method == "mt":
+            trainable = list(model.parameters())
+        else:
+            if args.method == "lora":
+                cfg = peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"],
+                                      task_type="FEATURE_EXTRACTION")
+            elif args.method == "pt":
+                cfg = peft.PromptTuningConfig(num_virtual_tokens=20, task_type="FEATURE_EXTRACTION")
+                n_virtual = 20
+            else:
+                cfg = peft.PrefixTuningConfig(num_virtual_tokens=20, task_type="FEATURE_EXTRACTION")
+            model = peft.get_peft_model(model, cfg)
+            model.train()
+            trainable = [p for p in model.parameters() if p.requires_grad]
+        head = nn.Linear(hidden, 2)
+        params = trainable + list(head.parameters())
+        opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.1)
+        vocab = model.config.vocab_size
+        ids = torch.randint(5, vocab, (args.batch, args.seq))
+        mask = torch.ones_like(ids)
+        labels = torch.randint(0, 2, (args.batch,))
+
+        def step() -> float:
+            out = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            logits = head(nn.functional.dropout(out[:, n_virtual], 0.1, True))
+            loss = nn.functional.cross_entropy(logits, labels)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            return loss.item()
+
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        rss_start = status_mib("VmRSS:")
+        for _ in range(args.warmup):
+            step()
+        times = []
+        for _ in range(args.steps):
+            t0 = time.perf_counter()
+            step()
+            times.append((time.perf_counter() - t0) * 1e3)
+    except Exception as e:  # the peer's own refusal is a result to record
+        print(json.dumps({"method": args.method, "error": f"{type(e).__name__}: {e}"}))
+        return
+    median = statistics.median(times)
+    print(json.dumps({
+        "method": args.method,
+        "trainable_params": sum(p.numel() for p in params),
+        "median_ms": median,
+        "tokens_per_ms": args.batch * args.seq / median,
+        "rss_start_mib": rss_start,
+        "peak_rss_mib": status_mib("VmHWM:"),
+        "threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+    }))
+
+
+if __name__ == "__main__":
+    main()
