@@ -1,6 +1,7 @@
 //! Every baseline of the LPT paper on every backbone (tiny BERT, RoBERTa, DeBERTa and
 //! GPT-2 fixtures), the property matrix of issue #5:
-//! - a built delta holds exactly the closed-form number of parameters;
+//! - a built delta holds exactly the closed-form number of parameters, and the sites it
+//!   reports touching (`petune inspect`) account for all of them;
 //! - LoRA, Adapter, AdapterDrop and BitFit are the identity at initialisation (bit-exact);
 //! - after a few trainer steps every delta tensor moved and every backbone tensor is
 //!   bit-identical to the checkpoint (model tuning, in contrast, changes it);
@@ -145,6 +146,8 @@ fn matrix(name: &str) {
             let (vs, delta) = build(reference.as_ref(), &method, SEED);
             let n: i64 = vs.variables().values().map(|t| t.numel() as i64).sum();
             assert_eq!(n, method.delta_params(&spec), "{what}: closed-form count");
+            let touched: i64 = delta.touched_sites().iter().map(|(_, p)| p).sum();
+            assert_eq!(touched, n, "{what}: touched sites account for every parameter");
             if is_identity_at_init(&method) {
                 let hooks = delta
                     .bind(&BindCtx { backbone: reference.as_ref(), input: &input, train: false })

@@ -25,7 +25,9 @@ use tch::{Kind, Tensor};
 
 use crate::activation::Act;
 
-/// Adapter settings (paper: bottleneck 16 after attention and FFN, OpenDelta defaults).
+/// Adapter settings (paper: bottleneck 16 after attention and FFN, as OpenDelta's
+/// `AdapterModel`; unlike OpenDelta, whose up projection is N(0, 0.01²) too, `up` starts
+/// at zero so that a fresh adapter is the identity).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdapterConfig {
@@ -276,6 +278,16 @@ impl Delta for AdapterDelta {
     /// The layers whose adapters are dropped for the batch bound last need no autograd.
     fn grad_floor(&self) -> usize {
         self.dropped_now.get()
+    }
+
+    fn touched_sites(&self) -> Vec<(petune_core::SiteRef, i64)> {
+        let numel = |l: &nn::Linear| {
+            l.ws.numel() as i64 + l.bs.as_ref().map(|b| b.numel() as i64).unwrap_or(0)
+        };
+        self.adapters
+            .iter()
+            .map(|(site, a)| (petune_core::SiteRef::Sublayer(*site), numel(&a.down) + numel(&a.up)))
+            .collect()
     }
 
     /// Fixed AdapterDrop allocates nothing below its floor.

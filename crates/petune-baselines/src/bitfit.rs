@@ -112,4 +112,12 @@ impl Delta for BitFitDelta {
     fn bind<'a>(&'a self, _ctx: &BindCtx<'_>) -> Result<Box<dyn Hooks + 'a>> {
         Ok(Box::new(BitFitHooks(self)))
     }
+
+    fn touched_sites(&self) -> Vec<(petune_core::SiteRef, i64)> {
+        let linear =
+            self.linear.iter().map(|(s, b)| (petune_core::SiteRef::Linear(*s), b.numel() as i64));
+        let norm =
+            self.norm.iter().map(|(s, b)| (petune_core::SiteRef::Norm(*s), b.numel() as i64));
+        linear.chain(norm).collect()
+    }
 }

@@ -291,6 +291,27 @@ impl Delta for LoraDelta {
         Ok(Box::new(LoraHooks { delta: self, train: ctx.train, fused_cache: RefCell::new(None) }))
     }
 
+    /// Fused Q/K/V: the shared `A` is reported at Query, each role with its `B` rows.
+    fn touched_sites(&self) -> Vec<(petune_core::SiteRef, i64)> {
+        let n = |t: &Tensor| t.numel() as i64;
+        let mut out: Vec<_> = self
+            .pairs
+            .iter()
+            .map(|(s, p)| (petune_core::SiteRef::Linear(*s), n(&p.a) + n(&p.b)))
+            .collect();
+        for (&layer, p) in &self.fused {
+            for role in QKV {
+                let a = if role == LinearRole::Query { n(&p.a) } else { 0 };
+                out.push((
+                    petune_core::SiteRef::Linear(LinearSite { layer, role }),
+                    a + n(&p.b) / 3,
+                ));
+            }
+        }
+        out.sort_by_key(|(s, _)| *s);
+        out
+    }
+
     fn merge(&self, backbone: &dyn Backbone) -> Result<()> {
         if self.merged.get() {
             return Err(Error::config("lora", "already merged"));

@@ -166,6 +166,13 @@ pub fn save_lora(
         tensors.push((format!("{PREFIX}{m}.lora_B.weight"), pair.b.detach()));
         modules.insert(m);
     }
+    if !delta.fused_pairs().is_empty() && spec.family != Family::Gpt2 {
+        return Err(unsupported(
+            "LoRA export",
+            spec,
+            "a fused q/k/v LoRA has no PEFT module on this family (only GPT-2's c_attn)",
+        ));
+    }
     for (layer, pair) in delta.fused_pairs() {
         let m = module_path(spec, LinearSite { layer: *layer, role: LinearRole::Query }, true)?;
         tensors.push((format!("{PREFIX}{m}.lora_A.weight"), pair.a.detach()));

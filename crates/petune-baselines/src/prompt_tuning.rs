@@ -13,7 +13,9 @@
 //!   embedding LayerNorm (encoders) and dropout. Files in PEFT's format load into this
 //!   convention ([`crate::peft`]).
 
-use petune_core::{Arch, Backbone, BackboneSpec, BindCtx, Delta, Error, Hooks, Result, SeqState};
+use petune_core::{
+    Arch, Backbone, BackboneSpec, BindCtx, Delta, Error, Hooks, Result, SeqState, SiteRef,
+};
 use petune_lpt::{prompt_var, PromptInit};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -153,5 +155,11 @@ impl Delta for PromptTuningDelta {
 
     fn bind<'a>(&'a self, _ctx: &BindCtx<'_>) -> Result<Box<dyn Hooks + 'a>> {
         Ok(Box::new(PromptHooks(self)))
+    }
+
+    fn touched_sites(&self) -> Vec<(SiteRef, i64)> {
+        let site =
+            if self.at_input { SiteRef::InputEmbeds } else { SiteRef::BeforeLayer { layer: 0 } };
+        vec![(site, self.prompt.numel() as i64)]
     }
 }

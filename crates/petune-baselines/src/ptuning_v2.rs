@@ -8,7 +8,9 @@
 //! `[L, 2 (key, value), heads, head_dim]` (THUDM's `view(.., 2L, nh, hd)`), and dropout
 //! is applied to the prefix while training. Every query attends every prefix slot.
 
-use petune_core::{Backbone, BackboneSpec, BindCtx, Delta, Error, Hooks, KvPrefix, Result};
+use petune_core::{
+    Backbone, BackboneSpec, BindCtx, Delta, Error, Hooks, KvPrefix, Result, SiteRef,
+};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init, Module};
 use tch::Tensor;
@@ -76,6 +78,14 @@ impl PTuningV2Config {
     }
 }
 
+/// PyTorch's `nn.Linear` default init, U(±1/√fan_in) for weight and bias (tch's
+/// default Kaiming bound is √6 times wider).
+fn torch_default(fan_in: i64) -> nn::LinearConfig {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    let u = Init::Uniform { lo: -bound, up: bound };
+    nn::LinearConfig { ws_init: u, bs_init: Some(u), bias: true }
+}
+
 #[derive(Debug)]
 enum PrefixEncoder {
     Plain(Tensor),
@@ -90,6 +100,7 @@ pub struct PTuningV2Delta {
     layers: usize,
     heads: i64,
     head_dim: i64,
+    params: i64,
 }
 
 impl PTuningV2Delta {
@@ -104,8 +115,8 @@ impl PTuningV2Delta {
             None => PrefixEncoder::Plain((&e / "embedding").var("weight", &[cfg.len, out], normal)),
             Some(m) => PrefixEncoder::Reparam {
                 embedding: (&e / "embedding").var("weight", &[cfg.len, spec.hidden], normal),
-                up: nn::linear(&e / "trans_0", spec.hidden, m, Default::default()),
-                out: nn::linear(&e / "trans_2", m, out, Default::default()),
+                up: nn::linear(&e / "trans_0", spec.hidden, m, torch_default(spec.hidden)),
+                out: nn::linear(&e / "trans_2", m, out, torch_default(m)),
             },
         };
         Ok(PTuningV2Delta {
@@ -114,6 +125,7 @@ impl PTuningV2Delta {
             layers: spec.n_layers,
             heads: spec.n_heads,
             head_dim: spec.head_dim,
+            params: cfg.trainable_params(spec),
         })
     }
 
@@ -162,5 +174,18 @@ impl Delta for PTuningV2Delta {
             })
             .collect();
         Ok(Box::new(PrefixHooks { per_layer, batch: ctx.input.batch() }))
+    }
+
+    /// Every layer's prefix; a reparameterisation MLP is shared, so its parameters are
+    /// split evenly (the remainder on layer 0).
+    fn touched_sites(&self) -> Vec<(SiteRef, i64)> {
+        let total = self.params;
+        let n = self.layers as i64;
+        (0..self.layers)
+            .map(|layer| {
+                let share = total / n + if layer == 0 { total % n } else { 0 };
+                (SiteRef::AttnPrefix { layer }, share)
+            })
+            .collect()
     }
 }

@@ -96,6 +96,7 @@ pub struct SidpgDelta {
     down: PhmLinear,
     up: PhmLinear,
     arch: Arch,
+    params: i64,
 }
 
 impl SidpgDelta {
@@ -109,6 +110,7 @@ impl SidpgDelta {
             down: PhmLinear::new(&(&g / "down"), cfg.phm_n, spec.hidden, cfg.bottleneck)?,
             up: PhmLinear::new(&(&g / "up"), cfg.phm_n, cfg.bottleneck, cfg.len * spec.hidden)?,
             arch: spec.arch,
+            params: cfg.trainable_params(spec),
         })
     }
 
@@ -139,6 +141,10 @@ impl Hooks for SidpgHooks {
 impl Delta for SidpgDelta {
     fn name(&self) -> &'static str {
         "sidpg_phm"
+    }
+
+    fn touched_sites(&self) -> Vec<(petune_core::SiteRef, i64)> {
+        vec![(petune_core::SiteRef::InputEmbeds, self.params)]
     }
 
     fn bind<'a>(&'a self, ctx: &BindCtx<'_>) -> Result<Box<dyn Hooks + 'a>> {

@@ -35,6 +35,13 @@ pub trait Delta {
         0
     }
 
+    /// The sites this delta acts on, each with the trainable parameters that serve it
+    /// (shared parameters, e.g. a generator, are reported once at the site where they
+    /// act). PEFT's `targeted_module_names`, typed. Empty when not reported.
+    fn touched_sites(&self) -> Vec<(crate::site::SiteRef, i64)> {
+        Vec::new()
+    }
+
     /// Whether the layers below `grad_floor` are untouched by this delta (all their
     /// hooks are identity), so their output for an example can be computed once, in
     /// eval mode, and reused (the frozen-prefix cache): LPT, fixed AdapterDrop.

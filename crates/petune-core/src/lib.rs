@@ -27,7 +27,7 @@ pub use input::BackboneInput;
 pub use mixed::{bind_mixed, MixedHooks};
 pub use recording::{RecordingHooks, SiteEvent};
 pub use site::{
-    LinearRole, LinearSite, LinearSiteInfo, NormRole, NormSite, NormSiteInfo, Sublayer,
+    LinearRole, LinearSite, LinearSiteInfo, NormRole, NormSite, NormSiteInfo, SiteRef, Sublayer,
     SublayerSite,
 };
 pub use spec::{Arch, BackboneSpec, Capabilities, Family};

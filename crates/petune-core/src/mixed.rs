@@ -144,11 +144,20 @@ impl MixedHooks<'_> {
 
 impl Hooks for MixedHooks<'_> {
     fn input_embeds(&self, s: SeqState) -> Result<SeqState> {
+        let wants: Vec<bool> =
+            self.members.iter().map(|m| m.hooks.positions_include_prefix()).collect();
+        if wants.iter().any(|&w| w != wants[0]) {
+            return Err(Error::Incompatible {
+                method: "mixed batch".into(),
+                backbone: "this batch".into(),
+                reason: "its prompts follow different position conventions (authors vs PEFT)"
+                    .into(),
+            });
+        }
         self.map_state(s, |h, s| h.input_embeds(s))
     }
 
-    /// Any member's choice applies to the whole batch: mixing prompt conventions on
-    /// GPT-2 in one batch is not supported.
+    /// Members must agree (checked in `input_embeds`, which fails otherwise).
     fn positions_include_prefix(&self) -> bool {
         self.members.iter().any(|m| m.hooks.positions_include_prefix())
     }

@@ -115,3 +115,27 @@ pub struct NormSiteInfo {
     /// Whether the norm has an affine bias.
     pub has_bias: bool,
 }
+
+/// Any site a delta can act on (for `petune inspect` and `Delta::touched_sites`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "site", rename_all = "snake_case")]
+pub enum SiteRef {
+    /// The word embeddings (`Hooks::input_embeds`).
+    InputEmbeds,
+    /// Before a layer (`Hooks::before_layer`), 0 = the embedding output.
+    BeforeLayer {
+        /// Layers run before it.
+        layer: usize,
+    },
+    /// A layer's attention prefix (`Hooks::attn_prefix`).
+    AttnPrefix {
+        /// 0-based layer.
+        layer: usize,
+    },
+    /// A linear projection (`Hooks::linear`).
+    Linear(LinearSite),
+    /// A LayerNorm (`Hooks::norm`).
+    Norm(NormSite),
+    /// A sublayer output (`Hooks::sublayer_out`).
+    Sublayer(SublayerSite),
+}

@@ -17,6 +17,7 @@ pub struct LptDelta {
     generator: PromptGenerator,
     before_layer: usize,
     arch: Arch,
+    params: i64,
 }
 
 impl LptDelta {
@@ -31,6 +32,7 @@ impl LptDelta {
             generator,
             before_layer: cfg.insert_before_layer(),
             arch: spec.arch,
+            params: cfg.trainable_params(spec.hidden),
         })
     }
 
@@ -94,6 +96,10 @@ impl Delta for LptDelta {
 
     fn grad_floor(&self) -> usize {
         self.before_layer
+    }
+
+    fn touched_sites(&self) -> Vec<(petune_core::SiteRef, i64)> {
+        vec![(petune_core::SiteRef::BeforeLayer { layer: self.before_layer }, self.params)]
     }
 
     /// Nothing happens below the prompt layer.

@@ -26,7 +26,7 @@ pub enum MethodConfig {
     /// Late Prompt Tuning (NPG, APPG, MPPG or w/o PG).
     Lpt(LptConfig),
     /// Prompt tuning (the LPT code's convention by default, PEFT's with
-    /// `"position": "input_embeds"`).
+    /// `"position": "peft"`).
     PromptTuning(PromptTuningConfig),
     /// P-tuning v2: per-layer prefix keys and values.
     #[serde(rename = "ptuning_v2", alias = "p_tuning_v2")]

@@ -2,6 +2,8 @@
 
 mod bench;
 mod forward;
+mod infer;
+mod inspect;
 mod params;
 mod train;
 
@@ -23,6 +25,12 @@ enum Command {
     Train(train::TrainArgs),
     /// Train-step speed and memory of methods on a backbone (docs/benchmarks.md).
     Bench(bench::BenchArgs),
+    /// Predict labels for texts with a trained delta.
+    Predict(infer::InferArgs),
+    /// Evaluate a trained delta on a labelled file.
+    Eval(infer::InferArgs),
+    /// A checkpoint's site inventory and the sites a method touches.
+    Inspect(inspect::InspectArgs),
     /// Trainable / total parameters of a method on a backbone, from its config alone.
     Params(params::ParamsArgs),
 }
@@ -34,5 +42,8 @@ fn main() -> anyhow::Result<()> {
         Command::Train(args) => train::run(&args),
         Command::Params(args) => params::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Predict(args) => infer::predict(&args),
+        Command::Eval(args) => infer::eval(&args),
+        Command::Inspect(args) => inspect::run(&args),
     }
 }
