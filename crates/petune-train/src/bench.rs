@@ -78,6 +78,21 @@ pub struct BenchReport {
     pub threads: i32,
     /// Device.
     pub device: String,
+    /// Phase times of a profiled step (median of 3, after the timed steps).
+    pub profile: StepProfile,
+}
+
+/// Where one step's time goes, ms.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct StepProfile {
+    /// Embeddings and the layers below the floor (no autograd), or the cache lookup.
+    pub below_floor_ms: f64,
+    /// The layers from the floor up, the head and the loss.
+    pub above_forward_ms: f64,
+    /// Backward.
+    pub backward_ms: f64,
+    /// Gradient clipping and the AdamW update.
+    pub optimizer_ms: f64,
 }
 
 /// Forward-pass matmul FLOPs of one layer for `b × t` tokens.
@@ -210,6 +225,58 @@ impl<'a> BenchSession<'a> {
         Ok(loss.double_value(&[]))
     }
 
+    /// One training step timed by phase (ms): the layers below the floor (no autograd),
+    /// the layers above with the head (forward), backward, clip + optimizer.
+    pub fn profile_step(&mut self) -> Result<StepProfile> {
+        let sync = |b: &dyn Backbone| {
+            if b.device().is_cuda() {
+                tch::Cuda::synchronize(0);
+            }
+        };
+        let n = self.backbone.spec().n_layers;
+        let t0 = Instant::now();
+        let delta = self.delta.as_deref();
+        let hooks: Box<dyn petune_core::Hooks + '_> = match delta {
+            Some(d) => d.bind(&petune_core::BindCtx {
+                backbone: self.backbone,
+                input: &self.batch.input,
+                train: true,
+            })?,
+            None => Box::new(petune_core::NoHooks),
+        };
+        let floor = delta.map(|d| d.grad_floor()).unwrap_or(0).min(n);
+        let s = match &self.cached {
+            Some(s0) => s0.clone(),
+            None => {
+                let _g = (floor > 0).then(tch::no_grad_guard);
+                let s = self.backbone.embed(&self.batch.input, hooks.as_ref(), true)?;
+                self.backbone.layers(s, 0..floor, hooks.as_ref(), true)?
+            }
+        };
+        sync(self.backbone);
+        let t1 = Instant::now();
+        let s = self.backbone.layers(s, floor..n, hooks.as_ref(), true)?;
+        let s = self.backbone.finish(s, hooks.as_ref(), true)?;
+        let out = self.head.forward(self.backbone, &s, &self.batch, true)?;
+        let loss = self.head.loss(&out, &self.batch.labels);
+        let _ = loss.double_value(&[]);
+        let t2 = Instant::now();
+        loss.backward();
+        sync(self.backbone);
+        let t3 = Instant::now();
+        self.opt.clip_grad_norm(1.0);
+        self.opt.step(1e-5);
+        sync(self.backbone);
+        let t4 = Instant::now();
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+        Ok(StepProfile {
+            below_floor_ms: ms(t0, t1),
+            above_forward_ms: ms(t1, t2),
+            backward_ms: ms(t2, t3),
+            optimizer_ms: ms(t3, t4),
+        })
+    }
+
     /// Runs warm-up and timed steps and reports.
     pub fn run(mut self, rss_start: f64) -> Result<BenchReport> {
         for _ in 0..self.cfg.warmup {
@@ -225,6 +292,14 @@ impl<'a> BenchSession<'a> {
             times.push(t0.elapsed().as_secs_f64() * 1e3);
         }
         times.sort_by(f64::total_cmp);
+        let mut profiles = (0..3).map(|_| self.profile_step()).collect::<Result<Vec<_>>>()?;
+        profiles.sort_by(|a, b| {
+            let total = |p: &StepProfile| {
+                p.below_floor_ms + p.above_forward_ms + p.backward_ms + p.optimizer_ms
+            };
+            total(a).total_cmp(&total(b))
+        });
+        let profile = profiles[1];
         let median = times[times.len() / 2];
         let gflop = step_flops(
             self.backbone,
@@ -252,6 +327,7 @@ impl<'a> BenchSession<'a> {
             peak_rss_mib: peak_rss_mib(),
             threads: tch::get_num_threads(),
             device: format!("{:?}", self.backbone.device()),
+            profile,
         })
     }
 }

@@ -136,14 +136,17 @@ impl AdamW {
                 continue;
             }
             let gf = g.to_kind(Kind::Float);
-            let _ = p.m.f_mul_scalar_(b1).and_then(|mut m| m.f_add_(&(&gf * (1.0 - b1))));
-            let _ = p.v.f_mul_scalar_(b2).and_then(|mut v| v.f_add_(&(&gf * &gf * (1.0 - b2))));
-            let denom = p.v.sqrt() + self.cfg.eps;
-            let update = (&p.m / denom) * (-step_size);
-            let _ = p.tensor.f_add_(&update.to_kind(p.tensor.kind()));
+            // In place, few passes (this is 15 % of a model-tuning step on MiniLM):
+            // m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g², p ← p − s·m / (√v + ε),
+            // then the decoupled decay p ← p·(1 − lr·wd).
+            let _ = p.m.f_lerp_(&gf, 1.0 - b1);
+            let _ = p.v.f_lerp_(&(&gf * &gf), 1.0 - b2);
+            let mut denom = p.v.sqrt();
+            let _ = denom.f_add_scalar_(self.cfg.eps).and_then(|mut d| d.f_div_scalar_(-step_size));
+            let m = p.m.to_kind(p.tensor.kind());
+            let _ = p.tensor.f_addcdiv_(&m, &denom.to_kind(p.tensor.kind()));
             if p.decay && self.cfg.weight_decay > 0.0 {
-                let decay = &p.tensor * (-lr * self.cfg.weight_decay);
-                let _ = p.tensor.f_add_(&decay);
+                let _ = p.tensor.f_mul_scalar_(1.0 - lr * self.cfg.weight_decay);
             }
             let _ = g.f_zero_();
         }

@@ -166,8 +166,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let mt = reports.iter().find(|r| r.method == "model tuning");
     println!();
-    println!("| method | trainable | median step (ms) | tokens/ms | × MT speed | GFLOP/step | % of matmul rate | peak RSS (MiB) | added (MiB) | × MT added |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| method | trainable | median step (ms) | tokens/ms | × MT speed | GFLOP/step | % of matmul rate | peak RSS (MiB) | added (MiB) | × MT added | below floor / above fwd / backward / optimizer (ms) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &reports {
         let added = r.peak_rss_mib - r.rss_start_mib;
         let (speed, mem) = match mt {
@@ -178,7 +178,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             None => ("-".into(), "-".into()),
         };
         println!(
-            "| {} | {} | {:.1} | {:.2} | {speed} | {:.1} | {:.0} % | {:.0} | {:.0} | {mem} |",
+            "| {} | {} | {:.1} | {:.2} | {speed} | {:.1} | {:.0} % | {:.0} | {:.0} | {mem} | {:.0} / {:.0} / {:.0} / {:.0} |",
             r.method,
             r.trainable_params,
             r.median_ms,
@@ -186,7 +186,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             r.gflop_per_step,
             100.0 * r.gflops / peak,
             r.peak_rss_mib,
-            added
+            added,
+            r.profile.below_floor_ms,
+            r.profile.above_forward_ms,
+            r.profile.backward_ms,
+            r.profile.optimizer_ms
         );
     }
     Ok(())

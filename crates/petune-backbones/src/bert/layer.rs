@@ -66,12 +66,13 @@ impl BertLayer {
         linear.add_to_weight(site, delta)
     }
 
-    /// Runs the layer on `x` `[B, T, H]` with attention bias `[B, 1, 1, P + T]` and an
+    /// Runs the layer on `x` `[B, T, H]` with attention bias `[B, 1, 1, P + T]` (none when
+    /// nothing is masked) and an
     /// already checked prefix.
     pub fn forward(
         &self,
         x: &Tensor,
-        bias: &Tensor,
+        bias: Option<&Tensor>,
         prefix: Option<&KvPrefix>,
         hooks: &dyn Hooks,
         train: bool,

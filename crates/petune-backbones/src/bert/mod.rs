@@ -22,7 +22,7 @@ use petune_core::{
 };
 use tch::{nn::VarStore, Tensor};
 
-use crate::common::attention::{attention_bias, checked_prefix_mask};
+use crate::common::attention::{checked_prefix_mask, encoder_bias};
 use crate::common::backbone::{check_layer_range, no_mlm_head, no_pooler};
 use crate::common::mlm_head::MlmHead;
 use crate::common::weights::{KeyAction, WeightSource};
@@ -144,22 +144,25 @@ impl Backbone for BertBackbone {
         let (heads, head_dim) = (self.spec.n_heads, self.spec.head_dim);
         // The bias depends only on the padding mask; rebuild it when a hook changed the
         // sequence (a prepended prompt) or when a layer has its own prefix.
-        let mut cached: Option<(i64, Tensor)> = None;
+        let mut cached: Option<(i64, Option<Tensor>)> = None;
         for i in range {
             s = hooks.before_layer(i, s)?;
             let prefix = hooks.attn_prefix(i);
             let kind = s.hidden.kind();
             let bias =
                 match (checked_prefix_mask(prefix.as_ref(), &s, heads, head_dim, i)?, &cached) {
-                    (None, Some((len, b))) if *len == s.seq_len() => b.shallow_clone(),
+                    (None, Some((len, b))) if *len == s.seq_len() => {
+                        b.as_ref().map(Tensor::shallow_clone)
+                    }
                     (None, _) => {
-                        let b = attention_bias(&s.pad_mask, None, false, kind);
-                        cached = Some((s.seq_len(), b.shallow_clone()));
+                        let b = encoder_bias(&s.pad_mask, None, kind);
+                        cached = Some((s.seq_len(), b.as_ref().map(Tensor::shallow_clone)));
                         b
                     }
-                    (Some(pm), _) => attention_bias(&s.pad_mask, Some(&pm), false, kind),
+                    (Some(pm), _) => encoder_bias(&s.pad_mask, Some(&pm), kind),
                 };
-            let hidden = self.layers[i].forward(&s.hidden, &bias, prefix.as_ref(), hooks, train);
+            let hidden =
+                self.layers[i].forward(&s.hidden, bias.as_ref(), prefix.as_ref(), hooks, train);
             s = SeqState { hidden, pad_mask: s.pad_mask, n_prefix: s.n_prefix };
         }
         Ok(s)

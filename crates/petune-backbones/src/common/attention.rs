@@ -45,6 +45,17 @@ pub fn attention_bias(
     zeros.masked_fill(&attend.logical_not(), mask_value(kind)).to_kind(kind)
 }
 
+/// [`attention_bias`] for a bidirectional encoder, or `None` when every key is attended
+/// (no padding, no masked prefix slot): libtorch's attention then needs no mask, which
+/// lets it choose its fused kernel.
+pub fn encoder_bias(pad_mask: &Tensor, prefix_mask: Option<&Tensor>, kind: Kind) -> Option<Tensor> {
+    let all = |m: &Tensor| m.ne(0).all().int64_value(&[]) == 1;
+    if all(pad_mask) && prefix_mask.is_none_or(all) {
+        return None;
+    }
+    Some(attention_bias(pad_mask, prefix_mask, false, kind))
+}
+
 /// Splits `[B, T, H]` into heads: `[B, heads, T, H / heads]`.
 pub fn split_heads(x: &Tensor, heads: i64) -> Tensor {
     let (b, t, h) = (x.size()[0], x.size()[1], x.size()[2]);
@@ -87,7 +98,7 @@ pub fn attend(
     k: Tensor,
     v: Tensor,
     prefix: Option<&KvPrefix>,
-    bias: &Tensor,
+    bias: Option<&Tensor>,
     dropout_p: f64,
     scale: Option<f64>,
 ) -> Tensor {
@@ -98,7 +109,7 @@ pub fn attend(
         ),
         None => (k, v),
     };
-    Tensor::scaled_dot_product_attention(q, &k, &v, Some(bias), dropout_p, false, scale, false)
+    Tensor::scaled_dot_product_attention(q, &k, &v, bias, dropout_p, false, scale, false)
 }
 
 /// The key mask `[B, P]` (1 = attend) of a prefix: its own (shape checked), or all

@@ -105,7 +105,7 @@ impl Gpt2Block {
         let (q, k, v) =
             (split_heads(&q, self.heads), split_heads(&k, self.heads), split_heads(&v, self.heads)); // [B, nh, T, d]
         let p_drop = if train { self.attn_dropout } else { 0.0 };
-        let ctx = merge_heads(&attend(&q, k, v, prefix, bias, p_drop, Some(self.scale))); // [B, T, H]
+        let ctx = merge_heads(&attend(&q, k, v, prefix, Some(bias), p_drop, Some(self.scale))); // [B, T, H]
         let (p, layer) = (self.resid_dropout, self.index);
         let a =
             sublayer_out(self.c_proj.forward(&ctx, hooks), p, train, hooks, layer, Sublayer::Attn);
