@@ -40,6 +40,7 @@ fn train_step(c: &mut Criterion) {
     let threads =
         std::env::var("PETUNE_BENCH_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
     tch::set_num_threads(threads);
+    petune::train::memory::tune_allocator();
     let backbone = match load_backbone(&dir, &LoadOptions::default()) {
         Ok(b) => b,
         Err(e) => panic!("loading {}: {e}", dir.display()),

@@ -160,6 +160,7 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    petune::train::memory::tune_allocator();
     if let Some(json) = &args.single {
         return run_single(json);
     }

@@ -28,3 +28,27 @@ pub fn peak_rss_mib() -> f64 {
 pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", b"5").is_ok()
 }
+
+/// Tunes glibc's allocator for training loops (docs/benchmarks.md): a fixed mmap
+/// threshold of 32 MiB (glibc's maximum) instead of the dynamic one, and no trimming of
+/// the heap top, so the same large activation and gradient buffers are reused step
+/// after step instead of being unmapped and page-faulted back in. Measured on MiniLM
+/// training steps: 6–15 % faster, the same peak memory. A process-wide setting: the
+/// `petune` CLI and the examples call it at start; library users may. Returns whether
+/// glibc accepted every parameter (false on other platforms).
+pub fn tune_allocator() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `mallopt` only sets allocator parameters; it is thread-safe in glibc
+        // and has no memory-safety preconditions.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30) == 1
+                && libc::mallopt(libc::M_TOP_PAD, 64 << 20) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}

@@ -5,6 +5,8 @@ mod forward;
 mod infer;
 mod inspect;
 mod params;
+mod plot;
+mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -31,17 +33,21 @@ enum Command {
     Eval(infer::InferArgs),
     /// A checkpoint's site inventory and the sites a method touches.
     Inspect(inspect::InspectArgs),
+    /// Train over prompt layers × seeds (× methods); write a CSV and PNG/SVG plots.
+    Sweep(sweep::SweepArgs),
     /// Trainable / total parameters of a method on a backbone, from its config alone.
     Params(params::ParamsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    petune::train::memory::tune_allocator();
     match cli.command {
         Command::Forward(args) => forward::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Params(args) => params::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Predict(args) => infer::predict(&args),
         Command::Eval(args) => infer::eval(&args),
         Command::Inspect(args) => inspect::run(&args),
