@@ -133,8 +133,10 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
                 let report = train_child(&cfg, &dir)?;
                 let test = report.test.as_ref().map(|t| t.headline).unwrap_or(f64::NAN);
                 eprintln!("test {test:.4}");
+                // "LPT NPG (PL 4)" → "LPT NPG": the layer has its own column.
+                let name = cfg.method.label().split(" (PL").next().unwrap_or_default().to_string();
                 results.push(RunResult {
-                    method: method.label(),
+                    method: name,
                     prompt_layer: pl,
                     seed,
                     report,
@@ -213,7 +215,7 @@ fn plot(out: &Path, results: &[RunResult]) -> anyhow::Result<()> {
     let mut curves: BTreeMap<String, BTreeMap<i64, Vec<f64>>> = BTreeMap::new();
     for r in results {
         let name = match r.prompt_layer {
-            Some(pl) => format!("{} PL {pl}", r.method.split(" (PL").next().unwrap_or(&r.method)),
+            Some(pl) => format!("{} PL {pl}", r.method),
             None => r.method.clone(),
         };
         for &(step, loss) in &r.losses {
