@@ -53,6 +53,9 @@ struct Args {
     /// Peak learning rate of the prompt methods.
     #[arg(long, default_value_t = 5e-3)]
     prompt_lr: f64,
+    /// Train LPT with the frozen-prefix cache (no dropout below the prompt layer).
+    #[arg(long)]
+    cache: bool,
     /// Write the table and every report as JSON here.
     #[arg(long)]
     json_out: Option<PathBuf>,
@@ -213,6 +216,7 @@ fn main() -> anyhow::Result<()> {
                     seed: 42,
                     threads: args.threads,
                     device: "cpu".into(),
+                    frozen_prefix_cache: args.cache && matches!(method, MethodConfig::Lpt(_)),
                     ..Default::default()
                 },
                 out_dir: None,
