@@ -60,7 +60,7 @@ fn train_child(cfg: &RunConfig, dir: &Path) -> anyhow::Result<TrainReport> {
     if !out.status.success() {
         bail!("run {} failed: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
     }
-    Ok(serde_json::from_slice(&out.stdout).context("reading the run's report")?)
+    serde_json::from_slice(&out.stdout).context("reading the run's report")
 }
 
 fn losses(dir: &Path) -> Vec<(i64, f64)> {
