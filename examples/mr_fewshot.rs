@@ -20,6 +20,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 use clap::Parser;
 use petune::prelude::*;
+use petune::train::data::metrics::mean_std;
 use petune::train::head::HeadToken;
 
 #[derive(Parser, Debug)]
@@ -148,17 +149,6 @@ fn run_single(json: &str) -> anyhow::Result<()> {
     let r = LptTrainer::new(model, cfg).quiet(true).fit()?;
     println!("{}", serde_json::to_string(&r.report)?);
     Ok(())
-}
-
-fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 {
-        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
 }
 
 fn main() -> anyhow::Result<()> {

@@ -3,8 +3,6 @@
 //!   cache stores exactly the frozen layers' output);
 //! - a run with a zero memory budget (everything spilled to disk) ends with the same
 //!   delta, bit for bit, as one held in memory;
-//! - the cached run differs from the authors' setting only by the dropout below the
-//!   prompt layer: with it, training is otherwise the same loop;
 //! - methods that act below their floor refuse the cache with a typed error.
 
 mod common;

@@ -118,25 +118,22 @@ impl MixedHooks<'_> {
         Ok(SeqState { hidden: self.gather(hidden), pad_mask: self.gather(masks), n_prefix })
     }
 
-    /// Applies a row-wise tensor hook member by member on `y` `[B, ..]`.
-    fn map_rows(&self, y: Tensor, f: impl Fn(&dyn Hooks, &Tensor, Tensor) -> Tensor) -> Tensor {
-        self.map_rows_with(None, y, |h, _, y| f(h, y, y.shallow_clone()))
-    }
-
-    fn map_rows_with(
+    /// Applies a row-wise tensor hook member by member on `y` `[B, ..]`, handing each
+    /// member its rows of `y` and, where the hook takes one, of its input `x`.
+    fn map_rows(
         &self,
         x: Option<&Tensor>,
         y: Tensor,
-        f: impl Fn(&dyn Hooks, Option<&Tensor>, &Tensor) -> Tensor,
+        f: impl Fn(&dyn Hooks, Option<&Tensor>, Tensor) -> Tensor,
     ) -> Tensor {
         if let [only] = self.members.as_slice() {
             if only.rows.size()[0] == self.batch {
-                return f(only.hooks.as_ref(), x, &y);
+                return f(only.hooks.as_ref(), x, y);
             }
         }
         self.members.iter().fold(y.shallow_clone(), |acc, m| {
             let sub_x = x.map(|x| x.index_select(0, &m.rows));
-            let part = f(m.hooks.as_ref(), sub_x.as_ref(), &y.index_select(0, &m.rows));
+            let part = f(m.hooks.as_ref(), sub_x.as_ref(), y.index_select(0, &m.rows));
             acc.index_copy(0, &m.rows, &part)
         })
     }
@@ -214,17 +211,17 @@ impl Hooks for MixedHooks<'_> {
     }
 
     fn linear(&self, site: LinearSite, x: &Tensor, y: Tensor) -> Tensor {
-        self.map_rows_with(Some(x), y, |h, x, y| match x {
-            Some(x) => h.linear(site, x, y.shallow_clone()),
-            None => y.shallow_clone(),
+        self.map_rows(Some(x), y, |h, x, y| match x {
+            Some(x) => h.linear(site, x, y),
+            None => y,
         })
     }
 
     fn norm(&self, site: NormSite, y: Tensor) -> Tensor {
-        self.map_rows(y, |h, _, y| h.norm(site, y))
+        self.map_rows(None, y, |h, _, y| h.norm(site, y))
     }
 
     fn sublayer_out(&self, site: SublayerSite, h: Tensor) -> Tensor {
-        self.map_rows(h, |hooks, _, h| hooks.sublayer_out(site, h))
+        self.map_rows(None, h, |hooks, _, h| hooks.sublayer_out(site, h))
     }
 }

@@ -33,9 +33,9 @@ pub fn reset_peak_rss() -> bool {
 /// threshold of 32 MiB (glibc's maximum) instead of the dynamic one, and no trimming of
 /// the heap top, so the same large activation and gradient buffers are reused step
 /// after step instead of being unmapped and page-faulted back in. Measured on MiniLM
-/// training steps: 6–15 % faster, the same peak memory. A process-wide setting: the
-/// `petune` CLI and the examples call it at start; library users may. Returns whether
-/// glibc accepted every parameter (false on other platforms).
+/// training steps (docs/benchmarks.md): 2–7 % faster per step, the same peak memory.
+/// A process-wide setting: the `petune` CLI and the examples call it at start; library
+/// users may. Returns whether glibc accepted every parameter (false on other platforms).
 pub fn tune_allocator() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -25,7 +25,7 @@ pub struct PrefixCache {
     memory: HashMap<usize, Tensor>,
     spill_dir: PathBuf,
     spilled: HashMap<usize, PathBuf>,
-    /// Examples computed (misses) and served from the cache (hits).
+    /// Examples computed because they were not cached.
     pub misses: usize,
     /// Examples served from the cache.
     pub hits: usize,
@@ -102,6 +102,7 @@ impl PrefixCache {
         ))?;
         let mut rows: Vec<Option<Tensor>> =
             indices.iter().map(|&i| self.fetch(i, device)).collect::<Result<_>>()?;
+        self.hits += rows.iter().filter(|r| r.is_some()).count();
         if rows.iter().any(Option::is_none) {
             let fresh = crate::model::frozen_prefix(backbone, delta, batch)?; // [B, T, d]
             for (r, (&index, slot)) in indices.iter().zip(rows.iter_mut()).enumerate() {
@@ -112,8 +113,6 @@ impl PrefixCache {
                     self.misses += 1;
                 }
             }
-        } else {
-            self.hits += indices.len();
         }
         let t = batch.input.seq_len();
         let padded: Vec<Tensor> = rows

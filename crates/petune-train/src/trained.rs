@@ -174,6 +174,18 @@ fn unreachable_auto() -> Result<Head> {
 }
 
 impl TrainedModel {
+    /// Puts the parts together, delta enabled.
+    pub(crate) fn assemble(
+        backbone: Box<dyn Backbone>,
+        trainable: VarStore,
+        delta: Option<Box<dyn Delta>>,
+        head: Head,
+        encoder: FeatureEncoder,
+        manifest: DeltaManifest,
+    ) -> TrainedModel {
+        TrainedModel { backbone, trainable, delta, head, encoder, manifest, delta_enabled: true }
+    }
+
     /// The backbone.
     pub fn backbone(&self) -> &dyn Backbone {
         self.backbone.as_ref()

@@ -175,15 +175,7 @@ impl Trainer {
             truncate: tc.truncate,
             backbone: backbone.spec().describe(),
         };
-        let trained = TrainedModel {
-            backbone,
-            trainable,
-            delta,
-            head,
-            encoder,
-            manifest,
-            delta_enabled: true,
-        };
+        let trained = TrainedModel::assemble(backbone, trainable, delta, head, encoder, manifest);
         if cfg.method.trains_backbone() {
             for (_, t) in trained.backbone.var_store().variables() {
                 let _ = t.set_requires_grad(true);

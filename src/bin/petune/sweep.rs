@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use petune::core::fsio::read_json;
 use petune::prelude::*;
+use petune::train::data::metrics::mean_std;
 
 use crate::params::parse_method_for;
 use crate::plot::{line_plot, Labels, Series};
@@ -69,17 +70,6 @@ fn losses(dir: &Path) -> Vec<(i64, f64)> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| Some((v.get("step")?.as_i64()?, v.get("loss")?.as_f64()?)))
         .collect()
-}
-
-fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 {
-        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
 }
 
 /// Runs `petune sweep`.
@@ -177,6 +167,26 @@ fn write_csv(path: &Path, results: &[RunResult]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One series per name: `(x, mean, std)` of the values collected at each x.
+fn summarise<X>(
+    groups: BTreeMap<String, BTreeMap<X, Vec<f64>>>,
+    to_f64: impl Fn(X) -> f64,
+) -> Vec<Series> {
+    groups
+        .into_iter()
+        .map(|(name, by_x)| Series {
+            name,
+            points: by_x
+                .into_iter()
+                .map(|(x, values)| {
+                    let (mean, std) = mean_std(&values);
+                    (to_f64(x), mean, std)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 fn plot(out: &Path, results: &[RunResult]) -> anyhow::Result<()> {
     // Test metric against the prompt layer, one line per method, mean ± std over seeds.
     let mut by_layer: BTreeMap<String, BTreeMap<usize, Vec<f64>>> = BTreeMap::new();
@@ -190,19 +200,7 @@ fn plot(out: &Path, results: &[RunResult]) -> anyhow::Result<()> {
                 .push(100.0 * t.headline);
         }
     }
-    let series: Vec<Series> = by_layer
-        .into_iter()
-        .map(|(name, m)| Series {
-            name,
-            points: m
-                .into_iter()
-                .map(|(pl, xs)| {
-                    let (mu, sd) = mean_std(&xs);
-                    (pl as f64, mu, sd)
-                })
-                .collect(),
-        })
-        .collect();
+    let series = summarise(by_layer, |pl| pl as f64);
     if series.iter().any(|s| !s.points.is_empty()) {
         let labels = Labels {
             title: "Test metric by prompt layer (mean ± std over seeds)",
@@ -222,19 +220,7 @@ fn plot(out: &Path, results: &[RunResult]) -> anyhow::Result<()> {
             curves.entry(name.clone()).or_default().entry(step).or_default().push(loss);
         }
     }
-    let series: Vec<Series> = curves
-        .into_iter()
-        .map(|(name, m)| Series {
-            name,
-            points: m
-                .into_iter()
-                .map(|(s, xs)| {
-                    let (mu, sd) = mean_std(&xs);
-                    (s as f64, mu, sd)
-                })
-                .collect(),
-        })
-        .collect();
+    let series = summarise(curves, |step| step as f64);
     if series.iter().any(|s| !s.points.is_empty()) {
         let labels =
             Labels { title: "Training loss (mean ± std over seeds)", x: "step", y: "loss" };

@@ -23,7 +23,7 @@ use petune_core::{
 use tch::{nn::VarStore, Tensor};
 
 use crate::common::attention::{checked_prefix_mask, encoder_bias};
-use crate::common::backbone::{check_layer_range, no_mlm_head, no_pooler};
+use crate::common::backbone::{check_layer_range, layer_of, no_mlm_head, no_pooler};
 use crate::common::mlm_head::MlmHead;
 use crate::common::weights::{KeyAction, WeightSource};
 use crate::loader::LoadOptions;
@@ -184,13 +184,7 @@ impl Backbone for BertBackbone {
     }
 
     fn add_to_linear_weight(&self, site: petune_core::LinearSite, delta: &Tensor) -> Result<()> {
-        let layer = self.layers.get(site.layer).ok_or_else(|| {
-            petune_core::Error::config(
-                "site",
-                format!("layer {} is beyond the backbone", site.layer),
-            )
-        })?;
-        layer.add_to_linear_weight(site, delta)
+        layer_of(&self.layers, site)?.add_to_linear_weight(site, delta)
     }
 
     fn pooler(&self, cls: &Tensor) -> Result<Tensor> {

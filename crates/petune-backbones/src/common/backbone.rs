@@ -29,3 +29,13 @@ pub fn no_mlm_head(family: Family) -> Error {
 pub fn no_pooler(msg: &str) -> Error {
     Error::Unsupported { what: "pooler".into(), msg: msg.into() }
 }
+
+/// The layer a site names, or a config error when the backbone has fewer layers.
+pub fn layer_of<T>(layers: &[T], site: petune_core::LinearSite) -> Result<&T> {
+    layers.get(site.layer).ok_or_else(|| {
+        Error::config(
+            "site",
+            format!("layer {} is beyond the backbone's {}", site.layer, layers.len()),
+        )
+    })
+}

@@ -43,7 +43,7 @@ use petune_core::{
 use tch::{nn::VarStore, Tensor};
 
 use crate::common::attention::{attention_bias, checked_prefix_mask};
-use crate::common::backbone::{check_layer_range, no_pooler};
+use crate::common::backbone::{check_layer_range, layer_of, no_pooler};
 use crate::common::layers::LayerNorm;
 use crate::common::weights::{hf_renamed_key, KeyAction, WeightSource};
 use crate::loader::LoadOptions;
@@ -182,13 +182,7 @@ impl Backbone for Gpt2Backbone {
     }
 
     fn add_to_linear_weight(&self, site: petune_core::LinearSite, delta: &Tensor) -> Result<()> {
-        let layer = self.blocks.get(site.layer).ok_or_else(|| {
-            petune_core::Error::config(
-                "site",
-                format!("layer {} is beyond the backbone", site.layer),
-            )
-        })?;
-        layer.add_to_linear_weight(site, delta)
+        layer_of(&self.blocks, site)?.add_to_linear_weight(site, delta)
     }
 
     fn pooler(&self, _cls: &Tensor) -> Result<Tensor> {

@@ -81,6 +81,19 @@ pub fn f1(preds: &[usize], golds: &[usize]) -> Result<f64> {
     Ok(if denom == 0 { 0.0 } else { (2 * tp) as f64 / denom as f64 })
 }
 
+/// Mean and sample standard deviation (n − 1) of results over seeds, as the paper's
+/// "mean ± std" tables; std 0 for a single value.
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = if xs.len() > 1 {
+        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
 /// HF's `acc_and_f1`: the mean of [`accuracy`] and [`f1`].
 pub fn acc_and_f1(preds: &[usize], golds: &[usize]) -> Result<f64> {
     Ok((accuracy(preds, golds)? + f1(preds, golds)?) / 2.0)
