@@ -6,6 +6,8 @@
 //! cargo bench --bench train_step                 # batch 16 × 128 on MiniLM
 //! PETUNE_BENCH_THREADS=2 cargo bench --bench train_step -- lora
 //! ```
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
 
 use std::path::Path;
 

@@ -3,7 +3,8 @@
 //! model tuning, over several few-shot seeds, printing the paper-style comparison:
 //! test accuracy mean ± std, trainable parameters, training tokens/ms, peak memory.
 //!
-//! Each run is a child process so that its peak RSS is its own.
+//! Each run is a `petune train` child process (when the CLI is built next to this
+//! example, as scripts/main.sh does) so that its peak RSS is its own.
 //!
 //! ```sh
 //! cargo run --release --example mr_fewshot                # scaled down: 2 seeds, 80 steps
@@ -15,10 +16,11 @@
 //! (paper §4.1). The prompt layer is 4 of 6 (the middle, as PL 13 of 24 in the paper).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use petune::experiments::catalog::{paper_method, scaled_lr, SHORT_NAMES};
+use petune::experiments::runner::Runner;
 use petune::prelude::*;
 use petune::train::data::metrics::mean_std;
 use petune::train::head::HeadToken;
@@ -60,110 +62,53 @@ struct Args {
     /// Write the table and every report as JSON here.
     #[arg(long)]
     json_out: Option<PathBuf>,
-    /// Internal: run one config (JSON) and print its report.
-    #[arg(long, hide = true)]
-    single: Option<String>,
 }
 
-/// Every method this example knows.
-const ALL_METHODS: [&str; 14] = [
-    "npg",
-    "appg",
-    "mppg",
-    "wo_pg",
-    "pt",
-    "pt_peft",
-    "ptv2",
-    "adapter",
-    "adapter_drop",
-    "bitfit",
-    "lora",
-    "sidpg",
-    "mt",
-    "all",
-];
+/// The catalog's short names plus `all`.
+fn known_methods() -> String {
+    let mut v: Vec<&str> = SHORT_NAMES.to_vec();
+    v.push("all");
+    v.join(", ")
+}
 
-fn method(name: &str, args: &Args) -> anyhow::Result<(MethodConfig, f64)> {
+/// The paper's configuration of `name` on MiniLM (catalog) with this example's prompt
+/// init and learning rates.
+fn method(name: &str, spec: &BackboneSpec, args: &Args) -> anyhow::Result<(MethodConfig, f64)> {
+    let mut m =
+        paper_method(name, spec).with_context(|| format!("methods: {}", known_methods()))?;
     let init = PromptInit::Random { std: args.prompt_std };
-    let lr = args.prompt_lr;
-    Ok(match name {
-        "npg" => (MethodConfig::Lpt(LptConfig::npg(4)), lr),
-        "appg" => (MethodConfig::Lpt(LptConfig::pooling(4, PoolKind::Avg, 10)), lr),
-        "mppg" => (MethodConfig::Lpt(LptConfig::pooling(4, PoolKind::Max, 10)), lr),
-        "wo_pg" => {
-            let mut c = LptConfig::static_prompt(4);
-            c.generator = GeneratorConfig::Static { len: 20, init };
-            (MethodConfig::Lpt(c), lr)
+    let prompt = match &mut m {
+        MethodConfig::Lpt(c) => {
+            if let GeneratorConfig::Static { init: i, .. } = &mut c.generator {
+                *i = init;
+            }
+            true
         }
-        "pt" => (
-            MethodConfig::PromptTuning(PromptTuningConfig { len: 20, init, ..Default::default() }),
-            lr,
-        ),
-        "pt_peft" => (
-            MethodConfig::PromptTuning(PromptTuningConfig {
-                len: 20,
-                init: PromptInit::Vocab { first_n: 5000 },
-                position: PromptPosition::Peft,
-            }),
-            lr,
-        ),
-        "ptv2" => (MethodConfig::PTuningV2(PTuningV2Config::default()), lr),
-        "adapter" => (MethodConfig::Adapter(AdapterConfig::default()), 2e-3),
-        "adapter_drop" => (
-            MethodConfig::AdapterDrop(AdapterDropConfig {
-                adapter: AdapterConfig::default(),
-                drop_lowest: 3,
-                schedule: DropSchedule::Fixed,
-            }),
-            2e-3,
-        ),
-        "bitfit" => (MethodConfig::BitFit(BitFitConfig::default()), 5e-3),
-        "lora" => (MethodConfig::Lora(LoraConfig::default()), 2e-3),
-        "sidpg" => (MethodConfig::SidpgPhm(SidpgConfig::default()), 2e-3),
-        "mt" => (MethodConfig::ModelTuning, 5e-5),
-        other => bail!("unknown method `{other}` (one of {})", ALL_METHODS.join(", ")),
-    })
-}
-
-/// Runs one config in a child process: `petune train --config FILE --json` when the
-/// CLI is built next to this example (scripts/main.sh builds it), else this example
-/// itself in `--single` mode.
-fn run_child(exe: &Path, cfg: &RunConfig) -> anyhow::Result<std::process::Output> {
-    let cli = exe.parent().and_then(Path::parent).map(|d| d.join("petune"));
-    match cli.filter(|p| p.is_file()) {
-        Some(cli) => {
-            let file = std::env::temp_dir().join(format!("petune-mr-{}.json", std::process::id()));
-            std::fs::write(&file, serde_json::to_string_pretty(cfg)?)?;
-            let out =
-                Command::new(cli).args(["train", "--json", "--config"]).arg(&file).output()?;
-            let _ = std::fs::remove_file(&file);
-            Ok(out)
+        MethodConfig::PromptTuning(c) => {
+            if c.position == PromptPosition::Authors {
+                c.init = init;
+            }
+            true
         }
-        None => Ok(Command::new(exe).arg("--single").arg(serde_json::to_string(cfg)?).output()?),
-    }
-}
-
-fn run_single(json: &str) -> anyhow::Result<()> {
-    let cfg: RunConfig = serde_json::from_str(json)?;
-    let model = LoadedModel::from_dir(&cfg.model, &LoadOptions::default())?;
-    let r = LptTrainer::new(model, cfg).quiet(true).fit()?;
-    println!("{}", serde_json::to_string(&r.report)?);
-    Ok(())
+        MethodConfig::PTuningV2(_) => true,
+        _ => false,
+    };
+    let lr = if prompt { args.prompt_lr } else { scaled_lr(&m) };
+    Ok((m, lr))
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     petune::train::memory::tune_allocator();
-    if let Some(json) = &args.single {
-        return run_single(json);
-    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let model = root.join(".assets/all-MiniLM-L6-v2");
     let mr = root.join(".assets/mr/movieReviewSnippets_GroundTruth.txt");
     if !model.join(".ok").exists() || !mr.exists() {
         bail!("the real assets are missing: run scripts/setup.sh");
     }
-    let exe = std::env::current_exe()?;
+    let runner = Runner::detect();
+    let spec = petune::backbones::spec_from_config(&model.join("config.json"))?;
+    let runs = std::env::temp_dir().join(format!("petune-mr-{}", std::process::id()));
     println!(
         "few-shot MR, all-MiniLM-L6-v2, k = {}, dev = {}, test = 2000, {} steps, seeds {:?}, {} threads",
         args.k, args.k_dev, args.steps, args.seeds, args.threads
@@ -171,12 +116,12 @@ fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut reports = Vec::new();
     let names: Vec<String> = if args.methods.iter().any(|m| m == "all") {
-        ALL_METHODS.iter().filter(|&&m| m != "all").map(|m| m.to_string()).collect()
+        SHORT_NAMES.iter().map(|m| m.to_string()).collect()
     } else {
         args.methods.clone()
     };
     for name in &names {
-        let (method, lr) = method(name, &args)?;
+        let (method, lr) = method(name, &spec, &args)?;
         let head = if method.uses_template() {
             HeadConfig::Linear { token: HeadToken::Mask }
         } else {
@@ -212,12 +157,7 @@ fn main() -> anyhow::Result<()> {
                 out_dir: None,
             };
             eprint!("  {:<22} seed {:>3} ... ", method.label(), seed);
-            let out = run_child(&exe, &cfg)?;
-            if !out.status.success() {
-                bail!("run failed: {}", String::from_utf8_lossy(&out.stderr));
-            }
-            let report: TrainReport =
-                serde_json::from_slice(&out.stdout).context("child report")?;
+            let report = runner.run(&cfg, &runs.join(format!("{name}-{seed}")))?.report;
             let acc = report.test.as_ref().map(|t| t.headline).unwrap_or(f64::NAN);
             eprintln!("test acc {:.2} ({:.0} s)", 100.0 * acc, report.train_seconds);
             accs.push(100.0 * acc);
@@ -248,6 +188,7 @@ fn main() -> anyhow::Result<()> {
             100.0 * *p as f64 / *total as f64
         );
     }
+    let _ = std::fs::remove_dir_all(&runs);
     if let Some(path) = &args.json_out {
         std::fs::write(path, serde_json::to_string_pretty(&reports)?)?;
     }

@@ -12,7 +12,9 @@
 //!   `vocab.json` + `merges.txt`);
 //! - [`lpt`]: Late Prompt Tuning (static prompt, NPG, APPG, MPPG);
 //! - [`train`]: the common trainer (`LptTrainer::new(model, cfg).fit()`), tasks, data,
-//!   few-shot protocol, metrics, heads, AdamW, checkpoints.
+//!   few-shot protocol, metrics, heads, AdamW, checkpoints;
+//! - [`experiments`]: the paper's methods by name and the settings of its tables and
+//!   figures, grids, sweeps, plots and result tables.
 //!
 //! ```no_run
 //! use petune::prelude::*;
@@ -31,6 +33,7 @@
 pub use petune_backbones as backbones;
 pub use petune_baselines as baselines;
 pub use petune_core as core;
+pub use petune_experiments as experiments;
 pub use petune_lpt as lpt;
 pub use petune_train as train;
 

@@ -10,6 +10,7 @@ pub mod bert;
 pub mod common;
 pub mod deberta;
 pub mod gpt2;
+pub mod hub;
 pub mod loader;
 pub mod tokenizer;
 

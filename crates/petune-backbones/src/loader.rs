@@ -42,10 +42,16 @@ pub struct ModelDir {
 }
 
 impl ModelDir {
-    /// Checks that `dir` has a `config.json`.
+    /// Checks that `dir` has a `config.json`. A Hub model id where no such folder exists
+    /// is fetched into the Hub cache with the `hub` feature ([`crate::hub`]), and is an
+    /// error saying so without it.
     pub fn open(dir: impl AsRef<Path>) -> Result<ModelDir> {
         let dir = dir.as_ref().to_path_buf();
         if !dir.join("config.json").is_file() {
+            if !dir.exists() && crate::hub::looks_like_model_id(&dir) {
+                let id = dir.to_string_lossy().into_owned();
+                return Ok(ModelDir { dir: crate::hub::fetch_model(&id)? });
+            }
             return Err(Error::input(format!(
                 "{} is not a Hugging Face model folder: it has no config.json",
                 dir.display()

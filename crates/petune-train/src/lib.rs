@@ -13,6 +13,7 @@ pub mod method;
 pub mod model;
 pub mod optim;
 pub mod prefix_cache;
+pub mod probe;
 pub mod progress;
 pub mod trained;
 pub mod trainer;

@@ -47,6 +47,7 @@ impl LoadedModel {
         let md = ModelDir::open(dir)?;
         let backbone = load_backbone(md.path(), opts)?;
         let tokenizer = TextTokenizer::from_model_dir(md.path(), backbone.spec())?;
+        tracing::info!(dir = %dir.display(), backbone = %backbone.spec().describe(), "loaded");
         Ok(LoadedModel { backbone, tokenizer })
     }
 }
@@ -193,6 +194,7 @@ impl Trainer {
         if let Some(dir) = &out_dir {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             if let Some(p) = try_resume(dir, &mut opt)? {
+                tracing::info!(step = p.step, dir = %dir.display(), "resuming from a checkpoint");
                 progress = p;
             }
         }
@@ -211,6 +213,18 @@ impl Trainer {
         let warmup = (tc.warmup_rate * total as f64) as i64;
         let abort_after: Option<i64> =
             std::env::var("PETUNE_ABORT_AFTER_STEP").ok().and_then(|s| s.parse().ok());
+        tracing::info!(
+            method = %cfg.method.label(),
+            task = %data.spec.name,
+            trainable_params,
+            train = train_f.len(),
+            dev = dev_f.len(),
+            test = test_f.as_ref().map_or(0, Vec::len),
+            steps = total,
+            warmup,
+            device = ?device,
+            "training"
+        );
         let started = Instant::now();
         let bar = crate::progress::Bar::new(total as u64, progress.step as u64, quiet);
         let pad_id = trained.encoder.tokenizer.pad_id();
@@ -293,6 +307,7 @@ impl Trainer {
             progress.train_tokens += tokens;
             progress.train_ms += ms;
             bar.set(progress.step as u64, &format!("loss {loss_sum:.4}"));
+            tracing::debug!(step = progress.step, loss = loss_sum, lr, tokens, ms, "step");
             log_line(
                 &mut log,
                 serde_json::json!({"step": progress.step, "loss": loss_sum, "lr": lr, "tokens_per_ms": tokens as f64 / ms.max(1e-9), "peak_rss_mib": peak_rss_mib()}),
@@ -319,6 +334,7 @@ impl Trainer {
                         )?;
                     }
                 }
+                tracing::info!(step = progress.step, metric = %dev.key, dev = dev.headline, best = better, "evaluated on dev");
                 bar.println(&format!(
                     "step {:>5}  dev {} = {:.4}{}",
                     progress.step,
@@ -334,6 +350,7 @@ impl Trainer {
             if let (Some(dir), Some(every)) = (&out_dir, tc.save_every) {
                 if progress.step % every == 0 {
                     save_checkpoint(dir, &opt, &progress)?;
+                    tracing::debug!(step = progress.step, "checkpoint written");
                     if abort_after == Some(progress.step) {
                         // Simulates a crash right after a checkpoint (resume tests).
                         std::process::abort();
@@ -371,9 +388,18 @@ impl Trainer {
             steps: progress.step,
             train_seconds: started.elapsed().as_secs_f64(),
         };
+        tracing::info!(
+            best_step = report.best_step,
+            best_dev = report.best_dev.as_ref().map(|m| m.headline),
+            test = report.test.as_ref().map(|m| m.headline),
+            tokens_per_ms = report.tokens_per_ms,
+            peak_rss_mib = report.peak_rss_mib,
+            "finished"
+        );
         if let Some(dir) = &out_dir {
             trained.save(dir)?;
             write_json_atomic(&dir.join("metrics.json"), &report)?;
+            tracing::info!(dir = %dir.display(), "wrote the delta, metrics and log");
         }
         Ok(FitResult { report, model: trained })
     }

@@ -4,16 +4,14 @@
 //! method in its own child process so that its memory peak is its own.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use anyhow::{bail, Context};
 use clap::Args;
 use petune::backbones::spec_from_config;
+use petune::experiments::bench_suite::{bench_table, device_named, run_bench_job, BenchJob};
+use petune::experiments::catalog::parse_method;
+use petune::experiments::runner::Runner;
 use petune::prelude::*;
-use petune::train::bench::{bench_method, matmul_gflops, BenchConfig, BenchReport};
-use serde::{Deserialize, Serialize};
-
-use crate::params::parse_method_for;
+use petune::train::bench::{matmul_gflops, BenchConfig};
 
 /// Arguments of `petune bench`.
 #[derive(Args, Debug)]
@@ -54,41 +52,14 @@ pub struct BenchArgs {
     single: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Job {
-    model: PathBuf,
-    method: MethodConfig,
-    config: BenchConfig,
-    threads: usize,
-    device: String,
-}
-
-fn device(name: &str) -> tch::Device {
-    match name {
-        "cpu" => tch::Device::Cpu,
-        "cuda" => tch::Device::Cuda(0),
-        _ => tch::Device::cuda_if_available(),
-    }
-}
-
-fn run_job(job: &Job) -> anyhow::Result<BenchReport> {
-    if job.threads > 0 {
-        tch::set_num_threads(job.threads as i32);
-    }
-    let opts = LoadOptions { device: device(&job.device), ..LoadOptions::default() };
-    let backbone = load_backbone(&job.model, &opts)
-        .with_context(|| format!("loading {}", job.model.display()))?;
-    Ok(bench_method(backbone.as_ref(), &job.method, &job.config)?)
-}
-
 /// Runs `petune bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(json) = &args.single {
-        let job: Job = serde_json::from_str(json)?;
-        println!("{}", serde_json::to_string(&run_job(&job)?)?);
+        let job: BenchJob = serde_json::from_str(json)?;
+        println!("{}", serde_json::to_string(&run_bench_job(&job)?)?);
         return Ok(());
     }
-    let spec = spec_from_config(&args.model.join("config.json"))?;
+    let spec = spec_from_config(&petune::backbones::ModelDir::open(&args.model)?.config_path())?;
     let exe = std::env::current_exe()?;
     let base = BenchConfig {
         batch: args.batch,
@@ -99,9 +70,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     };
     let mut jobs = Vec::new();
     for m in &args.methods {
-        let method = parse_method_for(m, Some(&spec))?;
+        let method = parse_method(m, &spec)?;
         let lpt = matches!(method, MethodConfig::Lpt(_));
-        jobs.push(Job {
+        jobs.push(BenchJob {
             model: args.model.clone(),
             method: method.clone(),
             config: base.clone(),
@@ -110,7 +81,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         });
         if args.cache && lpt {
             let config = BenchConfig { cache: true, ..base.clone() };
-            jobs.push(Job {
+            jobs.push(BenchJob {
                 model: args.model.clone(),
                 method,
                 config,
@@ -126,7 +97,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         args.batch * args.seq,
         spec.hidden,
         spec.intermediate,
-        device(&args.device),
+        device_named(&args.device),
         20,
     );
     if !args.json {
@@ -136,21 +107,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             args.batch * args.seq, spec.hidden, spec.hidden, spec.intermediate, peak
         );
     }
+    let runner = Runner::Cli(exe);
     let mut reports = Vec::new();
     for job in &jobs {
         if !args.json {
             eprint!("  {} ... ", job.method.label());
         }
-        let out = Command::new(&exe)
-            .args(["bench", "--model"])
-            .arg(&args.model)
-            .arg("--single")
-            .arg(serde_json::to_string(job)?)
-            .output()?;
-        if !out.status.success() {
-            bail!("{}: {}", job.method.label(), String::from_utf8_lossy(&out.stderr));
-        }
-        let r: BenchReport = serde_json::from_slice(&out.stdout).context("child report")?;
+        let r = runner.bench(job)?;
         if args.json {
             println!(
                 "{}",
@@ -161,37 +124,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
         reports.push(r);
     }
-    if args.json {
-        return Ok(());
-    }
-    let mt = reports.iter().find(|r| r.method == "model tuning");
-    println!();
-    println!("| method | trainable | median step (ms) | tokens/ms | × MT speed | GFLOP/step | % of matmul rate | peak RSS (MiB) | added (MiB) | × MT added | below floor / above fwd / backward / optimizer (ms) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for r in &reports {
-        let added = r.peak_rss_mib - r.rss_start_mib;
-        let (speed, mem) = match mt {
-            Some(m) => (
-                format!("{:.2}", r.tokens_per_ms / m.tokens_per_ms),
-                format!("{:.2}", added / (m.peak_rss_mib - m.rss_start_mib)),
-            ),
-            None => ("-".into(), "-".into()),
-        };
-        println!(
-            "| {} | {} | {:.1} | {:.2} | {speed} | {:.1} | {:.0} % | {:.0} | {:.0} | {mem} | {:.0} / {:.0} / {:.0} / {:.0} |",
-            r.method,
-            r.trainable_params,
-            r.median_ms,
-            r.tokens_per_ms,
-            r.gflop_per_step,
-            100.0 * r.gflops / peak,
-            r.peak_rss_mib,
-            added,
-            r.profile.below_floor_ms,
-            r.profile.above_forward_ms,
-            r.profile.backward_ms,
-            r.profile.optimizer_ms
-        );
+    if !args.json {
+        println!();
+        print!("{}", bench_table(&reports, peak));
     }
     Ok(())
 }

@@ -30,13 +30,18 @@ pub struct InferArgs {
 }
 
 fn load(args: &InferArgs) -> anyhow::Result<TrainedModel> {
-    let m = LoadedModel::from_dir(&args.model, &LoadOptions::default())
-        .with_context(|| format!("loading {}", args.model.display()))?;
-    TrainedModel::load(&args.delta, m.backbone, m.tokenizer)
-        .with_context(|| format!("loading the delta in {}", args.delta.display()))
+    load_trained(&args.model, &args.delta)
 }
 
-fn dataset(path: &Path, model: &TrainedModel) -> anyhow::Result<petune::train::data::Dataset> {
+/// A trained delta folder on its backbone folder.
+pub fn load_trained(model: &Path, delta: &Path) -> anyhow::Result<TrainedModel> {
+    let m = LoadedModel::from_dir(model, &LoadOptions::default())
+        .with_context(|| format!("loading {}", model.display()))?;
+    TrainedModel::load(delta, m.backbone, m.tokenizer)
+        .with_context(|| format!("loading the delta in {}", delta.display()))
+}
+
+pub fn dataset(path: &Path, model: &TrainedModel) -> anyhow::Result<petune::train::data::Dataset> {
     let task = &model.manifest().task;
     let labels = Some(task.label_names.as_slice());
     let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));

@@ -10,7 +10,7 @@ use petune::prelude::*;
 use serde_json::json;
 use tch::nn::VarStore;
 
-use crate::params::parse_method_for;
+use petune::experiments::catalog::parse_method;
 
 /// Arguments of `petune inspect`.
 #[derive(Args, Debug)]
@@ -43,7 +43,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     });
     let mut touched = Vec::new();
     if let Some(m) = &args.method {
-        let method = parse_method_for(m, Some(spec))?;
+        let method = parse_method(m, spec)?;
         let vs = VarStore::new(backbone.device());
         match method.build(&vs.root(), backbone.as_ref())? {
             Some(delta) => {

@@ -5,7 +5,7 @@ mod forward;
 mod infer;
 mod inspect;
 mod params;
-mod plot;
+mod probe;
 mod sweep;
 mod train;
 
@@ -15,8 +15,26 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "petune", version, about)]
 struct Cli {
+    /// Log what happens on stderr: -v info, -vv debug (every step), -vvv trace.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Sends `tracing` events at the chosen level to stderr (warnings always).
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 #[derive(Subcommand)]
@@ -37,10 +55,13 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Trainable / total parameters of a method on a backbone, from its config alone.
     Params(params::ParamsArgs),
+    /// Per-layer mutual-information probe of a trained delta (paper Appendix A).
+    Probe(probe::ProbeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     petune::train::memory::tune_allocator();
     match cli.command {
         Command::Forward(args) => forward::run(&args),
@@ -51,5 +72,6 @@ fn main() -> anyhow::Result<()> {
         Command::Predict(args) => infer::predict(&args),
         Command::Eval(args) => infer::eval(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Probe(args) => probe::run(&args),
     }
 }

@@ -2,13 +2,14 @@
 //! from `config.json` alone (no weights are read), as JSON and in PEFT's
 //! `print_trainable_parameters` wording.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
 use petune::backbones::spec_from_config;
+use petune::experiments::catalog::parse_method;
 use petune::prelude::*;
-use petune::train::{head_params, resolve_head, METHOD_NAMES};
+use petune::train::{head_params, resolve_head};
 use serde::Serialize;
 
 /// Arguments of `petune params`.
@@ -54,53 +55,6 @@ pub struct ParamReport {
     pub all_params: i64,
     /// 100 · trainable / all.
     pub trainable_percent: f64,
-}
-
-/// Parses a method given as a file, inline JSON or a bare name; with a backbone spec,
-/// `npg`, `appg`, `mppg` and `wo_pg` name LPT at the middle prompt layer (PL = L/2 + 1)
-/// and `adapter_drop` drops the lowest half of the layers.
-pub fn parse_method_for(arg: &str, spec: Option<&BackboneSpec>) -> anyhow::Result<MethodConfig> {
-    let short = match arg {
-        "mt" => Some("model_tuning"),
-        "pt" => Some("prompt_tuning"),
-        "ptv2" => Some("ptuning_v2"),
-        "sidpg" => Some("sidpg_phm"),
-        _ => None,
-    };
-    if let Some(name) = short {
-        return parse_method_for(name, spec);
-    }
-    if let Some(spec) = spec {
-        let pl = spec.n_layers / 2 + 1;
-        let lpt = match arg {
-            "npg" => Some(LptConfig::npg(pl)),
-            "appg" => Some(LptConfig::pooling(pl, PoolKind::Avg, 10)),
-            "mppg" => Some(LptConfig::pooling(pl, PoolKind::Max, 10)),
-            "wo_pg" => Some(LptConfig::static_prompt(pl)),
-            _ => None,
-        };
-        if let Some(c) = lpt {
-            return Ok(MethodConfig::Lpt(c));
-        }
-        if arg == "adapter_drop" {
-            return Ok(MethodConfig::AdapterDrop(petune::baselines::AdapterDropConfig {
-                adapter: Default::default(),
-                drop_lowest: spec.n_layers / 2,
-                schedule: Default::default(),
-            }));
-        }
-    }
-    let text = if Path::new(arg).is_file() {
-        std::fs::read_to_string(arg).with_context(|| format!("reading {arg}"))?
-    } else if arg.trim_start().starts_with('{') {
-        arg.to_string()
-    } else if METHOD_NAMES.contains(&arg) {
-        format!("{{\"method\": \"{arg}\"}}")
-    } else {
-        bail!("--method {arg}: not a file, JSON, or one of {}", METHOD_NAMES.join(", "));
-    };
-    serde_json::from_str(&text)
-        .with_context(|| format!("--method: not a valid method config: {text}"))
 }
 
 /// Parses a head given as `auto` or JSON.
@@ -171,13 +125,13 @@ pub fn peft_line(r: &ParamReport) -> String {
 /// Runs `petune params`.
 pub fn run(args: &ParamsArgs) -> anyhow::Result<()> {
     let config = match (&args.model, &args.config) {
-        (Some(dir), _) => dir.join("config.json"),
+        (Some(dir), _) => petune::backbones::ModelDir::open(dir)?.config_path(),
         (None, Some(c)) => c.clone(),
         (None, None) => bail!("give --model DIR or --config config.json"),
     };
     let spec =
         spec_from_config(&config).with_context(|| format!("reading {}", config.display()))?;
-    let method = parse_method_for(&args.method, Some(&spec))?;
+    let method = parse_method(&args.method, &spec)?;
     let r = report(&spec, &method, parse_head(&args.head)?, args.classes)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

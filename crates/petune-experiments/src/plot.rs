@@ -6,9 +6,10 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use anyhow::anyhow;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+
+use crate::error::{ExperimentError, Result};
 
 /// One line: points `(x, mean, std)`.
 pub struct Series {
@@ -77,11 +78,15 @@ fn draw<DB: DrawingBackend>(
     series: &[Series],
     labels: &Labels,
     text: bool,
-) -> anyhow::Result<()>
+    file: &Path,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("plot: {e:?}");
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| ExperimentError::Plot {
+        path: file.to_path_buf(),
+        msg: format!("{e:?}"),
+    };
     root.fill(&WHITE).map_err(err)?;
     let (x0, x1, y0, y1) = bounds(series);
     let mut builder = ChartBuilder::on(&root);
@@ -130,23 +135,18 @@ where
 }
 
 /// Writes `stem.png` and `stem.svg`.
-pub fn line_plot(stem: &Path, series: &[Series], labels: &Labels) -> anyhow::Result<()> {
+pub fn line_plot(stem: &Path, series: &[Series], labels: &Labels) -> Result<()> {
     if series.iter().all(|s| s.points.is_empty()) {
-        return Err(anyhow!("nothing to plot"));
+        return Err(ExperimentError::Plot {
+            path: stem.to_path_buf(),
+            msg: "nothing to plot".into(),
+        });
     }
     let text = font_ready();
     let size = (900, 560);
-    draw(
-        BitMapBackend::new(&stem.with_extension("png"), size).into_drawing_area(),
-        series,
-        labels,
-        text,
-    )?;
-    draw(
-        SVGBackend::new(&stem.with_extension("svg"), size).into_drawing_area(),
-        series,
-        labels,
-        text,
-    )?;
+    let png = stem.with_extension("png");
+    draw(BitMapBackend::new(&png, size).into_drawing_area(), series, labels, text, &png)?;
+    let svg = stem.with_extension("svg");
+    draw(SVGBackend::new(&svg, size).into_drawing_area(), series, labels, text, &svg)?;
     Ok(())
 }

@@ -1,0 +1,110 @@
+//! Benchmark jobs (docs/benchmarks.md, paper Tables 5 and 10): one method's training
+//! step at a fixed batch × length, run in a child `petune bench` process so that its
+//! memory peak is its own, and the markdown table with the ratios to model tuning.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use petune_backbones::{load_backbone, LoadOptions};
+use petune_train::bench::{bench_method, BenchConfig, BenchReport};
+use petune_train::MethodConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ExperimentError, Result};
+use crate::runner::Runner;
+
+/// One benchmark: a method on a model folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchJob {
+    /// Hugging Face model folder.
+    pub model: PathBuf,
+    /// The method.
+    pub method: MethodConfig,
+    /// Batch, length, steps, cache.
+    pub config: BenchConfig,
+    /// libtorch threads (0 = its default).
+    pub threads: usize,
+    /// `cpu`, `cuda` or `auto`.
+    pub device: String,
+}
+
+/// The libtorch device named `cpu`, `cuda` or `auto`.
+pub fn device_named(name: &str) -> tch::Device {
+    match name {
+        "cpu" => tch::Device::Cpu,
+        "cuda" => tch::Device::Cuda(0),
+        _ => tch::Device::cuda_if_available(),
+    }
+}
+
+/// Runs `job` in this process.
+pub fn run_bench_job(job: &BenchJob) -> Result<BenchReport> {
+    if job.threads > 0 {
+        tch::set_num_threads(job.threads as i32);
+    }
+    let opts = LoadOptions { device: device_named(&job.device), ..LoadOptions::default() };
+    let backbone = load_backbone(&job.model, &opts)?;
+    Ok(bench_method(backbone.as_ref(), &job.method, &job.config)?)
+}
+
+impl Runner {
+    /// Runs `job`: `petune bench --single JOB` in a child process, or in this process.
+    pub fn bench(&self, job: &BenchJob) -> Result<BenchReport> {
+        let Runner::Cli(cli) = self else {
+            return run_bench_job(job);
+        };
+        let out = Command::new(cli)
+            .args(["bench", "--model"])
+            .arg(&job.model)
+            .arg("--single")
+            .arg(serde_json::to_string(job)?)
+            .output()
+            .map_err(|e| ExperimentError::io(cli, e))?;
+        let run = format!("bench {}", job.method.label());
+        if !out.status.success() {
+            let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            return Err(ExperimentError::Run { run, msg });
+        }
+        serde_json::from_slice(&out.stdout)
+            .map_err(|e| ExperimentError::Run { run, msg: format!("unreadable report: {e}") })
+    }
+}
+
+/// Memory a run added above the idle process, MiB.
+pub fn added_mib(r: &BenchReport) -> f64 {
+    r.peak_rss_mib - r.rss_start_mib
+}
+
+/// `x / model tuning's x` as text, `-` without a model-tuning row.
+fn ratio(x: f64, mt: Option<f64>) -> String {
+    mt.map(|m| format!("{:.2}", x / m)).unwrap_or_else(|| "-".into())
+}
+
+/// The benchmark table: speed, FLOPs, share of the matmul rate `peak_gflops`, memory and
+/// the ratios to model tuning, with the step's phase profile.
+pub fn bench_table(reports: &[BenchReport], peak_gflops: f64) -> String {
+    let mt = reports.iter().find(|r| r.method == "model tuning");
+    let mut s = String::from(
+        "| method | trainable | median step (ms) | tokens/ms | × MT speed | GFLOP/step | % of matmul rate | peak RSS (MiB) | added (MiB) | × MT added | below floor / above fwd / backward / optimizer (ms) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in reports {
+        s += &format!(
+            "| {} | {} | {:.1} | {:.2} | {} | {:.1} | {:.0} % | {:.0} | {:.0} | {} | {:.0} / {:.0} / {:.0} / {:.0} |\n",
+            r.method,
+            r.trainable_params,
+            r.median_ms,
+            r.tokens_per_ms,
+            ratio(r.tokens_per_ms, mt.map(|m| m.tokens_per_ms)),
+            r.gflop_per_step,
+            100.0 * r.gflops / peak_gflops,
+            r.peak_rss_mib,
+            added_mib(r),
+            ratio(added_mib(r), mt.map(added_mib)),
+            r.profile.below_floor_ms,
+            r.profile.above_forward_ms,
+            r.profile.backward_ms,
+            r.profile.optimizer_ms
+        );
+    }
+    s
+}

@@ -1,0 +1,21 @@
+//! # petune-experiments
+//!
+//! The experiment layer of petune: the LPT paper's methods by short name
+//! ([`catalog`]), the settings of its tables and figures ([`paper`]), hyper-parameter
+//! grids with selection on dev ([`grid`]), runs in child processes ([`runner`]),
+//! sweeps with plots ([`sweep`], [`plot`]), benchmark jobs ([`bench_suite`]) and the
+//! result tables in the paper's layout ([`reproduce`]). The `petune` CLI and the
+//! examples under `examples/` are thin layers over it.
+
+pub mod args;
+pub mod bench_suite;
+pub mod catalog;
+pub mod error;
+pub mod grid;
+pub mod paper;
+pub mod plot;
+pub mod reproduce;
+pub mod runner;
+pub mod sweep;
+
+pub use error::{ExperimentError, Result};

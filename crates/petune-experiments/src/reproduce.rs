@@ -1,0 +1,581 @@
+//! Running a paper item ([`PaperSetting`]) on a model and data: the grid search per task,
+//! method and seed, the efficiency benchmark, the prompt-layer trade-off and the curves;
+//! each writes a table in the paper's layout (`<id>.md`), a JSON file with every run
+//! (`<id>.json`) and, for curves, CSVs and PNG/SVG plots.
+//!
+//! A scaled-down form ([`PaperSetting::scaled`]) runs every item on a small model and
+//! one task in minutes, so that each is known to work end to end.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use petune_backbones::spec_from_config;
+use petune_core::BackboneSpec;
+use petune_train::bench::{matmul_gflops, BenchConfig, BenchReport};
+use petune_train::data::metrics::mean_std;
+use petune_train::data::TaskName;
+use petune_train::{
+    DataSource, FewShotConfig, HeadConfig, MethodConfig, RunConfig, TaskConfig, TrainConfig,
+    TrainReport,
+};
+use serde::Serialize;
+
+use crate::bench_suite::{added_mib, bench_table, device_named, BenchJob};
+use crate::catalog::{at_prompt_layer, paper_method, scaled_lr};
+use crate::error::{ExperimentError, Result};
+use crate::grid::{search, Grid, GridPoint, GridRun};
+use crate::paper::{scale_layer, PaperSetting, Study};
+use crate::runner::Runner;
+use crate::sweep::{plot_sweep, run_sweep, write_sweep_csv, Axis, SweepPlan, SweepPoint};
+
+/// Where the data of a run comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum DataRoot {
+    /// A folder with one sub-folder per task in its public layout (`SST-2`, `MNLI`, `mr`,
+    /// ...; `TaskName::data_dir_name`).
+    TaskDirs(PathBuf),
+    /// The MR snippets file (MR only).
+    MrSnippets(PathBuf),
+}
+
+/// Where and how to run an item.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// Hugging Face model folder.
+    pub model: PathBuf,
+    /// Data.
+    pub data: DataRoot,
+    /// Output folder.
+    pub out: PathBuf,
+    /// libtorch threads per run (0 = its default).
+    pub threads: usize,
+    /// `cpu`, `cuda` or `auto`.
+    pub device: String,
+}
+
+impl PaperSetting {
+    /// The scaled-down form run here: MR only (the paper's few-shot protocol, 100
+    /// examples, 200 dev), seeds 13 and 42, 40 steps, inputs up to 128 tokens, batch 16
+    /// and one learning rate per method ([`scaled_lr`]), benchmarks at 16 × 128. Full-data
+    /// items train one epoch on 1,000 MR examples with seed 42; curves over several
+    /// methods keep the prompt layers 7, 13, 19 (of 24); prompt lengths are 1, 5, 20.
+    /// Prompt layers are mapped to the model's depth when the item runs.
+    pub fn scaled(&self) -> PaperSetting {
+        let mut p = self.clone();
+        p.tasks = vec![TaskName::Mr];
+        p.k_dev = 200;
+        p.max_len = 128;
+        p.eval_batch_size = 64;
+        p.grad_accum = 1;
+        p.scaled = true;
+        if self.fewshot_k.is_some() {
+            p.fewshot_k = Some(100);
+            p.seeds = vec![13, 42];
+            p.steps = Some(40);
+            p.epochs = None;
+            p.eval_every = 20;
+        } else {
+            p.fewshot_k = Some(1000);
+            p.seeds = vec![42];
+            p.steps = None;
+            p.epochs = Some(1);
+            p.eval_every = 30;
+        }
+        match self.study {
+            Study::Curve(Axis::PromptLength) => p.values = vec![1, 5, 20],
+            Study::Curve(Axis::PromptLayer) if self.methods.len() > 1 => p.values = vec![7, 13, 19],
+            _ => {}
+        }
+        if let Some((b, _)) = p.bench_shape {
+            p.bench_shape = Some((b, 128));
+        }
+        p.notes.push(format!(
+            "scaled down: MR only, {}, max 128 tokens, batch 16, one learning rate per method",
+            match p.fewshot_k {
+                Some(1000) =>
+                    "1,000 training examples for one epoch as the full-data stand-in, seed 42"
+                        .to_string(),
+                _ => "100-shot, 200 dev, seeds 13 and 42, 40 steps".to_string(),
+            }
+        ));
+        p
+    }
+
+    /// The grid of `method`'s family (scaled down: its one learning rate, batch 16).
+    pub fn grid_for(&self, method: &MethodConfig) -> Grid {
+        if self.scaled {
+            return Grid::single(scaled_lr(method), 16, 0.06);
+        }
+        match method {
+            MethodConfig::ModelTuning => self.grids.model_tuning.clone(),
+            MethodConfig::Adapter(_)
+            | MethodConfig::AdapterDrop(_)
+            | MethodConfig::BitFit(_)
+            | MethodConfig::Lora(_) => self.grids.delta.clone(),
+            _ => self.grids.prompt.clone(),
+        }
+    }
+
+    /// The item's prompt layers on a backbone `n_layers` deep (deduplicated).
+    pub fn layers_for(&self, n_layers: usize) -> Vec<usize> {
+        let mut v: Vec<usize> =
+            self.values.iter().map(|&pl| scale_layer(pl, self.paper_layers, n_layers)).collect();
+        v.dedup();
+        v
+    }
+
+    /// The run config of `method` on `task` with `seed` (grid values filled in later).
+    pub fn run_config(
+        &self,
+        target: &Target,
+        task: TaskName,
+        method: &MethodConfig,
+        seed: u32,
+    ) -> RunConfig {
+        let data = match &target.data {
+            DataRoot::MrSnippets(path) => DataSource::MrSnippets { path: path.clone() },
+            DataRoot::TaskDirs(dir) => DataSource::TaskDir { dir: dir.join(task.data_dir_name()) },
+        };
+        // `Auto`: the checkpoint's MLM / LM head with the label words when it has one,
+        // else a linear head at the template's mask; model tuning a linear head on the
+        // first token without a template (paper §4.1).
+        let head = HeadConfig::Auto;
+        RunConfig {
+            model: target.model.clone(),
+            task: TaskConfig {
+                name: task,
+                data,
+                fewshot: self.fewshot_k.map(|k| FewShotConfig { k, seed, k_dev: self.k_dev }),
+                template_style: Default::default(),
+            },
+            method: method.clone(),
+            head,
+            train: TrainConfig {
+                max_steps: self.steps.unwrap_or(1000),
+                epochs: self.epochs,
+                eval_every: self.eval_every,
+                eval_batch_size: self.eval_batch_size,
+                grad_accum: self.grad_accum,
+                max_len: self.max_len,
+                seed: if self.fewshot_k.is_some() { 42 } else { seed as u64 },
+                threads: target.threads,
+                device: target.device.clone(),
+                ..TrainConfig::default()
+            },
+            out_dir: None,
+        }
+    }
+}
+
+/// One selected run of an accuracy table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    /// Task.
+    pub task: TaskName,
+    /// Method label.
+    pub method: String,
+    /// Seed.
+    pub seed: u32,
+    /// The chosen grid point.
+    pub chosen: GridPoint,
+    /// Every grid point tried.
+    pub tried: Vec<GridRun>,
+    /// The chosen run's report.
+    pub report: TrainReport,
+}
+
+fn spec_of(target: &Target) -> Result<BackboneSpec> {
+    Ok(spec_from_config(&petune_backbones::ModelDir::open(&target.model)?.config_path())?)
+}
+
+fn methods_of(setting: &PaperSetting, spec: &BackboneSpec) -> Result<Vec<MethodConfig>> {
+    setting.methods.iter().map(|m| paper_method(m, spec)).collect()
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| ExperimentError::io(path, e))
+}
+
+/// A task as the paper's column headers spell it (SST-2, MPQA, MR, Subj, TREC, ...).
+pub fn paper_task_name(task: TaskName) -> String {
+    match task {
+        TaskName::Subj => "Subj".into(),
+        other => other.to_string().to_uppercase(),
+    }
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+fn task_columns(tasks: &[TaskName]) -> String {
+    tasks.iter().map(|&t| format!(" {} ", paper_task_name(t))).collect::<Vec<_>>().join("|")
+}
+
+fn tag(s: &str) -> String {
+    s.replace([' ', '(', ')', '/', '=', ','], "")
+}
+
+/// Trains every task × method × seed with a grid search; returns the selected runs.
+pub fn accuracy_cells(
+    runner: &Runner,
+    setting: &PaperSetting,
+    target: &Target,
+    methods: &[MethodConfig],
+) -> Result<Vec<Cell>> {
+    let mut cells = Vec::new();
+    for &task in &setting.tasks {
+        for method in methods {
+            for &seed in &setting.seeds {
+                let cfg = setting.run_config(target, task, method, seed);
+                let dir = target
+                    .out
+                    .join("runs")
+                    .join(task.data_dir_name())
+                    .join(tag(&method.label()))
+                    .join(format!("seed{seed}"));
+                eprint!("  {:<6} {:<26} seed {:>3} ... ", task.to_string(), method.label(), seed);
+                let sel = search(runner, &cfg, &setting.grid_for(method), &dir)?;
+                eprintln!(
+                    "dev {:.4} test {:.4} (lr {:e}, batch {}, warm-up {})",
+                    sel.outcome.best_dev(),
+                    sel.outcome.test(),
+                    sel.best.lr,
+                    sel.best.batch_size,
+                    sel.best.warmup_rate
+                );
+                cells.push(Cell {
+                    task,
+                    method: method.label(),
+                    seed,
+                    chosen: sel.best,
+                    tried: sel.tried,
+                    report: sel.outcome.report,
+                });
+            }
+        }
+    }
+    Ok(cells)
+}
+
+/// `mean ± std` of the test metric (%) of `cells` for `task` and `method`.
+fn task_mean(cells: &[Cell], task: TaskName, method: &str) -> Option<(f64, f64)> {
+    let v: Vec<f64> = cells
+        .iter()
+        .filter(|c| c.task == task && c.method == method)
+        .filter_map(|c| c.report.test.as_ref().map(|t| 100.0 * t.headline))
+        .collect();
+    (!v.is_empty()).then(|| mean_std(&v))
+}
+
+/// The paper's layout: one row per method (trainable parameters, one column per task,
+/// the average of the task means).
+pub fn accuracy_table(setting: &PaperSetting, cells: &[Cell], rows: &[String]) -> String {
+    let mut s = format!("| Method | Params |{}| Avg |\n", task_columns(&setting.tasks));
+    s += &format!("|---|---|{}---|\n", "---|".repeat(setting.tasks.len()));
+    for method in rows {
+        let params = cells.iter().find(|c| &c.method == method).map(|c| c.report.trainable_params);
+        let mut means = Vec::new();
+        let mut line =
+            format!("| {method} | {} |", params.map(thousands).unwrap_or_else(|| "-".into()));
+        for &task in &setting.tasks {
+            match task_mean(cells, task, method) {
+                Some((m, sd)) => {
+                    means.push(m);
+                    line += &format!(" {m:.1} ± {sd:.1} |");
+                }
+                None => line += " - |",
+            }
+        }
+        let avg = if means.len() == setting.tasks.len() {
+            format!("{:.1}", means.iter().sum::<f64>() / means.len() as f64)
+        } else {
+            "-".into()
+        };
+        s += &format!("{line} {avg} |\n");
+    }
+    s
+}
+
+#[derive(Serialize)]
+struct AccuracyFile<'a> {
+    setting: &'a PaperSetting,
+    target: &'a Target,
+    table: &'a str,
+    runs: &'a [Cell],
+}
+
+#[derive(Serialize)]
+struct EfficiencyFile<'a> {
+    setting: &'a PaperSetting,
+    target: &'a Target,
+    table: &'a str,
+    matmul_gflops: f64,
+    reports: &'a [BenchReport],
+}
+
+fn bench_all(
+    runner: &Runner,
+    setting: &PaperSetting,
+    target: &Target,
+    methods: &[MethodConfig],
+) -> Result<(Vec<BenchReport>, f64)> {
+    let spec = spec_of(target)?;
+    let (batch, seq) = setting.bench_shape.unwrap_or((16, 128));
+    let config = BenchConfig { batch, seq, steps: 20, warmup: 3, ..BenchConfig::default() };
+    if target.threads > 0 {
+        tch::set_num_threads(target.threads as i32);
+    }
+    let peak = matmul_gflops(
+        batch * seq,
+        spec.hidden,
+        spec.intermediate,
+        device_named(&target.device),
+        20,
+    );
+    let mut reports = Vec::new();
+    for method in methods {
+        eprint!("  bench {:<28} ... ", method.label());
+        let job = BenchJob {
+            model: target.model.clone(),
+            method: method.clone(),
+            config: config.clone(),
+            threads: target.threads,
+            device: target.device.clone(),
+        };
+        let r = runner.bench(&job)?;
+        eprintln!("{:.2} tokens/ms, {:.0} MiB added", r.tokens_per_ms, added_mib(&r));
+        reports.push(r);
+    }
+    Ok((reports, peak))
+}
+
+/// Table 5's layout: parameters, speed, memory and the ratios to model tuning.
+pub fn efficiency_table(reports: &[BenchReport]) -> String {
+    let mt = reports.iter().find(|r| r.method == "model tuning");
+    let mut s = String::from(
+        "| Method | Params | Speed (tokens/ms) | × MT | Memory added (MiB) | × MT |\n|---|---|---|---|---|---|\n",
+    );
+    for r in reports {
+        let (sx, mx) = match mt {
+            Some(m) => (
+                format!("{:.2}", r.tokens_per_ms / m.tokens_per_ms),
+                format!("{:.2}", added_mib(r) / added_mib(m)),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        s += &format!(
+            "| {} | {} | {:.2} | {sx} | {:.0} | {mx} |\n",
+            r.method,
+            thousands(r.trainable_params),
+            r.tokens_per_ms,
+            added_mib(r)
+        );
+    }
+    s
+}
+
+fn header(setting: &PaperSetting, target: &Target, spec: &BackboneSpec) -> String {
+    let mut s = format!(
+        "# {} — {}\n\nPaper backbone(s): {}. Run on: {} ({}).\n\n",
+        setting.id,
+        setting.title,
+        setting.backbones.join(", "),
+        target.model.display(),
+        spec.describe()
+    );
+    for n in &setting.notes {
+        s += &format!("- {n}\n");
+    }
+    s + "\n"
+}
+
+/// Runs `setting` on `target` and writes `<out>/<id>.md` and `<out>/<id>.json`; returns
+/// the markdown.
+pub fn reproduce(runner: &Runner, setting: &PaperSetting, target: &Target) -> Result<String> {
+    std::fs::create_dir_all(&target.out).map_err(|e| ExperimentError::io(&target.out, e))?;
+    let spec = spec_of(target)?;
+    let methods = methods_of(setting, &spec)?;
+    let md_path = target.out.join(format!("{}.md", setting.id));
+    let json_path = target.out.join(format!("{}.json", setting.id));
+    let mut md = header(setting, target, &spec);
+    match setting.study {
+        Study::Accuracy => {
+            let cells = accuracy_cells(runner, setting, target, &methods)?;
+            let rows: Vec<String> = methods.iter().map(MethodConfig::label).collect();
+            let table = accuracy_table(setting, &cells, &rows);
+            md += &table;
+            let file = AccuracyFile { setting, target, table: &table, runs: &cells };
+            write(&json_path, &serde_json::to_string_pretty(&file)?)?;
+        }
+        Study::Efficiency => {
+            let (reports, peak) = bench_all(runner, setting, target, &methods)?;
+            let table = efficiency_table(&reports);
+            md += &table;
+            md += &format!("\nDetail (matmul rate {peak:.1} GFLOP/s):\n\n");
+            md += &bench_table(&reports, peak);
+            let file = EfficiencyFile {
+                setting,
+                target,
+                table: &table,
+                matmul_gflops: peak,
+                reports: &reports,
+            };
+            write(&json_path, &serde_json::to_string_pretty(&file)?)?;
+        }
+        Study::PromptLayerTradeoff => {
+            let layers = setting.layers_for(spec.n_layers);
+            let at_layers: Vec<MethodConfig> = methods
+                .iter()
+                .flat_map(|m| layers.iter().map(move |&pl| at_prompt_layer(m, pl)))
+                .collect();
+            let cells = accuracy_cells(runner, setting, target, &at_layers)?;
+            let (reports, _) = bench_all(runner, setting, target, &at_layers)?;
+            let table = tradeoff_table(setting, &cells, &reports, &at_layers);
+            md += &table;
+            let file = AccuracyFile { setting, target, table: &table, runs: &cells };
+            write(&json_path, &serde_json::to_string_pretty(&file)?)?;
+        }
+        Study::Curve(axis) => {
+            let values = match axis {
+                Axis::PromptLayer => setting.layers_for(spec.n_layers),
+                Axis::PromptLength => setting.values.clone(),
+            };
+            let mut all = BTreeMap::new();
+            for &task in &setting.tasks {
+                let dir = target.out.join(task.data_dir_name());
+                let plan = SweepPlan {
+                    base: setting.run_config(target, task, &methods[0], setting.seeds[0]),
+                    methods: methods.iter().map(|m| (m.clone(), setting.grid_for(m))).collect(),
+                    axis,
+                    values: values.clone(),
+                    seeds: setting.seeds.iter().map(|&s| s as u64).collect(),
+                };
+                let points = run_sweep(runner, &plan, &dir)?;
+                write_sweep_csv(&dir.join("sweep.csv"), axis, &points)?;
+                let plots = plot_sweep(&dir, axis, &points)?;
+                md += &format!(
+                    "## {}\n\n{}\n",
+                    paper_task_name(task),
+                    curve_table(axis, &values, &points)
+                );
+                md += &format!(
+                    "Plots: {}\n\n",
+                    plots
+                        .iter()
+                        .map(|p| format!("{}/{p}.png", task.data_dir_name()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                all.insert(task.to_string(), points.iter().map(point_json).collect::<Vec<_>>());
+            }
+            let file = serde_json::json!({"setting": setting, "target": target, "runs": all});
+            write(&json_path, &serde_json::to_string_pretty(&file)?)?;
+        }
+    }
+    write(&md_path, &md)?;
+    Ok(md)
+}
+
+fn point_json(p: &SweepPoint) -> serde_json::Value {
+    serde_json::json!({
+        "method": p.method, "x": p.x, "seed": p.seed,
+        "report": p.outcome.report, "losses": p.outcome.losses,
+    })
+}
+
+/// Rows: methods; columns: the axis values; cells: test metric mean ± std.
+pub fn curve_table(axis: Axis, values: &[usize], points: &[SweepPoint]) -> String {
+    let name = match axis {
+        Axis::PromptLayer => "PL",
+        Axis::PromptLength => "l",
+    };
+    let mut s = format!(
+        "| Method |{}|\n|---|{}\n",
+        values.iter().map(|v| format!(" {name} {v} ")).collect::<Vec<_>>().join("|"),
+        "---|".repeat(values.len())
+    );
+    let mut methods: Vec<&str> = points.iter().map(|p| p.method.as_str()).collect();
+    methods.dedup();
+    for m in methods {
+        s += &format!("| {m} |");
+        for &v in values {
+            let xs: Vec<f64> = points
+                .iter()
+                .filter(|p| p.method == m && (p.x == Some(v) || p.x.is_none()))
+                .map(|p| 100.0 * p.outcome.test())
+                .collect();
+            s += &if xs.is_empty() {
+                " - |".to_string()
+            } else {
+                let (mean, sd) = mean_std(&xs);
+                format!(" {mean:.1} ± {sd:.1} |")
+            };
+        }
+        s += "\n";
+    }
+    s
+}
+
+/// Table 10's layout: one row per prompt layer with parameters, each task's metric, the
+/// average, speed and memory.
+pub fn tradeoff_table(
+    setting: &PaperSetting,
+    cells: &[Cell],
+    reports: &[BenchReport],
+    methods: &[MethodConfig],
+) -> String {
+    let mut s = format!(
+        "| Method | Params |{}| Avg | Speed (tokens/ms) | Memory added (MiB) |\n|---|---|{}---|---|---|\n",
+        task_columns(&setting.tasks),
+        "---|".repeat(setting.tasks.len())
+    );
+    for (method, bench) in methods.iter().zip(reports) {
+        let label = method.label();
+        // The trained runs' count (their head has the task's classes).
+        let params = cells
+            .iter()
+            .find(|c| c.method == label)
+            .map(|c| c.report.trainable_params)
+            .unwrap_or(bench.trainable_params);
+        let means: Vec<(f64, f64)> =
+            setting.tasks.iter().filter_map(|&t| task_mean(cells, t, &label)).collect();
+        let cols: String = means.iter().map(|(m, sd)| format!(" {m:.1} ± {sd:.1} |")).collect();
+        let avg = means.iter().map(|x| x.0).sum::<f64>() / means.len().max(1) as f64;
+        s += &format!(
+            "| {label} | {} |{cols} {avg:.1} | {:.2} | {:.0} |\n",
+            thousands(params),
+            bench.tokens_per_ms,
+            added_mib(bench)
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_task_names_print_as_in_the_paper() {
+        assert_eq!(thousands(791_680), "791,680");
+        assert_eq!(thousands(985), "985");
+        assert_eq!(thousands(1_622_784), "1,622,784");
+        assert_eq!(paper_task_name(TaskName::Sst2), "SST-2");
+        assert_eq!(paper_task_name(TaskName::Subj), "Subj");
+        assert_eq!(paper_task_name(TaskName::Mr), "MR");
+    }
+}

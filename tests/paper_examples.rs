@@ -1,0 +1,136 @@
+//! The paper-reproduction layer on the tiny BERT: every study kind (accuracy table with
+//! a learning-rate grid selected on dev, efficiency, prompt-layer trade-off, curves by
+//! prompt layer and by prompt length) runs end to end through `petune` children and
+//! writes its table in the paper's layout, its JSON file and, for curves, CSV and plots.
+
+mod common;
+
+use std::path::Path;
+
+use common::tiny_task::*;
+use common::*;
+use petune::experiments::grid::Grid;
+use petune::experiments::paper::{self, PaperSetting};
+use petune::experiments::reproduce::{reproduce, DataRoot, Target};
+use petune::experiments::runner::Runner;
+use petune::prelude::*;
+
+/// A task folder in the authors' MR layout (`label\ttext`, no header).
+fn write_mr(dir: &Path) {
+    let mr = dir.join("mr");
+    std::fs::create_dir_all(&mr).unwrap();
+    for (split, n, off) in [("train", 24, 0), ("dev", 8, 3), ("test", 8, 1)] {
+        let lines: Vec<String> =
+            examples(n, off).iter().map(|e| format!("{}\t{}", e.label, e.text_a)).collect();
+        std::fs::write(mr.join(format!("{split}.tsv")), lines.join("\n")).unwrap();
+    }
+}
+
+fn tiny(mut p: PaperSetting) -> PaperSetting {
+    p.tasks = vec![TaskName::Mr];
+    p.fewshot_k = Some(8);
+    p.k_dev = 8;
+    p.seeds = vec![13, 42];
+    p.steps = Some(2);
+    p.eval_every = 2;
+    p.max_len = 32;
+    let two = Grid { lrs: vec![1e-3, 5e-3], batch_sizes: vec![4], warmup_rates: vec![0.0] };
+    p.grids.prompt = two.clone();
+    p.grids.delta = two;
+    p.grids.model_tuning = Grid::single(1e-4, 4, 0.0);
+    p.bench_shape = Some((2, 16));
+    p
+}
+
+fn target(tag: &str) -> Target {
+    let dir = temp_dir(tag);
+    write_mr(&dir);
+    Target {
+        model: fixture("bert-mlm"),
+        data: DataRoot::TaskDirs(dir.clone()),
+        out: dir.join("out"),
+        threads: 1,
+        device: "cpu".into(),
+    }
+}
+
+fn runner() -> Runner {
+    Runner::Cli(env!("CARGO_BIN_EXE_petune").into())
+}
+
+#[test]
+fn accuracy_table_selects_on_dev_and_writes_the_paper_layout() {
+    init();
+    let mut p = tiny(paper::table2());
+    p.methods = vec!["npg".into(), "mt".into()];
+    let t = target("paper-table2");
+    let md = reproduce(&runner(), &p, &t).unwrap();
+    assert!(md.contains("| Method | Params | MR | Avg |"), "{md}");
+    let rows: Vec<&str> = md
+        .lines()
+        .filter(|l| l.starts_with("| LPT NPG") || l.starts_with("| model tuning"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{md}");
+    assert!(rows.iter().all(|r| r.contains(" ± ")), "{md}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.out.join("table2.json")).unwrap()).unwrap();
+    let runs = json["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2 * 2); // methods × seeds
+                                   // NPG tried both learning rates and kept the one with the best dev metric.
+    let npg = &runs[0];
+    let tried = npg["tried"].as_array().unwrap();
+    assert_eq!(tried.len(), 2);
+    let best = tried.iter().map(|r| r["best_dev"].as_f64().unwrap()).fold(f64::MIN, f64::max);
+    let chosen = tried.iter().find(|r| r["point"] == npg["chosen"]).unwrap();
+    assert_eq!(chosen["best_dev"].as_f64().unwrap(), best);
+    assert!(t.out.join("table2.md").is_file());
+}
+
+#[test]
+fn efficiency_and_tradeoff_tables_have_a_row_per_method_and_layer() {
+    init();
+    let mut p = tiny(paper::table5());
+    p.methods = vec!["mt".into(), "npg".into()];
+    let t = target("paper-table5");
+    let md = reproduce(&runner(), &p, &t).unwrap();
+    assert!(md.contains("| model tuning |") && md.contains("| LPT NPG (PL 2) |"), "{md}");
+    assert!(md.contains("| 1.00 |"), "model tuning is its own reference: {md}");
+
+    let p = tiny(paper::table10());
+    let t = target("paper-table10");
+    let md = reproduce(&runner(), &p, &t).unwrap();
+    // PL 7, 13 and 19 of 24 all map to PL 2 of the fixture's 2 layers: one row.
+    assert_eq!(md.lines().filter(|l| l.starts_with("| LPT NPG (PL 2) |")).count(), 1, "{md}");
+}
+
+#[test]
+fn curves_write_csv_plots_and_a_table_per_task() {
+    init();
+    let mut p = tiny(paper::fig4());
+    p.methods = vec!["npg".into()];
+    p.values = vec![1, 13];
+    p.seeds = vec![13];
+    let t = target("paper-fig4");
+    let md = reproduce(&runner(), &p, &t).unwrap();
+    assert!(md.contains("| Method | PL 1 | PL 2 |"), "{md}");
+    let dir = t.out.join("mr");
+    let csv = std::fs::read_to_string(dir.join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2, "{csv}");
+    for stem in ["prompt_layers", "convergence"] {
+        assert!(
+            dir.join(format!("{stem}.png")).is_file() && dir.join(format!("{stem}.svg")).is_file()
+        );
+    }
+
+    let mut p = tiny(paper::fig5());
+    p.methods = vec!["wo_pg".into(), "mt".into()];
+    p.values = vec![1, 4];
+    p.seeds = vec![13];
+    let t = target("paper-fig5");
+    let md = reproduce(&runner(), &p, &t).unwrap();
+    assert!(md.contains("| Method | l 1 | l 4 |"), "{md}");
+    // Model tuning has no prompt: one run, shown in every column.
+    let csv = std::fs::read_to_string(t.out.join("mr/sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 + 1, "{csv}");
+    assert!(t.out.join("mr/prompt_lengths.svg").is_file());
+}
