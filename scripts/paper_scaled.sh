@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-ALL=(table3_gpt2 table2_few_shot table1_full_data table4_generators fig2_prompt_layer_pilot
-     fig4_lpt_prompt_layers fig5_prompt_length table10_prompt_layer_tradeoff table5_efficiency)
+ALL=(table2_few_shot table1_full_data table4_generators fig2_prompt_layer_pilot
+     fig4_lpt_prompt_layers fig5_prompt_length table3_gpt2 table10_prompt_layer_tradeoff
+     table5_efficiency)
 if [ "$#" -gt 0 ]; then ALL=("$@"); fi
 args=()
 for e in "${ALL[@]}"; do args+=(--example "$e"); done

@@ -59,6 +59,25 @@ fn runner() -> Runner {
 }
 
 #[test]
+fn every_catalog_method_builds_on_every_backbone() {
+    init();
+    for name in ["bert-mlm", "roberta-mlm", "deberta-mlm", "gpt2-lm"] {
+        let backbone = load(&fixture(name));
+        for short in petune::experiments::catalog::SHORT_NAMES {
+            let method =
+                petune::experiments::catalog::paper_method(short, backbone.spec()).unwrap();
+            let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+            let built = method.build(&vs.root(), backbone.as_ref());
+            assert!(built.is_ok(), "{short} on {name}: {:?}", built.err());
+        }
+    }
+    // GPT2-large's LoRA is the paper's: r = 4 on the fused c_attn, 737,280 parameters.
+    let spec = petune::backbones::spec_from_config(&fixture("configs/gpt2-large.json")).unwrap();
+    let lora = petune::experiments::catalog::paper_method("lora", &spec).unwrap();
+    assert_eq!(lora.delta_params(&spec), 737_280);
+}
+
+#[test]
 fn accuracy_table_selects_on_dev_and_writes_the_paper_layout() {
     init();
     let mut p = tiny(paper::table2());

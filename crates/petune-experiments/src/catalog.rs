@@ -13,7 +13,7 @@ use petune_baselines::{
     AdapterConfig, AdapterDropConfig, BitFitConfig, LoraConfig, PTuningV2Config, PromptPosition,
     PromptTuningConfig, SidpgConfig,
 };
-use petune_core::{Arch, BackboneSpec};
+use petune_core::{Arch, BackboneSpec, LinearRole};
 use petune_lpt::{LptConfig, PoolKind, PromptInit};
 use petune_train::{MethodConfig, METHOD_NAMES};
 
@@ -79,7 +79,7 @@ pub fn paper_method(name: &str, spec: &BackboneSpec) -> Result<MethodConfig> {
         "wo_pg" => MethodConfig::Lpt(LptConfig::static_prompt(pl)),
         "pt" | "prompt_tuning" => MethodConfig::PromptTuning(PromptTuningConfig::default()),
         "pt_peft" => MethodConfig::PromptTuning(PromptTuningConfig {
-            init: PromptInit::Vocab { first_n: 5000 },
+            init: PromptInit::Vocab { first_n: 5000.min(spec.vocab) },
             position: PromptPosition::Peft,
             ..PromptTuningConfig::default()
         }),
@@ -91,9 +91,12 @@ pub fn paper_method(name: &str, spec: &BackboneSpec) -> Result<MethodConfig> {
             schedule: Default::default(),
         }),
         "bitfit" => MethodConfig::BitFit(BitFitConfig::default()),
+        // OpenDelta's `attn@.q@`, `attn@.v@` land on GPT-2's fused `c_attn`, so the
+        // whole 1280 → 3840 projection gets one rank-4 update (paper: 740K).
         "lora" if gpt2 => MethodConfig::Lora(LoraConfig {
             r: 4,
             alpha: 32.0,
+            targets: vec![LinearRole::Query, LinearRole::Key, LinearRole::Value],
             fused_qkv: true,
             ..LoraConfig::default()
         }),

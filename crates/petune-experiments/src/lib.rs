@@ -4,7 +4,7 @@
 //! ([`catalog`]), the settings of its tables and figures ([`paper`]), hyper-parameter
 //! grids with selection on dev ([`grid`]), runs in child processes ([`runner`]),
 //! sweeps with plots ([`sweep`], [`plot`]), benchmark jobs ([`bench_suite`]) and the
-//! result tables in the paper's layout ([`reproduce`]). The `petune` CLI and the
+//! result tables in the paper's layout ([`tables`], run by [`reproduce`]). The `petune` CLI and the
 //! examples under `examples/` are thin layers over it.
 
 pub mod args;
@@ -17,5 +17,6 @@ pub mod plot;
 pub mod reproduce;
 pub mod runner;
 pub mod sweep;
+pub mod tables;
 
 pub use error::{ExperimentError, Result};

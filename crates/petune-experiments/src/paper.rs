@@ -68,6 +68,9 @@ pub struct PaperSetting {
     pub epochs: Option<i64>,
     /// Longest input.
     pub max_len: usize,
+    /// Cut longer inputs (the authors' GPT-2 code truncates to 256) instead of failing.
+    #[serde(default)]
+    pub truncate: bool,
     /// Dev evaluation interval in steps.
     pub eval_every: i64,
     /// Evaluation batch.
@@ -158,6 +161,7 @@ fn base(id: &str, title: &str, study: Study) -> PaperSetting {
         steps: Some(1000),
         epochs: None,
         max_len: 512,
+        truncate: false,
         eval_every: 100,
         eval_batch_size: 32,
         grad_accum: 1,
@@ -219,6 +223,7 @@ pub fn table3() -> PaperSetting {
     p.grids.model_tuning = Grid::single(2e-5, 4, 0.06);
     p.grad_accum = 4;
     p.max_len = 256;
+    p.truncate = true;
     p.eval_batch_size = 8;
     p.notes.push("tasks: those the authors' GPT-2 code has processors for among the paper's ten [I]; batch 4 × accumulation 4 (search_gpt2.py) [I]".into());
     p

@@ -99,6 +99,12 @@ where
     }
     let mut chart = builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?;
     let mut mesh = chart.configure_mesh();
+    // Integer axes (layers, lengths, steps) get integer tick labels only.
+    let integral = series.iter().all(|s| s.points.iter().all(|p| p.0.fract() == 0.0));
+    let int_ticks = |x: &f64| if x.fract() == 0.0 { format!("{x:.0}") } else { String::new() };
+    if integral {
+        mesh.x_label_formatter(&int_ticks);
+    }
     if text {
         mesh.x_desc(labels.x).y_desc(labels.y);
     } else {

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use petune_backbones::spec_from_config;
 use petune_core::BackboneSpec;
 use petune_train::bench::{matmul_gflops, BenchConfig, BenchReport};
-use petune_train::data::metrics::mean_std;
 use petune_train::data::TaskName;
 use petune_train::{
     DataSource, FewShotConfig, HeadConfig, MethodConfig, RunConfig, TaskConfig, TrainConfig,
@@ -27,6 +26,9 @@ use crate::grid::{search, Grid, GridPoint, GridRun};
 use crate::paper::{scale_layer, PaperSetting, Study};
 use crate::runner::Runner;
 use crate::sweep::{plot_sweep, run_sweep, write_sweep_csv, Axis, SweepPlan, SweepPoint};
+use crate::tables::{
+    accuracy_table, curve_table, efficiency_table, paper_task_name, tradeoff_table,
+};
 
 /// Where the data of a run comes from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -157,6 +159,7 @@ impl PaperSetting {
                 eval_batch_size: self.eval_batch_size,
                 grad_accum: self.grad_accum,
                 max_len: self.max_len,
+                truncate: self.truncate,
                 seed: if self.fewshot_k.is_some() { 42 } else { seed as u64 },
                 threads: target.threads,
                 device: target.device.clone(),
@@ -194,35 +197,6 @@ fn methods_of(setting: &PaperSetting, spec: &BackboneSpec) -> Result<Vec<MethodC
 
 fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).map_err(|e| ExperimentError::io(path, e))
-}
-
-/// A task as the paper's column headers spell it (SST-2, MPQA, MR, Subj, TREC, ...).
-pub fn paper_task_name(task: TaskName) -> String {
-    match task {
-        TaskName::Subj => "Subj".into(),
-        other => other.to_string().to_uppercase(),
-    }
-}
-
-/// `1234567` → `1,234,567`.
-pub fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
-}
-
-fn task_columns(tasks: &[TaskName]) -> String {
-    tasks.iter().map(|&t| format!(" {} ", paper_task_name(t))).collect::<Vec<_>>().join("|")
 }
 
 fn tag(s: &str) -> String {
@@ -269,45 +243,6 @@ pub fn accuracy_cells(
         }
     }
     Ok(cells)
-}
-
-/// `mean ± std` of the test metric (%) of `cells` for `task` and `method`.
-fn task_mean(cells: &[Cell], task: TaskName, method: &str) -> Option<(f64, f64)> {
-    let v: Vec<f64> = cells
-        .iter()
-        .filter(|c| c.task == task && c.method == method)
-        .filter_map(|c| c.report.test.as_ref().map(|t| 100.0 * t.headline))
-        .collect();
-    (!v.is_empty()).then(|| mean_std(&v))
-}
-
-/// The paper's layout: one row per method (trainable parameters, one column per task,
-/// the average of the task means).
-pub fn accuracy_table(setting: &PaperSetting, cells: &[Cell], rows: &[String]) -> String {
-    let mut s = format!("| Method | Params |{}| Avg |\n", task_columns(&setting.tasks));
-    s += &format!("|---|---|{}---|\n", "---|".repeat(setting.tasks.len()));
-    for method in rows {
-        let params = cells.iter().find(|c| &c.method == method).map(|c| c.report.trainable_params);
-        let mut means = Vec::new();
-        let mut line =
-            format!("| {method} | {} |", params.map(thousands).unwrap_or_else(|| "-".into()));
-        for &task in &setting.tasks {
-            match task_mean(cells, task, method) {
-                Some((m, sd)) => {
-                    means.push(m);
-                    line += &format!(" {m:.1} ± {sd:.1} |");
-                }
-                None => line += " - |",
-            }
-        }
-        let avg = if means.len() == setting.tasks.len() {
-            format!("{:.1}", means.iter().sum::<f64>() / means.len() as f64)
-        } else {
-            "-".into()
-        };
-        s += &format!("{line} {avg} |\n");
-    }
-    s
 }
 
 #[derive(Serialize)]
@@ -363,31 +298,6 @@ fn bench_all(
     Ok((reports, peak))
 }
 
-/// Table 5's layout: parameters, speed, memory and the ratios to model tuning.
-pub fn efficiency_table(reports: &[BenchReport]) -> String {
-    let mt = reports.iter().find(|r| r.method == "model tuning");
-    let mut s = String::from(
-        "| Method | Params | Speed (tokens/ms) | × MT | Memory added (MiB) | × MT |\n|---|---|---|---|---|---|\n",
-    );
-    for r in reports {
-        let (sx, mx) = match mt {
-            Some(m) => (
-                format!("{:.2}", r.tokens_per_ms / m.tokens_per_ms),
-                format!("{:.2}", added_mib(r) / added_mib(m)),
-            ),
-            None => ("-".into(), "-".into()),
-        };
-        s += &format!(
-            "| {} | {} | {:.2} | {sx} | {:.0} | {mx} |\n",
-            r.method,
-            thousands(r.trainable_params),
-            r.tokens_per_ms,
-            added_mib(r)
-        );
-    }
-    s
-}
-
 fn header(setting: &PaperSetting, target: &Target, spec: &BackboneSpec) -> String {
     let mut s = format!(
         "# {} — {}\n\nPaper backbone(s): {}. Run on: {} ({}).\n\n",
@@ -408,6 +318,12 @@ fn header(setting: &PaperSetting, target: &Target, spec: &BackboneSpec) -> Strin
 pub fn reproduce(runner: &Runner, setting: &PaperSetting, target: &Target) -> Result<String> {
     std::fs::create_dir_all(&target.out).map_err(|e| ExperimentError::io(&target.out, e))?;
     let spec = spec_of(target)?;
+    // A model with fewer positions than the setting's length: inputs are cut to them.
+    let mut fitted = setting.clone();
+    if (spec.max_positions as usize) < setting.max_len && setting.truncate {
+        fitted.max_len = spec.max_positions as usize;
+    }
+    let setting = &fitted;
     let methods = methods_of(setting, &spec)?;
     let md_path = target.out.join(format!("{}.md", setting.id));
     let json_path = target.out.join(format!("{}.json", setting.id));
@@ -495,87 +411,4 @@ fn point_json(p: &SweepPoint) -> serde_json::Value {
         "method": p.method, "x": p.x, "seed": p.seed,
         "report": p.outcome.report, "losses": p.outcome.losses,
     })
-}
-
-/// Rows: methods; columns: the axis values; cells: test metric mean ± std.
-pub fn curve_table(axis: Axis, values: &[usize], points: &[SweepPoint]) -> String {
-    let name = match axis {
-        Axis::PromptLayer => "PL",
-        Axis::PromptLength => "l",
-    };
-    let mut s = format!(
-        "| Method |{}|\n|---|{}\n",
-        values.iter().map(|v| format!(" {name} {v} ")).collect::<Vec<_>>().join("|"),
-        "---|".repeat(values.len())
-    );
-    let mut methods: Vec<&str> = points.iter().map(|p| p.method.as_str()).collect();
-    methods.dedup();
-    for m in methods {
-        s += &format!("| {m} |");
-        for &v in values {
-            let xs: Vec<f64> = points
-                .iter()
-                .filter(|p| p.method == m && (p.x == Some(v) || p.x.is_none()))
-                .map(|p| 100.0 * p.outcome.test())
-                .collect();
-            s += &if xs.is_empty() {
-                " - |".to_string()
-            } else {
-                let (mean, sd) = mean_std(&xs);
-                format!(" {mean:.1} ± {sd:.1} |")
-            };
-        }
-        s += "\n";
-    }
-    s
-}
-
-/// Table 10's layout: one row per prompt layer with parameters, each task's metric, the
-/// average, speed and memory.
-pub fn tradeoff_table(
-    setting: &PaperSetting,
-    cells: &[Cell],
-    reports: &[BenchReport],
-    methods: &[MethodConfig],
-) -> String {
-    let mut s = format!(
-        "| Method | Params |{}| Avg | Speed (tokens/ms) | Memory added (MiB) |\n|---|---|{}---|---|---|\n",
-        task_columns(&setting.tasks),
-        "---|".repeat(setting.tasks.len())
-    );
-    for (method, bench) in methods.iter().zip(reports) {
-        let label = method.label();
-        // The trained runs' count (their head has the task's classes).
-        let params = cells
-            .iter()
-            .find(|c| c.method == label)
-            .map(|c| c.report.trainable_params)
-            .unwrap_or(bench.trainable_params);
-        let means: Vec<(f64, f64)> =
-            setting.tasks.iter().filter_map(|&t| task_mean(cells, t, &label)).collect();
-        let cols: String = means.iter().map(|(m, sd)| format!(" {m:.1} ± {sd:.1} |")).collect();
-        let avg = means.iter().map(|x| x.0).sum::<f64>() / means.len().max(1) as f64;
-        s += &format!(
-            "| {label} | {} |{cols} {avg:.1} | {:.2} | {:.0} |\n",
-            thousands(params),
-            bench.tokens_per_ms,
-            added_mib(bench)
-        );
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_and_task_names_print_as_in_the_paper() {
-        assert_eq!(thousands(791_680), "791,680");
-        assert_eq!(thousands(985), "985");
-        assert_eq!(thousands(1_622_784), "1,622,784");
-        assert_eq!(paper_task_name(TaskName::Sst2), "SST-2");
-        assert_eq!(paper_task_name(TaskName::Subj), "Subj");
-        assert_eq!(paper_task_name(TaskName::Mr), "MR");
-    }
 }

@@ -205,6 +205,9 @@ pub struct TrainConfig {
     pub frozen_prefix_cache: bool,
     /// Memory for the frozen-prefix cache, MiB; beyond it states spill to disk.
     pub cache_budget_mib: f64,
+    /// Length bucketing: sort pools of this many steps by length so that batches pad
+    /// little (`data::sampler`); 0 = the authors' plain random order.
+    pub length_buckets: usize,
 }
 
 impl Default for TrainConfig {
@@ -228,6 +231,7 @@ impl Default for TrainConfig {
             threads: 0,
             frozen_prefix_cache: false,
             cache_budget_mib: 2048.0,
+            length_buckets: 0,
         }
     }
 }

@@ -23,7 +23,7 @@ use tch::nn::VarStore;
 use tch::Tensor;
 
 use crate::config::{RunConfig, TaskData};
-use crate::data::numpy_rng::shuffled_indices;
+use crate::data::sampler::epoch_order;
 use crate::data::MetricReport;
 use crate::features::{collate, Feature};
 use crate::memory::{peak_rss_mib, rss_mib};
@@ -257,14 +257,18 @@ impl Trainer {
         };
         let per_step = tc.batch_size * tc.grad_accum;
         // The epoch's order is computed once per epoch, not per step.
-        let mut order = shuffled_indices(train_f.len(), (tc.seed + progress.epoch) as u32);
+        let lengths: Vec<usize> = train_f.iter().map(|f| f.ids.len()).collect();
+        let order_of = |epoch: u64| {
+            epoch_order(&lengths, (tc.seed + epoch) as u32, per_step, tc.length_buckets)
+        };
+        let mut order = order_of(progress.epoch);
         while progress.step < total {
             // drop_last=False, as the authors' RandomSampler loader: the last step of an
             // epoch may see fewer examples.
             if progress.position >= order.len() {
                 progress.epoch += 1;
                 progress.position = 0;
-                order = shuffled_indices(train_f.len(), (tc.seed + progress.epoch) as u32);
+                order = order_of(progress.epoch);
                 continue;
             }
             let t0 = Instant::now();

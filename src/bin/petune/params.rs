@@ -8,6 +8,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use petune::backbones::spec_from_config;
 use petune::experiments::catalog::parse_method;
+// PEFT prints counts with `:,d`, as the paper tables do.
+use petune::experiments::tables::thousands;
 use petune::prelude::*;
 use petune::train::{head_params, resolve_head};
 use serde::Serialize;
@@ -93,23 +95,6 @@ pub fn report(
         all_params: all,
         trainable_percent: 100.0 * trainable as f64 / all as f64,
     })
-}
-
-/// `1234567` → `1,234,567` (PEFT prints with `:,d`).
-fn thousands(n: i64) -> String {
-    let digits = n.abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
 }
 
 /// PEFT's `print_trainable_parameters` line.

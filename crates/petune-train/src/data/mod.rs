@@ -10,6 +10,7 @@ pub mod fewshot;
 pub mod load;
 pub mod metrics;
 pub mod numpy_rng;
+pub mod sampler;
 pub mod task;
 pub mod template;
 
