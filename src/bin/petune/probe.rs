@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use petune::core::fsio::read_json;
 use petune::experiments::plot::{line_plot, Labels, Series};
 use petune::prelude::*;
+use petune::train::data::numpy_rng::shuffled_indices;
 use petune::train::data::Dataset;
 use petune::train::head::HeadToken;
 use petune::train::probe::{probe_layers, ProbeConfig, ProbeReport};
@@ -42,7 +43,7 @@ pub struct ProbeArgs {
     /// The split of `--config`'s task.
     #[arg(long, value_enum, default_value = "test")]
     split: SplitArg,
-    /// Probe at most this many examples (the first ones).
+    /// Probe a random subset (seeded) of at most this many examples.
     #[arg(long)]
     limit: Option<usize>,
     /// Examples per forward pass.
@@ -102,8 +103,10 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
         }
         (None, None) => anyhow::bail!("give --input FILE or --config RUN.json"),
     };
-    if let Some(n) = args.limit {
-        ds.examples.truncate(n);
+    if let Some(n) = args.limit.filter(|&n| n < ds.examples.len()) {
+        // A seeded random subset: split files are often sorted by label.
+        let keep = shuffled_indices(ds.examples.len(), 0);
+        ds.examples = keep[..n].iter().map(|&i| ds.examples[i].clone()).collect();
     }
     let token = match args.token.as_deref() {
         None => None,
