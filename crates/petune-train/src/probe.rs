@@ -6,8 +6,9 @@
 //! the hidden state at the head's token (the template's mask, `[CLS]`, or the last
 //! token), read after the delta acted (so LPT's prompt is inside from the prompt layer
 //! on). A linear softmax probe is trained on part of the examples and scored on the
-//! rest. With CE_probe its held-out cross-entropy and CE_prior the held-out
-//! cross-entropy of the training label frequencies, the estimate is
+//! rest (early-stopped on a fifth of its training part). With CE_probe its held-out
+//! cross-entropy and CE_prior the held-out cross-entropy of the training label
+//! frequencies, the estimate is
 //! `I(h_ℓ; y) ≈ CE_prior − CE_probe` (the variational lower bound
 //! `I(h; y) ≥ H(y) − CE`, both terms measured the same way), in bits. Repeated over
 //! random splits for a mean ± std.
@@ -173,6 +174,13 @@ fn fit_probe(
     let mean = xt.mean_dim(0, true, Kind::Float);
     let std = xt.std_dim(0, false, true).clamp_min(1e-6);
     let (xt, xe) = ((&xt - &mean) / &std, (&xe - &mean) / &std);
+    // Early stopping on a fifth of the training part: a linear probe on hundreds of
+    // dimensions overfits a few hundred examples within a few hundred steps, and an
+    // overfitted probe's cross-entropy (hence the estimate) is meaningless.
+    let n_train = xt.size()[0];
+    let n_val = (n_train / 5).max(1);
+    let (xv, yv) = (xt.narrow(0, 0, n_val), yt.narrow(0, 0, n_val));
+    let (xf, yf) = (xt.narrow(0, n_val, n_train - n_val), yt.narrow(0, n_val, n_train - n_val));
     let vs = nn::VarStore::new(Device::Cpu);
     let linear = nn::linear(
         vs.root() / "probe",
@@ -181,17 +189,34 @@ fn fit_probe(
         nn::LinearConfig { ws_init: nn::Init::Const(0.0), ..Default::default() },
     );
     let mut opt = nn::Adam::default().build(&vs, cfg.lr)?;
-    for _ in 0..cfg.steps {
-        let loss = linear.forward(&xt).cross_entropy_for_logits(&yt)
+    let val_ce = |l: &nn::Linear| -> f64 {
+        let _guard = tch::no_grad_guard();
+        l.forward(&xv).cross_entropy_for_logits(&yv).double_value(&[])
+    };
+    let mut best = (val_ce(&linear), linear.ws.copy(), linear.bs.as_ref().map(Tensor::copy));
+    for step in 1..=cfg.steps {
+        let loss = linear.forward(&xf).cross_entropy_for_logits(&yf)
             + cfg.l2 * linear.ws.pow_tensor_scalar(2).sum(Kind::Float);
         opt.backward_step(&loss);
+        if step % 5 == 0 {
+            let v = val_ce(&linear);
+            if v < best.0 {
+                best = (v, linear.ws.copy(), linear.bs.as_ref().map(Tensor::copy));
+            }
+        }
     }
+    tch::no_grad(|| {
+        linear.ws.shallow_clone().copy_(&best.1);
+        if let (Some(b), Some(saved)) = (&linear.bs, &best.2) {
+            b.shallow_clone().copy_(saved);
+        }
+    });
     let _guard = tch::no_grad_guard();
     let logits = linear.forward(&xe);
     let ce = logits.cross_entropy_for_logits(&ye).double_value(&[]);
     let acc = logits.argmax(1, false).eq_tensor(&ye).to_kind(Kind::Float).mean(Kind::Float);
     // The prior: training label frequencies (add-one smoothed) scored on the held-out labels.
-    let counts = yt.bincount::<Tensor>(None, classes).to_kind(Kind::Double) + 1.0;
+    let counts = yf.bincount::<Tensor>(None, classes).to_kind(Kind::Double) + 1.0;
     let log_prior = (&counts / counts.sum(Kind::Double)).log();
     let prior_ce = -log_prior.index_select(0, &ye).mean(Kind::Double).double_value(&[]);
     Ok((ce, acc.double_value(&[]), prior_ce))
