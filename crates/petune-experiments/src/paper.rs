@@ -1,6 +1,6 @@
 //! The settings of the LPT paper's tables and figures (Liu et al., Findings of EMNLP
 //! 2022), one constructor each, from lpt-reference.md §5–§8. What the paper does not
-//! state is marked in each setting's `notes` as inferred ([I]) or unknown ([U]).
+//! state is marked in each setting's `notes` as inferred (`[I]`) or unknown (`[U]`).
 //!
 //! Prompt layers are given in the paper's numbering on the paper's backbone
 //! (`paper_layers` deep) and mapped to the same relative depth of the backbone actually
