@@ -11,14 +11,6 @@ use common::tiny_task::*;
 use common::*;
 use petune::prelude::*;
 
-fn write_jsonl(path: &std::path::Path, n: usize, offset: usize) {
-    let lines: Vec<String> = examples(n, offset)
-        .iter()
-        .map(|e| serde_json::json!({"text": e.text_a, "label": e.label}).to_string())
-        .collect();
-    std::fs::write(path, lines.join("\n")).unwrap();
-}
-
 fn petune(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_petune")).args(args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -29,22 +21,7 @@ fn petune(args: &[&str]) -> String {
 fn probe_reports_every_layer_and_matches_the_base_below_the_prompt() {
     init();
     let dir = temp_dir("cli-probe");
-    for (name, n, off) in [("train", 16, 0), ("dev", 8, 3), ("test", 24, 1)] {
-        write_jsonl(&dir.join(format!("{name}.jsonl")), n, off);
-    }
-    let mut cfg = run_config_for(
-        &fixture("bert-mlm"),
-        MethodConfig::Lpt(LptConfig::npg(2)),
-        HeadConfig::Auto,
-        1,
-    );
-    cfg.task.data = DataSource::Files {
-        train: dir.join("train.jsonl"),
-        dev: Some(dir.join("dev.jsonl")),
-        test: None,
-    };
-    cfg.train.max_steps = 4;
-    cfg.train.eval_every = 4;
+    let cfg = jsonl_run_config(&dir, MethodConfig::Lpt(LptConfig::npg(2)), 24, 4);
     let run = dir.join("run.json");
     std::fs::write(&run, serde_json::to_string(&cfg).unwrap()).unwrap();
     let delta = dir.join("delta");

@@ -10,34 +10,11 @@ use common::tiny_task::*;
 use common::*;
 use petune::prelude::*;
 
-fn write_jsonl(path: &std::path::Path, n: usize, offset: usize) {
-    let lines: Vec<String> = examples(n, offset)
-        .iter()
-        .map(|e| serde_json::json!({"text": e.text_a, "label": e.label}).to_string())
-        .collect();
-    std::fs::write(path, lines.join("\n")).unwrap();
-}
-
 #[test]
 fn sweep_writes_csv_and_plots() {
     init();
     let dir = temp_dir("cli-sweep");
-    for (name, n, off) in [("train", 16, 0), ("dev", 8, 3), ("test", 8, 1)] {
-        write_jsonl(&dir.join(format!("{name}.jsonl")), n, off);
-    }
-    let mut cfg = run_config_for(
-        &fixture("bert-mlm"),
-        MethodConfig::Lpt(LptConfig::npg(2)),
-        HeadConfig::Auto,
-        1,
-    );
-    cfg.task.data = DataSource::Files {
-        train: dir.join("train.jsonl"),
-        dev: Some(dir.join("dev.jsonl")),
-        test: Some(dir.join("test.jsonl")),
-    };
-    cfg.train.max_steps = 3;
-    cfg.train.eval_every = 3;
+    let cfg = jsonl_run_config(&dir, MethodConfig::Lpt(LptConfig::npg(2)), 8, 3);
     std::fs::write(dir.join("run.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
     let out = dir.join("sweep");
     let status = Command::new(env!("CARGO_BIN_EXE_petune"))

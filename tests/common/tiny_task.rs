@@ -112,3 +112,30 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Writes `n` tiny examples (from `offset`) as JSONL `{"text", "label"}` lines.
+pub fn write_jsonl(path: &Path, n: usize, offset: usize) {
+    let lines: Vec<String> = examples(n, offset)
+        .iter()
+        .map(|e| serde_json::json!({"text": e.text_a, "label": e.label}).to_string())
+        .collect();
+    std::fs::write(path, lines.join("\n")).unwrap();
+}
+
+/// A run config of `method` on the tiny BERT reading `train.jsonl`, `dev.jsonl` and,
+/// with `test`, `test.jsonl` from `dir` (written with `n_test` examples), for `steps`
+/// steps with one evaluation at the end.
+pub fn jsonl_run_config(dir: &Path, method: MethodConfig, n_test: usize, steps: i64) -> RunConfig {
+    for (name, n, off) in [("train", 16, 0), ("dev", 8, 3), ("test", n_test, 1)] {
+        write_jsonl(&dir.join(format!("{name}.jsonl")), n, off);
+    }
+    let mut cfg = run_config_for(&super::fixture("bert-mlm"), method, HeadConfig::Auto, 1);
+    cfg.task.data = DataSource::Files {
+        train: dir.join("train.jsonl"),
+        dev: Some(dir.join("dev.jsonl")),
+        test: Some(dir.join("test.jsonl")),
+    };
+    cfg.train.max_steps = steps;
+    cfg.train.eval_every = steps;
+    cfg
+}

@@ -71,20 +71,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut jobs = Vec::new();
     for m in &args.methods {
         let method = parse_method(m, &spec)?;
-        let lpt = matches!(method, MethodConfig::Lpt(_));
-        jobs.push(BenchJob {
-            model: args.model.clone(),
-            method: method.clone(),
-            config: base.clone(),
-            threads: args.threads,
-            device: args.device.clone(),
-        });
-        if args.cache && lpt {
-            let config = BenchConfig { cache: true, ..base.clone() };
+        // LPT also runs fed by the frozen-prefix cache when asked.
+        let caches: &[bool] = if args.cache && matches!(method, MethodConfig::Lpt(_)) {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &cache in caches {
             jobs.push(BenchJob {
                 model: args.model.clone(),
-                method,
-                config,
+                method: method.clone(),
+                config: BenchConfig { cache, ..base.clone() },
                 threads: args.threads,
                 device: args.device.clone(),
             });
