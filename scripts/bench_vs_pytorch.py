@@ -39,12 +39,19 @@ def method_arg(spec: str) -> str:
     return str(path)
 
 
-def run_json(cmd: list[str]) -> dict:
+def run_json(cmd: list[str], first_line: bool = False) -> dict:
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
-    line = out.stdout.strip().splitlines()[-1]
-    return json.loads(line)
+    lines = out.stdout.strip().splitlines()
+    return json.loads(lines[0] if first_line else lines[-1])
+
+
+def memory(x: dict) -> tuple[float, float]:
+    """(start, peak) MiB: GPU memory on CUDA, process RSS on CPU (as petune's tables)."""
+    if x.get("gpu_peak_mib") is not None:
+        return x["gpu_start_mib"], x["gpu_peak_mib"]
+    return x["rss_start_mib"], x["peak_rss_mib"]
 
 
 def main() -> None:
@@ -57,14 +64,20 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--petune", default=str(ROOT / "target/release/petune"))
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--precision", default="f32", choices=["f32", "fp16"])
+    ap.add_argument("--methods", default=",".join(p for p, _ in PAIRS),
+                    help="comma-separated petune names of the pairs to run")
     args = ap.parse_args()
+    pairs = [(p, q) for p, q in PAIRS if p in args.methods.split(",")]
     shape = ["--batch", str(args.batch), "--seq", str(args.seq), "--steps", str(args.steps),
-             "--warmup", str(args.warmup), "--threads", str(args.threads)]
-    results: dict[str, dict[str, list[dict]]] = {p: {"petune": [], "peer": []} for p, _ in PAIRS}
+             "--warmup", str(args.warmup), "--threads", str(args.threads),
+             "--device", args.device, "--precision", args.precision]
+    results: dict[str, dict[str, list[dict]]] = {p: {"petune": [], "peer": []} for p, _ in pairs}
     for r in range(args.rounds):
-        for ours, theirs in PAIRS:
+        for ours, theirs in pairs:
             a = run_json([args.petune, "bench", "--model", args.model, "--methods", method_arg(PETUNE_METHODS[ours]),
-                          "--device", "cpu", "--json"] + shape)
+                          "--json"] + shape, first_line=True)
             a = a.get("report", a)
             b = run_json([sys.executable, str(ROOT / "scripts/peer_bench.py"), "--model", args.model,
                           "--method", theirs] + shape)
@@ -72,28 +85,29 @@ def main() -> None:
             results[ours]["peer"].append(b)
             print(f"round {r + 1}: {ours:<20} petune {a.get('median_ms', float('nan')):8.1f} ms   "
                   f"peer {b.get('median_ms', float('nan')):8.1f} ms {b.get('error', '')}", file=sys.stderr)
-    print(f"\nbatch {args.batch} x {args.seq} tokens, {args.threads} threads, {args.steps} timed steps "
-          f"after {args.warmup} warm-up, median over {args.rounds} alternating rounds\n")
-    print("| method | petune tokens/ms | PyTorch+PEFT tokens/ms | speed ratio | petune peak RSS (MiB) "
-          "| PyTorch peak RSS (MiB) | RSS ratio | petune added (MiB) | PyTorch added (MiB) |")
+    mem = "GPU memory" if args.device == "cuda" else "RSS"
+    print(f"\nbatch {args.batch} x {args.seq} tokens, {args.threads} threads, {args.device}, {args.precision}, "
+          f"{args.steps} timed steps after {args.warmup} warm-up, median over {args.rounds} alternating rounds\n")
+    print(f"| method | petune tokens/ms | PyTorch+PEFT tokens/ms | speed ratio | petune peak {mem} (MiB) "
+          f"| PyTorch peak {mem} (MiB) | {mem} ratio | petune added (MiB) | PyTorch added (MiB) |")
     print("|---|---|---|---|---|---|---|---|---|")
     summary = []
-    for ours, theirs in PAIRS:
+    for ours, theirs in pairs:
         a = [x for x in results[ours]["petune"] if "median_ms" in x]
         b = [x for x in results[ours]["peer"] if "median_ms" in x]
         if not a:
             print(f"| {ours} | failed | | | | | | | |")
             continue
         tpm_a = statistics.median(x["tokens_per_ms"] for x in a)
-        peak_a = statistics.median(x["peak_rss_mib"] for x in a)
-        add_a = statistics.median(x["peak_rss_mib"] - x["rss_start_mib"] for x in a)
+        peak_a = statistics.median(memory(x)[1] for x in a)
+        add_a = statistics.median(memory(x)[1] - memory(x)[0] for x in a)
         if not b:
             err = results[ours]["peer"][0].get("error", "failed")
             print(f"| {ours} | {tpm_a:.2f} | cannot run: {err} | | {peak_a:.0f} | | | {add_a:.0f} | |")
             continue
         tpm_b = statistics.median(x["tokens_per_ms"] for x in b)
-        peak_b = statistics.median(x["peak_rss_mib"] for x in b)
-        add_b = statistics.median(x["peak_rss_mib"] - x["rss_start_mib"] for x in b)
+        peak_b = statistics.median(memory(x)[1] for x in b)
+        add_b = statistics.median(memory(x)[1] - memory(x)[0] for x in b)
         print(f"| {ours} | {tpm_a:.2f} | {tpm_b:.2f} | {tpm_a / tpm_b:.2f} | {peak_a:.0f} | {peak_b:.0f} "
               f"| {peak_a / peak_b:.2f} | {add_a:.0f} | {add_b:.0f} |")
         summary.append({"method": ours, "petune": a, "peer": b})

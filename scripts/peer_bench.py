@@ -4,7 +4,11 @@
 Same model folder, same fixed batch x length of random ids (no padding), dropout on, a
 2-class linear head on the first text token, cross-entropy, backward, grad clip 1.0,
 AdamW; median step time after warm-up, and peak RSS of the training phase (VmHWM reset
-after loading, as petune does). One method per process.
+after loading, as petune does). On CUDA (`--device cuda`): steps synchronised before the
+clock stops, and GPU memory in use (`torch.cuda.mem_get_info`: total - free, the figure
+`petune bench` reads with cudaMemGetInfo) before the method is built and after the timed
+steps; `--precision fp16` runs the forward and loss under `torch.autocast("cuda",
+torch.float16)` with a `GradScaler`, as petune's fp16 mode. One method per process.
 
     python3 -m venv .venv-fixtures && .venv-fixtures/bin/pip install -r scripts/fixtures-requirements.txt
     .venv-fixtures/bin/python scripts/peer_bench.py --model .assets/all-MiniLM-L6-v2 --method lora --threads 2
@@ -40,6 +44,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--precision", default="f32", choices=["f32", "fp16"])
     args = ap.parse_args()
 
     import torch
@@ -50,8 +56,18 @@ def main() -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = transformers.AutoModel.from_pretrained(args.model)
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+
+    def gpu_used_mib() -> float | None:
+        if not cuda:
+            return None
+        free, total = torch.cuda.mem_get_info()
+        return (total - free) / 2**20
+
+    model = transformers.AutoModel.from_pretrained(args.model).to(dev)
     model.train()
+    gpu_start = gpu_used_mib()
     hidden = model.config.hidden_size
     n_virtual = 0
     try:
@@ -69,21 +85,28 @@ def main() -> None:
             model = peft.get_peft_model(model, cfg)
             model.train()
             trainable = [p for p in model.parameters() if p.requires_grad]
-        head = nn.Linear(hidden, 2)
+        head = nn.Linear(hidden, 2).to(dev)
         params = trainable + list(head.parameters())
         opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.1)
         vocab = model.config.vocab_size
-        ids = torch.randint(5, vocab, (args.batch, args.seq))
+        ids = torch.randint(5, vocab, (args.batch, args.seq), device=dev)
         mask = torch.ones_like(ids)
-        labels = torch.randint(0, 2, (args.batch,))
+        labels = torch.randint(0, 2, (args.batch,), device=dev)
+        fp16 = args.precision == "fp16"
+        if fp16 and not cuda:
+            raise ValueError("fp16 autocast is CUDA-only here, as in petune")
+        scaler = torch.amp.GradScaler("cuda", enabled=fp16)
 
         def step() -> float:
-            out = model(input_ids=ids, attention_mask=mask).last_hidden_state
-            logits = head(nn.functional.dropout(out[:, n_virtual], 0.1, True))
-            loss = nn.functional.cross_entropy(logits, labels)
-            loss.backward()
+            with torch.autocast("cuda", dtype=torch.float16, enabled=fp16):
+                out = model(input_ids=ids, attention_mask=mask).last_hidden_state
+                logits = head(nn.functional.dropout(out[:, n_virtual], 0.1, True))
+                loss = nn.functional.cross_entropy(logits, labels)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
             nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             opt.zero_grad(set_to_none=True)
             return loss.item()
 
@@ -95,8 +118,11 @@ def main() -> None:
         times = []
         for _ in range(args.steps):
             t0 = time.perf_counter()
-            step()
+            step()  # loss.item() synchronises, as petune's step does
+            if cuda:
+                torch.cuda.synchronize()
             times.append((time.perf_counter() - t0) * 1e3)
+        gpu_peak = gpu_used_mib()
     except Exception as e:  # the peer's own refusal is a result to record
         print(json.dumps({"method": args.method, "error": f"{type(e).__name__}: {e}"}))
         return
@@ -108,6 +134,10 @@ def main() -> None:
         "tokens_per_ms": args.batch * args.seq / median,
         "rss_start_mib": rss_start,
         "peak_rss_mib": status_mib("VmHWM:"),
+        "gpu_start_mib": gpu_start,
+        "gpu_peak_mib": gpu_peak,
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "precision": args.precision,
         "threads": torch.get_num_threads(),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
     }))

@@ -354,6 +354,23 @@ fn prompt_layer_out_of_range_is_a_config_error() {
     }
 }
 
+#[test]
+fn fp16_on_cpu_and_a_missing_gpu_are_config_errors() {
+    init();
+    let _serial = serial(); // `fit` seeds the global generator before failing
+    let mut cfg = run_config(npg(), HeadConfig::Auto);
+    cfg.train.device = "cpu".into();
+    cfg.train.precision = petune::train::Precision::Fp16;
+    let err = fit_err(cfg, task_data(mr()));
+    assert!(matches!(&err, Error::Config { field, .. } if field == "precision"), "{err}");
+    if !tch::Cuda::is_available() {
+        let mut cfg = run_config(npg(), HeadConfig::Auto);
+        cfg.train.device = "cuda".into();
+        let err = cfg.train.device().unwrap_err();
+        assert!(matches!(&err, Error::Config { field, .. } if field == "device"), "{err}");
+    }
+}
+
 // ---------------------------------------------------------------- resume after a kill
 
 fn write_jsonl(path: &Path, examples: &[Example]) {

@@ -29,9 +29,11 @@ impl Default for LoadOptions {
 }
 
 impl LoadOptions {
-    /// CUDA device 0 when available, else CPU; f32 weights.
+    /// CUDA device 0 when available (loading libtorch's CUDA backend first, see
+    /// [`petune_core::load_cuda_backend`]), else CPU; f32 weights.
     pub fn cuda_if_available() -> Self {
-        LoadOptions { device: Device::cuda_if_available(), kind: Kind::Float }
+        let device = if petune_core::load_cuda_backend() { Device::Cuda(0) } else { Device::Cpu };
+        LoadOptions { device, kind: Kind::Float }
     }
 }
 

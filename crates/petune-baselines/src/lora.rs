@@ -247,7 +247,7 @@ struct LoraHooks<'a> {
 
 impl LoraHooks<'_> {
     fn branch_input(&self, x: &Tensor) -> Tensor {
-        x.dropout(self.delta.cfg.dropout, self.train && self.delta.cfg.dropout > 0.0)
+        petune_core::dropout::dropout(x.shallow_clone(), self.delta.cfg.dropout, self.train)
     }
 }
 

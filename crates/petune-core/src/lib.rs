@@ -7,6 +7,8 @@
 
 pub mod backbone;
 pub mod delta;
+pub mod device;
+pub mod dropout;
 pub mod error;
 pub mod fsio;
 pub mod hooks;
@@ -21,6 +23,7 @@ pub mod tensor_io;
 
 pub use backbone::{all_hidden_states, Backbone};
 pub use delta::{BindCtx, Delta};
+pub use device::{cuda_backend_load_result, is_device_name, load_cuda_backend, parse_device};
 pub use error::{Error, Result, ShapeMismatch, WeightReport};
 pub use hooks::{Hooks, KvPrefix, NoHooks, Stack};
 pub use input::BackboneInput;

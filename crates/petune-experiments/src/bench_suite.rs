@@ -28,21 +28,13 @@ pub struct BenchJob {
     pub device: String,
 }
 
-/// The libtorch device named `cpu`, `cuda` or `auto`.
-pub fn device_named(name: &str) -> tch::Device {
-    match name {
-        "cpu" => tch::Device::Cpu,
-        "cuda" => tch::Device::Cuda(0),
-        _ => tch::Device::cuda_if_available(),
-    }
-}
-
 /// Runs `job` in this process.
 pub fn run_bench_job(job: &BenchJob) -> Result<BenchReport> {
     if job.threads > 0 {
         tch::set_num_threads(job.threads as i32);
     }
-    let opts = LoadOptions { device: device_named(&job.device), ..LoadOptions::default() };
+    let opts =
+        LoadOptions { device: petune_core::parse_device(&job.device)?, ..LoadOptions::default() };
     let backbone = load_backbone(&job.model, &opts)?;
     Ok(bench_method(backbone.as_ref(), &job.method, &job.config)?)
 }
@@ -70,9 +62,18 @@ impl Runner {
     }
 }
 
-/// Memory a run added above the idle process, MiB.
+/// Memory a run added above the idle process, MiB: GPU memory on CUDA, RSS on CPU.
 pub fn added_mib(r: &BenchReport) -> f64 {
-    r.peak_rss_mib - r.rss_start_mib
+    let (start, peak) = peak_memory(r);
+    peak - start
+}
+
+/// (start, peak) memory of a run, MiB: GPU memory on CUDA, process RSS on CPU.
+pub fn peak_memory(r: &BenchReport) -> (f64, f64) {
+    match (r.gpu_start_mib, r.gpu_peak_mib) {
+        (Some(start), Some(peak)) => (start, peak),
+        _ => (r.rss_start_mib, r.peak_rss_mib),
+    }
 }
 
 /// `x / model tuning's x` as text, `-` without a model-tuning row.
@@ -85,7 +86,7 @@ fn ratio(x: f64, mt: Option<f64>) -> String {
 pub fn bench_table(reports: &[BenchReport], peak_gflops: f64) -> String {
     let mt = reports.iter().find(|r| r.method == "model tuning");
     let mut s = String::from(
-        "| method | trainable | median step (ms) | tokens/ms | × MT speed | GFLOP/step | % of matmul rate | peak RSS (MiB) | added (MiB) | × MT added | below floor / above fwd / backward / optimizer (ms) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| method | trainable | median step (ms) | tokens/ms | × MT speed | GFLOP/step | % of matmul rate | peak memory (MiB) | added (MiB) | × MT added | below floor / above fwd / backward / optimizer (ms) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in reports {
         s += &format!(
@@ -97,7 +98,7 @@ pub fn bench_table(reports: &[BenchReport], peak_gflops: f64) -> String {
             ratio(r.tokens_per_ms, mt.map(|m| m.tokens_per_ms)),
             r.gflop_per_step,
             100.0 * r.gflops / peak_gflops,
-            r.peak_rss_mib,
+            peak_memory(r).1,
             added_mib(r),
             ratio(added_mib(r), mt.map(added_mib)),
             r.profile.below_floor_ms,

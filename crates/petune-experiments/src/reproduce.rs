@@ -19,7 +19,7 @@ use petune_train::{
 };
 use serde::Serialize;
 
-use crate::bench_suite::{added_mib, bench_table, device_named, BenchJob};
+use crate::bench_suite::{added_mib, bench_table, BenchJob};
 use crate::catalog::{at_prompt_layer, paper_method, scaled_lr};
 use crate::error::{ExperimentError, Result};
 use crate::grid::{search, Grid, GridPoint, GridRun};
@@ -278,8 +278,9 @@ fn bench_all(
         batch * seq,
         spec.hidden,
         spec.intermediate,
-        device_named(&target.device),
+        petune_core::parse_device(&target.device)?,
         20,
+        config.precision,
     );
     let mut reports = Vec::new();
     for method in methods {

@@ -88,7 +88,7 @@ impl Runner {
                 })?
             }
             Runner::InProcess => {
-                let opts = LoadOptions { device: cfg.train.device(), ..LoadOptions::default() };
+                let opts = LoadOptions { device: cfg.train.device()?, ..LoadOptions::default() };
                 let model = LoadedModel::from_dir(&cfg.model, &opts)?;
                 LptTrainer::new(model, cfg).quiet(true).fit()?.report
             }

@@ -69,14 +69,8 @@ impl Hooks for LptHooks<'_> {
             Arch::CausalDecoder => last_valid_index(&mask),
         };
         let prompt = self.delta.generator.generate(&text, &mask, &anchor);
-        let prompt = if self.delta.generator.is_instance_aware()
-            && self.train
-            && self.delta.cfg.dropout > 0.0
-        {
-            prompt.dropout(self.delta.cfg.dropout, true)
-        } else {
-            prompt
-        };
+        let train = self.train && self.delta.generator.is_instance_aware();
+        let prompt = petune_core::dropout::dropout(prompt, self.delta.cfg.dropout, train);
         s.prepend(&prompt)
     }
 }

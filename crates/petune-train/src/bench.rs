@@ -20,9 +20,10 @@ use tch::{Kind, Tensor};
 
 use crate::features::Batch;
 use crate::head::{Head, HeadToken};
-use crate::memory::{peak_rss_mib, reset_peak_rss, rss_mib};
+use crate::memory::{cuda_used_mib, peak_rss_mib, reset_peak_rss, rss_mib};
 use crate::method::MethodConfig;
 use crate::optim::{AdamW, AdamWConfig};
+use crate::precision::{LossScaler, Precision};
 use petune_core::Delta;
 
 /// Shape and length of a benchmark.
@@ -41,11 +42,21 @@ pub struct BenchConfig {
     pub seed: u64,
     /// Feed the layers above the floor from a frozen-prefix cache (LPT).
     pub cache: bool,
+    /// `f32`, or `fp16` autocast with loss scaling (CUDA).
+    pub precision: Precision,
 }
 
 impl Default for BenchConfig {
     fn default() -> Self {
-        BenchConfig { batch: 16, seq: 128, steps: 20, warmup: 3, seed: 42, cache: false }
+        BenchConfig {
+            batch: 16,
+            seq: 128,
+            steps: 20,
+            warmup: 3,
+            seed: 42,
+            cache: false,
+            precision: Precision::F32,
+        }
     }
 }
 
@@ -74,6 +85,15 @@ pub struct BenchReport {
     pub rss_start_mib: f64,
     /// Peak RSS during training, MiB.
     pub peak_rss_mib: f64,
+    /// On CUDA: GPU memory in use before the method was built, MiB (`cudaMemGetInfo`:
+    /// the CUDA context, the backbone's weights and the caching allocator's pool).
+    #[serde(default)]
+    pub gpu_start_mib: Option<f64>,
+    /// On CUDA: GPU memory in use after the timed steps, MiB. libtorch's caching
+    /// allocator keeps what it reserved at the step's peak, so this is the peak
+    /// reservation (plus the context), measured the same way for the PyTorch peer.
+    #[serde(default)]
+    pub gpu_peak_mib: Option<f64>,
     /// Threads libtorch used.
     pub threads: i32,
     /// Device.
@@ -119,10 +139,22 @@ pub fn step_flops(
 }
 
 /// The measured rate of the model's largest matmul (`[b·t, d] × [d, I]`), GFLOP/s.
-pub fn matmul_gflops(m: i64, k: i64, n: i64, device: tch::Device, reps: usize) -> f64 {
+/// In the precision's matmul type (float16 for `fp16` autocast).
+pub fn matmul_gflops(
+    m: i64,
+    k: i64,
+    n: i64,
+    device: tch::Device,
+    reps: usize,
+    precision: Precision,
+) -> f64 {
     let _no_grad = tch::no_grad_guard();
-    let a = Tensor::randn([m, k], (Kind::Float, device));
-    let b = Tensor::randn([k, n], (Kind::Float, device));
+    let kind = match precision {
+        Precision::F32 => Kind::Float,
+        Precision::Fp16 => Kind::Half,
+    };
+    let a = Tensor::randn([m, k], (kind, device));
+    let b = Tensor::randn([k, n], (kind, device));
     for _ in 0..3 {
         let _ = a.matmul(&b);
     }
@@ -147,6 +179,7 @@ pub struct BenchSession<'a> {
     opt: AdamW,
     batch: Batch,
     cached: Option<SeqState>,
+    scaler: LossScaler,
     cfg: BenchConfig,
 }
 
@@ -159,6 +192,7 @@ impl<'a> BenchSession<'a> {
     ) -> Result<Self> {
         let spec = backbone.spec();
         let device = backbone.device();
+        cfg.precision.check_device(device)?;
         tch::manual_seed(cfg.seed as i64);
         let vs = VarStore::new(device);
         let delta = method.build(&(vs.root() / "delta"), backbone)?;
@@ -192,7 +226,7 @@ impl<'a> BenchSession<'a> {
             let d = delta.as_deref().filter(|d| d.frozen_prefix_cacheable()).ok_or_else(|| {
                 Error::config("cache", format!("{} has no frozen prefix to cache", method.label()))
             })?;
-            Some(crate::model::frozen_prefix(backbone, d, &batch)?)
+            Some(cfg.precision.autocast(|| crate::model::frozen_prefix(backbone, d, &batch))?)
         } else {
             None
         };
@@ -205,23 +239,27 @@ impl<'a> BenchSession<'a> {
             opt,
             batch,
             cached,
+            scaler: LossScaler::new(cfg.precision, None),
             cfg: cfg.clone(),
         })
     }
 
     /// One training step; returns the loss.
     pub fn step(&mut self) -> Result<f64> {
-        let s = match (&self.cached, self.delta.as_deref()) {
-            (Some(s0), Some(d)) => {
-                crate::model::forward_from(self.backbone, d, &self.batch, s0.clone(), true)?
-            }
-            _ => crate::model::forward(self.backbone, self.delta.as_deref(), &self.batch, true)?,
-        };
-        let out = self.head.forward(self.backbone, &s, &self.batch, true)?;
-        let loss = self.head.loss(&out, &self.batch.labels);
-        loss.backward();
-        self.opt.clip_grad_norm(1.0);
-        self.opt.step(1e-5);
+        let loss = self.cfg.precision.autocast(|| -> Result<Tensor> {
+            let s = match (&self.cached, self.delta.as_deref()) {
+                (Some(s0), Some(d)) => {
+                    crate::model::forward_from(self.backbone, d, &self.batch, s0.clone(), true)?
+                }
+                _ => {
+                    crate::model::forward(self.backbone, self.delta.as_deref(), &self.batch, true)?
+                }
+            };
+            let out = self.head.forward(self.backbone, &s, &self.batch, true)?;
+            Ok(self.head.loss(&out, &self.batch.labels))
+        })?;
+        self.scaler.backward(&loss);
+        self.scaler.step(&mut self.opt, 1.0, 1e-5);
         Ok(loss.double_value(&[]))
     }
 
@@ -245,27 +283,29 @@ impl<'a> BenchSession<'a> {
             None => Box::new(petune_core::NoHooks),
         };
         let floor = delta.map(|d| d.grad_floor()).unwrap_or(0).min(n);
+        let precision = self.cfg.precision;
         let s = match &self.cached {
             Some(s0) => s0.clone(),
-            None => {
+            None => precision.autocast(|| -> Result<SeqState> {
                 let _g = (floor > 0).then(tch::no_grad_guard);
                 let s = self.backbone.embed(&self.batch.input, hooks.as_ref(), true)?;
-                self.backbone.layers(s, 0..floor, hooks.as_ref(), true)?
-            }
+                self.backbone.layers(s, 0..floor, hooks.as_ref(), true)
+            })?,
         };
         sync(self.backbone);
         let t1 = Instant::now();
-        let s = self.backbone.layers(s, floor..n, hooks.as_ref(), true)?;
-        let s = self.backbone.finish(s, hooks.as_ref(), true)?;
-        let out = self.head.forward(self.backbone, &s, &self.batch, true)?;
-        let loss = self.head.loss(&out, &self.batch.labels);
+        let loss = precision.autocast(|| -> Result<Tensor> {
+            let s = self.backbone.layers(s, floor..n, hooks.as_ref(), true)?;
+            let s = self.backbone.finish(s, hooks.as_ref(), true)?;
+            let out = self.head.forward(self.backbone, &s, &self.batch, true)?;
+            Ok(self.head.loss(&out, &self.batch.labels))
+        })?;
         let _ = loss.double_value(&[]);
         let t2 = Instant::now();
-        loss.backward();
+        self.scaler.backward(&loss);
         sync(self.backbone);
         let t3 = Instant::now();
-        self.opt.clip_grad_norm(1.0);
-        self.opt.step(1e-5);
+        self.scaler.step(&mut self.opt, 1.0, 1e-5);
         sync(self.backbone);
         let t4 = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
@@ -278,7 +318,7 @@ impl<'a> BenchSession<'a> {
     }
 
     /// Runs warm-up and timed steps and reports.
-    pub fn run(mut self, rss_start: f64) -> Result<BenchReport> {
+    pub fn run(mut self, rss_start: f64, gpu_start: Option<f64>) -> Result<BenchReport> {
         for _ in 0..self.cfg.warmup {
             self.step()?;
         }
@@ -291,6 +331,7 @@ impl<'a> BenchSession<'a> {
             }
             times.push(t0.elapsed().as_secs_f64() * 1e3);
         }
+        let gpu_peak = gpu_start.and(cuda_used_mib());
         times.sort_by(f64::total_cmp);
         let mut profiles = (0..3).map(|_| self.profile_step()).collect::<Result<Vec<_>>>()?;
         profiles.sort_by(|a, b| {
@@ -325,6 +366,8 @@ impl<'a> BenchSession<'a> {
             gflops: gflop / (median / 1e3),
             rss_start_mib: rss_start,
             peak_rss_mib: peak_rss_mib(),
+            gpu_start_mib: gpu_start,
+            gpu_peak_mib: gpu_peak,
             threads: tch::get_num_threads(),
             device: format!("{:?}", self.backbone.device()),
             profile,
@@ -340,5 +383,6 @@ pub fn bench_method(
 ) -> Result<BenchReport> {
     reset_peak_rss();
     let rss_start = rss_mib();
-    BenchSession::new(backbone, method, cfg)?.run(rss_start)
+    let gpu_start = if backbone.device().is_cuda() { cuda_used_mib() } else { None };
+    BenchSession::new(backbone, method, cfg)?.run(rss_start, gpu_start)
 }

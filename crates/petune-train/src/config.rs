@@ -208,6 +208,8 @@ pub struct TrainConfig {
     /// Length bucketing: sort pools of this many steps by length so that batches pad
     /// little (`data::sampler`); 0 = the authors' plain random order.
     pub length_buckets: usize,
+    /// `f32`, or `fp16`: CUDA autocast with dynamic loss scaling (`precision`).
+    pub precision: crate::precision::Precision,
 }
 
 impl Default for TrainConfig {
@@ -232,6 +234,7 @@ impl Default for TrainConfig {
             frozen_prefix_cache: false,
             cache_budget_mib: 2048.0,
             length_buckets: 0,
+            precision: crate::precision::Precision::F32,
         }
     }
 }
@@ -253,9 +256,9 @@ impl TrainConfig {
             (self.max_len > 2, "max_len", "must be at least 3"),
             (self.save_every.is_none_or(|s| s > 0), "save_every", "must be positive"),
             (
-                ["auto", "cpu", "cuda"].contains(&self.device.as_str()),
+                petune_core::is_device_name(&self.device),
                 "device",
-                "must be auto, cpu or cuda",
+                "must be auto, cpu, cuda or cuda:N",
             ),
         ];
         for (ok, field, msg) in checks {
@@ -276,13 +279,9 @@ impl TrainConfig {
         }
     }
 
-    /// The libtorch device.
-    pub fn device(&self) -> tch::Device {
-        match self.device.as_str() {
-            "cpu" => tch::Device::Cpu,
-            "cuda" => tch::Device::Cuda(0),
-            _ => tch::Device::cuda_if_available(),
-        }
+    /// The libtorch device (an error when it names a GPU that is not there).
+    pub fn device(&self) -> Result<tch::Device> {
+        petune_core::parse_device(&self.device)
     }
 }
 

@@ -180,7 +180,7 @@ impl Head {
                     HeadToken::Last => last_valid_index(&out.text_mask()) + out.n_prefix,
                 };
                 let h = gather_tokens(&out.hidden, &index); // [B, H]
-                let h = if train && *dropout > 0.0 { h.dropout(*dropout, true) } else { h };
+                let h = petune_core::dropout::dropout(h, *dropout, train);
                 let class_logits = proj.forward(&h.to_kind(Kind::Float));
                 Ok(HeadOutput { train_logits: class_logits.shallow_clone(), class_logits })
             }

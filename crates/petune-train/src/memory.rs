@@ -22,6 +22,37 @@ pub fn peak_rss_mib() -> f64 {
     status_kb("VmHWM:") as f64 / 1024.0
 }
 
+/// GPU memory in use on the current CUDA device, MiB (`cudaMemGetInfo`: total − free,
+/// so the CUDA context and every process's allocations count). `None` when the CUDA
+/// runtime is not loaded or answers with an error. Call it only once CUDA is in use: on
+/// a machine without a GPU it would only return `None`, after a failed CUDA start.
+pub fn cuda_used_mib() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        type MemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> i32;
+        // SAFETY: the symbol, when the CUDA runtime is loaded (libtorch links it), is
+        // `cudaError_t cudaMemGetInfo(size_t* free, size_t* total)`; both pointers are
+        // to live locals and the call only writes them.
+        unsafe {
+            let sym = libc::dlsym(libc::RTLD_DEFAULT, c"cudaMemGetInfo".as_ptr());
+            if sym.is_null() {
+                return None;
+            }
+            let mem_get_info: MemGetInfo =
+                std::mem::transmute::<*mut libc::c_void, MemGetInfo>(sym);
+            let (mut free, mut total) = (0usize, 0usize);
+            if mem_get_info(&mut free, &mut total) != 0 {
+                return None;
+            }
+            Some(total.saturating_sub(free) as f64 / (1024.0 * 1024.0))
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// Resets the peak-RSS counter to the current RSS (Linux `clear_refs` value 5), so a
 /// later [`peak_rss_mib`] measures one phase (training) and not an earlier one (model
 /// loading). Returns whether the kernel accepted it.

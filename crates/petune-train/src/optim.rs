@@ -152,6 +152,17 @@ impl AdamW {
         }
     }
 
+    /// Multiplies every gradient by `factor` in place (loss-scale removal).
+    pub fn scale_grads(&mut self, factor: f64) {
+        let _guard = tch::no_grad_guard();
+        for p in &self.params {
+            let mut g = p.tensor.grad();
+            if g.defined() {
+                let _ = g.f_mul_scalar_(factor);
+            }
+        }
+    }
+
     /// Zeroes every gradient.
     pub fn zero_grad(&mut self) {
         for p in &mut self.params {

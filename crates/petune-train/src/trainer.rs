@@ -28,6 +28,7 @@ use crate::data::MetricReport;
 use crate::features::{collate, Feature};
 use crate::memory::{peak_rss_mib, rss_mib};
 use crate::optim::{linear_schedule, AdamW, AdamWConfig};
+use crate::precision::LossScaler;
 use crate::prefix_cache::PrefixCache;
 use crate::trained::{build_head, feature_encoder, DeltaManifest, TrainedModel};
 
@@ -91,6 +92,9 @@ struct Progress {
     best_step: i64,
     train_tokens: i64,
     train_ms: f64,
+    /// The fp16 loss scale (`precision`), kept so a resumed run continues with it.
+    #[serde(default)]
+    loss_scale: Option<f64>,
 }
 
 /// The common trainer. `LptTrainer` is this type (the same loop runs every method).
@@ -262,6 +266,8 @@ impl Trainer {
             epoch_order(&lengths, (tc.seed + epoch) as u32, per_step, tc.length_buckets)
         };
         let mut order = order_of(progress.epoch);
+        tc.precision.check_device(device)?;
+        let mut scaler = LossScaler::new(tc.precision, progress.loss_scale);
         while progress.step < total {
             // drop_last=False, as the authors' RandomSampler loader: the last step of an
             // epoch may see fewer examples.
@@ -284,27 +290,38 @@ impl Trainer {
                 }
                 let feats: Vec<&Feature> = idx.iter().map(|&i| &train_f[i]).collect();
                 let batch = collate(&feats, pad_id, device)?;
-                let s = match (cache.as_mut(), trained.delta.as_deref()) {
-                    (Some(c), Some(d)) => {
-                        let s0 = c.state(trained.backbone.as_ref(), d, &batch, &idx)?;
-                        crate::model::forward_from(trained.backbone.as_ref(), d, &batch, s0, true)?
-                    }
-                    _ => crate::model::forward(
-                        trained.backbone.as_ref(),
-                        trained.delta.as_deref(),
-                        &batch,
-                        true,
-                    )?,
-                };
-                let out = trained.head.forward(trained.backbone.as_ref(), &s, &batch, true)?;
-                let loss = trained.head.loss(&out, &batch.labels) / tc.grad_accum as f64;
-                loss.backward();
+                let loss = tc.precision.autocast(|| -> Result<Tensor> {
+                    let s = match (cache.as_mut(), trained.delta.as_deref()) {
+                        (Some(c), Some(d)) => {
+                            let s0 = c.state(trained.backbone.as_ref(), d, &batch, &idx)?;
+                            let b = trained.backbone.as_ref();
+                            crate::model::forward_from(b, d, &batch, s0, true)?
+                        }
+                        _ => crate::model::forward(
+                            trained.backbone.as_ref(),
+                            trained.delta.as_deref(),
+                            &batch,
+                            true,
+                        )?,
+                    };
+                    let out = trained.head.forward(trained.backbone.as_ref(), &s, &batch, true)?;
+                    Ok(trained.head.loss(&out, &batch.labels) / tc.grad_accum as f64)
+                })?;
+                scaler.backward(&loss);
                 loss_sum += loss.double_value(&[]);
                 tokens += batch.n_tokens;
             }
-            opt.clip_grad_norm(tc.max_grad_norm);
             let lr = tc.lr * linear_schedule(progress.step, warmup, total);
-            opt.step(lr);
+            // As HF's Trainer: a step skipped on an fp16 overflow still advances the schedule.
+            let outcome = scaler.step(&mut opt, tc.max_grad_norm, lr);
+            if !outcome.applied {
+                tracing::warn!(
+                    step = progress.step,
+                    scale = scaler.scale(),
+                    "fp16 overflow: update skipped"
+                );
+            }
+            progress.loss_scale = Some(scaler.scale());
             progress.step += 1;
             progress.position += per_step;
             let ms = t0.elapsed().as_secs_f64() * 1e3;

@@ -27,6 +27,9 @@ pub struct ForwardArgs {
     /// Cut inputs longer than the model's limit instead of failing.
     #[arg(long)]
     truncate: bool,
+    /// `cpu`, `cuda`, `cuda:N` or `auto`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 /// Reads a JSONL file of [`TextInput`]s; a bad line is an error naming it.
@@ -59,7 +62,9 @@ pub fn read_inputs(path: &Path) -> anyhow::Result<Vec<TextInput>> {
 pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     let inputs = read_inputs(&args.input)?;
     let dir = ModelDir::open(&args.model)?;
-    let backbone = load_backbone(dir.path(), &LoadOptions::default())?;
+    let opts =
+        LoadOptions { device: petune::core::parse_device(&args.device)?, ..LoadOptions::default() };
+    let backbone = load_backbone(dir.path(), &opts)?;
     let spec = backbone.spec();
     // tokenizer.json, else vocab.json + merges.txt (byte-level BPE models).
     let tok = TextTokenizer::from_model_dir(dir.path(), spec)?;
@@ -74,13 +79,21 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
         .with_token_types(batch.token_type_ids.shallow_clone())?;
     let _guard = tch::no_grad_guard();
     let (hidden, last) = all_hidden_states(backbone.as_ref(), &input, &NoHooks, false)?;
-    let mut tensors: Vec<(String, tch::Tensor)> =
-        hidden.into_iter().enumerate().map(|(i, h)| (format!("hidden.{i}"), h)).collect();
-    tensors.push(("input_ids".into(), batch.input_ids));
-    tensors.push(("attention_mask".into(), batch.attention_mask));
-    tensors.push(("token_type_ids".into(), batch.token_type_ids));
+    let mut tensors: Vec<(String, tch::Tensor)> = hidden
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| (format!("hidden.{i}"), h.to_device(tch::Device::Cpu)))
+        .collect();
+    for (name, t) in [
+        ("input_ids", batch.input_ids),
+        ("attention_mask", batch.attention_mask),
+        ("token_type_ids", batch.token_type_ids),
+    ] {
+        tensors.push((name.into(), t.to_device(tch::Device::Cpu)));
+    }
     if spec.capabilities.lm_head {
-        tensors.push(("logits".into(), backbone.lm_logits(&last.hidden, false)?));
+        let logits = backbone.lm_logits(&last.hidden, false)?.to_device(tch::Device::Cpu);
+        tensors.push(("logits".into(), logits));
     }
     let meta = std::collections::HashMap::from([
         ("format".to_string(), "pt".to_string()),

@@ -28,7 +28,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         cfg.out_dir = Some(out.clone());
     }
-    let opts = LoadOptions { device: cfg.train.device(), ..LoadOptions::default() };
+    let opts = LoadOptions { device: cfg.train.device()?, ..LoadOptions::default() };
     let model = LoadedModel::from_dir(&cfg.model, &opts)
         .with_context(|| format!("loading {}", cfg.model.display()))?;
     let result = LptTrainer::new(model, cfg.clone()).quiet(args.json).fit()?;

@@ -8,13 +8,12 @@
 use petune_core::{Error, KvPrefix, Result, SeqState};
 use tch::{Device, Kind, Tensor};
 
-/// The additive value used for masked keys, safe for the kind (no overflow to -inf,
-/// so a fully masked row (left padding under a causal mask) gives no NaN).
-fn mask_value(kind: Kind) -> f64 {
-    match kind {
-        Kind::Half => -1e4,
-        _ => -1e9,
-    }
+/// The additive value used for masked keys: float16's most negative finite value for
+/// every kind, so that the bias stays finite when fp16 autocast casts an f32 bias (a
+/// fully masked row, left padding under a causal mask, then gives a uniform row, not
+/// NaN), while `exp` of it still underflows to exactly 0 next to any real score.
+fn mask_value(_kind: Kind) -> f64 {
+    kind_min(Kind::Half)
 }
 
 /// Additive attention bias `[B, 1, Tq, P + Tk]` (or `[B, 1, 1, P + Tk]` when not causal)
@@ -109,6 +108,21 @@ pub fn attend(
         ),
         None => (k, v),
     };
+    if dropout_p > 0.0 && q.device() == Device::Cpu {
+        // Training on CPU: libtorch's attention runs this same arithmetic (its fused CPU
+        // kernel takes no dropout) but draws the probabilities' dropout mask with float
+        // Bernoulli samples, the costliest op of the step; see petune_core::dropout.
+        let d = *q.size().last().unwrap_or(&1);
+        let scale = scale.unwrap_or(1.0 / (d as f64).sqrt());
+        let mut scores = (q * scale).matmul(&k.transpose(-2, -1)); // [B, heads, T, P+T]
+        if let Some(b) = bias {
+            // In place: the product's backward needs its inputs, not its output.
+            let _ = scores.f_add_(b);
+        }
+        let probs = scores.softmax(-1, scores.kind());
+        return petune_core::dropout::dropout(probs, dropout_p, true).matmul(&v);
+        // [B, heads, T, d]
+    }
     Tensor::scaled_dot_product_attention(q, &k, &v, bias, dropout_p, false, scale, false)
 }
 

@@ -262,11 +262,6 @@ pub fn check_positions(positions: &Tensor, seq: i64, max_positions: i64) -> Resu
     Ok(())
 }
 
-/// Dropout that is a no-op outside training or at p = 0 (no kernel launched).
-pub fn dropout(x: Tensor, p: f64, train: bool) -> Tensor {
-    if train && p > 0.0 {
-        x.dropout(p, true)
-    } else {
-        x
-    }
-}
+/// Dropout that is a no-op outside training or at p = 0 (no kernel launched); the
+/// CPU path draws 16-bit masks ([`petune_core::dropout`]).
+pub use petune_core::dropout::dropout;
