@@ -59,6 +59,31 @@ pub struct AdamW {
     cfg: AdamWConfig,
     params: Vec<Param>,
     step: i64,
+    flat: Option<FlatMoments>,
+    flat_on_cpu: bool,
+}
+
+/// The moments of every parameter as views into two flat float32 buffers, set up at
+/// the first [`AdamW::update`] that finds a gradient for every parameter (all float32
+/// on one CUDA device, or on CPU when asked: [`AdamW::with_flat_buffers_on_cpu`]). An update is then a few kernels over the whole model plus an add
+/// (and a decay) per parameter, instead of about ten kernels per parameter: what
+/// PyTorch's CUDA AdamW gets from its multi-tensor kernels, which tch does not expose.
+/// The values per element are the same arithmetic as [`AdamW::step`].
+#[derive(Debug)]
+struct FlatMoments {
+    m: Tensor,
+    v: Tensor,
+    /// (offset, numel) of each parameter in the buffers, in `params` order.
+    spans: Vec<(i64, i64)>,
+}
+
+/// What [`AdamW::update`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Update {
+    /// Gradient norm after the factor, before clipping; not finite on an overflow.
+    pub grad_norm: f64,
+    /// Whether the parameters were updated.
+    pub applied: bool,
 }
 
 impl AdamW {
@@ -79,7 +104,16 @@ impl AdamW {
                 Param { name, tensor, m, v, decay }
             })
             .collect();
-        Ok(AdamW { cfg, params, step: 0 })
+        Ok(AdamW { cfg, params, step: 0, flat: None, flat_on_cpu: false })
+    }
+
+    /// Uses the flat buffers ([`AdamW::update`]) on CPU too. By default they are used on
+    /// CUDA only: there they replace thousands of kernel launches per step, while on
+    /// CPU, where a launch costs little, model tuning's optimizer phase measured the same
+    /// either way (MiniLM-L6, docs/benchmarks.md).
+    pub fn with_flat_buffers_on_cpu(mut self, on: bool) -> Self {
+        self.flat_on_cpu = on;
+        self
     }
 
     /// The parameters.
@@ -150,6 +184,126 @@ impl AdamW {
             }
             let _ = g.f_zero_();
         }
+    }
+
+    /// The whole optimizer phase of a training step: gradients times `grad_factor` (the
+    /// loss scale's inverse, or 1), their global norm, clipping to `max_norm`, and the
+    /// update at `lr` — skipped (gradients zeroed) when `skip_non_finite` and the norm
+    /// is not finite. Equal to [`AdamW::scale_grads`], [`AdamW::clip_grad_norm`] and
+    /// [`AdamW::step`] in turn, but over flat buffers once every parameter has a
+    /// gradient ([`FlatMoments`]).
+    pub fn update(
+        &mut self,
+        lr: f64,
+        max_norm: f64,
+        grad_factor: f64,
+        skip_non_finite: bool,
+    ) -> Update {
+        let grads: Vec<Tensor> = self.params.iter().map(|p| p.tensor.grad()).collect();
+        if self.flat_layout(&grads) {
+            return self.flat_update(&grads, lr, max_norm, grad_factor, skip_non_finite);
+        }
+        if grad_factor != 1.0 {
+            self.scale_grads(grad_factor);
+        }
+        let grad_norm = self.clip_grad_norm(max_norm);
+        if skip_non_finite && !grad_norm.is_finite() {
+            self.zero_grad();
+            return Update { grad_norm, applied: false };
+        }
+        self.step(lr);
+        Update { grad_norm, applied: true }
+    }
+
+    /// Whether the flat path applies to `grads`, setting the layout up on first use.
+    fn flat_layout(&mut self, grads: &[Tensor]) -> bool {
+        if self.flat.is_some() {
+            return grads.iter().all(Tensor::defined);
+        }
+        let Some(first) = self.params.first() else { return false };
+        let device = first.tensor.device();
+        let eligible = (device.is_cuda() || self.flat_on_cpu)
+            && self.params.len() > 1
+            && grads.iter().all(Tensor::defined)
+            && self
+                .params
+                .iter()
+                .all(|p| p.tensor.kind() == Kind::Float && p.tensor.device() == device);
+        if !eligible {
+            return false;
+        }
+        let _guard = tch::no_grad_guard();
+        let mut spans = Vec::with_capacity(self.params.len());
+        let mut total = 0;
+        for p in &self.params {
+            let n = p.tensor.numel() as i64;
+            spans.push((total, n));
+            total += n;
+        }
+        // The moments move into the buffers with their values (a resumed run's).
+        let flatten = |t: &Tensor| t.reshape([-1]);
+        let m = Tensor::cat(&self.params.iter().map(|p| flatten(&p.m)).collect::<Vec<_>>(), 0); // [total]
+        let v = Tensor::cat(&self.params.iter().map(|p| flatten(&p.v)).collect::<Vec<_>>(), 0); // [total]
+        for (p, &(offset, n)) in self.params.iter_mut().zip(&spans) {
+            let shape = p.tensor.size();
+            p.m = m.narrow(0, offset, n).view(shape.as_slice()); // the parameter's shape
+            p.v = v.narrow(0, offset, n).view(shape.as_slice());
+        }
+        self.flat = Some(FlatMoments { m, v, spans });
+        true
+    }
+
+    fn flat_update(
+        &mut self,
+        grads: &[Tensor],
+        lr: f64,
+        max_norm: f64,
+        grad_factor: f64,
+        skip_non_finite: bool,
+    ) -> Update {
+        let _guard = tch::no_grad_guard();
+        let zero_grads = |grads: &[Tensor]| {
+            for g in grads {
+                let _ = g.shallow_clone().f_zero_();
+            }
+        };
+        let Some(flat) = self.flat.as_mut() else {
+            return Update { grad_norm: f64::NAN, applied: false };
+        };
+        let mut g = Tensor::cat(&grads.iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(), 0); // [total]
+        if grad_factor != 1.0 {
+            let _ = g.f_mul_scalar_(grad_factor);
+        }
+        let grad_norm = g.norm().double_value(&[]);
+        if skip_non_finite && !grad_norm.is_finite() {
+            zero_grads(grads);
+            return Update { grad_norm, applied: false };
+        }
+        let coef = max_norm / (grad_norm + 1e-6);
+        if coef < 1.0 {
+            let _ = g.f_mul_scalar_(coef);
+        }
+        self.step += 1;
+        let t = self.step as f64;
+        let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
+        let step_size = lr * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t));
+        let _ = flat.m.f_lerp_(&g, 1.0 - b1);
+        let _ = flat.v.f_lerp_(&(&g * &g), 1.0 - b2);
+        drop(g);
+        let mut denom = flat.v.sqrt();
+        let _ = denom.f_add_scalar_(self.cfg.eps).and_then(|mut d| d.f_div_scalar_(-step_size));
+        let delta = &flat.m / &denom; // [total]: −s·m / (√v + ε)
+        drop(denom);
+        let decay = 1.0 - lr * self.cfg.weight_decay;
+        for ((p, &(offset, n)), g) in self.params.iter_mut().zip(&flat.spans).zip(grads) {
+            let shape = p.tensor.size();
+            let _ = p.tensor.f_add_(&delta.narrow(0, offset, n).view(shape.as_slice()));
+            if p.decay && self.cfg.weight_decay > 0.0 {
+                let _ = p.tensor.f_mul_scalar_(decay);
+            }
+            let _ = g.shallow_clone().f_zero_();
+        }
+        Update { grad_norm, applied: true }
     }
 
     /// Multiplies every gradient by `factor` in place (loss-scale removal).
@@ -227,5 +381,75 @@ mod tests {
         }
         let got = p.double_value(&[0]);
         assert!((got - x).abs() < 1e-6, "{got} vs {x}");
+    }
+
+    /// Two identical models, one stepped tensor by tensor and one through the flat
+    /// buffers: the same parameters and moments after steps that scale and clip.
+    #[test]
+    fn flat_update_equals_the_per_tensor_update() {
+        tch::set_num_threads(1);
+        tch::manual_seed(5);
+        let shapes: [&[i64]; 3] = [&[4, 3], &[3], &[2, 2, 2]];
+        let names = ["layer.weight", "layer.bias", "LayerNorm.weight"];
+        let make = || -> Vec<(String, Tensor)> {
+            tch::manual_seed(5);
+            names
+                .iter()
+                .zip(shapes)
+                .map(|(n, s)| {
+                    (
+                        n.to_string(),
+                        Tensor::randn(s, (Kind::Float, tch::Device::Cpu)).set_requires_grad(true),
+                    )
+                })
+                .collect()
+        };
+        let (a, b) = (make(), make());
+        let share = |ps: &[(String, Tensor)]| -> Vec<(String, Tensor)> {
+            ps.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
+        };
+        let mut flat =
+            AdamW::new(share(&a), AdamWConfig::default()).unwrap().with_flat_buffers_on_cpu(true);
+        let mut plain = AdamW::new(share(&b), AdamWConfig::default()).unwrap();
+        let loss = |ps: &[(String, Tensor)], k: f64| -> Tensor {
+            ps.iter()
+                .map(|(_, t)| (t * t * k).sum(Kind::Float))
+                .fold(Tensor::from(0.0f32), |x, y| x + y)
+        };
+        for step in 0..3 {
+            let k = 3.0 + step as f64; // large gradients: clipping is active
+            loss(&a, k * 8.0).backward();
+            loss(&b, k * 8.0).backward();
+            let u = flat.update(1e-2, 1.0, 0.125, true);
+            plain.scale_grads(0.125);
+            let norm = plain.clip_grad_norm(1.0);
+            plain.step(1e-2);
+            assert!(u.applied && norm > 1.0);
+            assert!((u.grad_norm - norm).abs() < 1e-4 * norm, "{} vs {norm}", u.grad_norm);
+        }
+        assert!(flat.flat.is_some(), "the flat path ran");
+
+        for (p, q) in flat.params().iter().zip(plain.params()) {
+            assert!(p.tensor.allclose(&q.tensor, 1e-5, 1e-6, false), "{}", p.name);
+            assert!(p.m.allclose(&q.m, 1e-5, 1e-7, false), "{} m", p.name);
+            assert!(p.v.allclose(&q.v, 1e-5, 1e-9, false), "{} v", p.name);
+            assert_eq!(p.tensor.grad().abs().sum(Kind::Float).double_value(&[]), 0.0);
+        }
+        assert_eq!(flat.step_count(), 3);
+        // An overflow skips the update and zeroes the gradients on the flat path too.
+        let before: Vec<Tensor> = flat.params().iter().map(|p| p.tensor.copy()).collect();
+        (loss(&a, 1.0) * f64::INFINITY).backward();
+        let u = flat.update(1e-2, 1.0, 1.0, true);
+        assert!(!u.applied && !u.grad_norm.is_finite());
+        for (p, b) in flat.params().iter().zip(&before) {
+            assert!(p.tensor.equal(b));
+        }
+        assert_eq!(flat.step_count(), 3);
+        // On CPU the default is the per-tensor path.
+        let c = make();
+        let mut cpu_default = AdamW::new(share(&c), AdamWConfig::default()).unwrap();
+        loss(&c, 1.0).backward();
+        assert!(cpu_default.update(1e-2, 1.0, 1.0, true).applied);
+        assert!(cpu_default.flat.is_none());
     }
 }

@@ -96,17 +96,14 @@ impl LossScaler {
     /// Unscales the gradients, clips them to `max_norm`, and applies the update at `lr`
     /// unless a gradient overflowed; adjusts the scale. Gradients are zeroed either way.
     pub fn step(&mut self, opt: &mut AdamW, max_norm: f64, lr: f64) -> StepOutcome {
-        if self.enabled {
-            opt.scale_grads(1.0 / self.scale);
-        }
-        let grad_norm = opt.clip_grad_norm(max_norm);
-        if self.enabled && !grad_norm.is_finite() {
-            opt.zero_grad();
+        let factor = if self.enabled { 1.0 / self.scale } else { 1.0 };
+        let update = opt.update(lr, max_norm, factor, self.enabled);
+        let grad_norm = update.grad_norm;
+        if !update.applied {
             self.scale *= 0.5;
             self.finite_in_a_row = 0;
             return StepOutcome { grad_norm, applied: false };
         }
-        opt.step(lr);
         if self.enabled {
             self.finite_in_a_row += 1;
             if self.finite_in_a_row >= Self::GROWTH_INTERVAL {
