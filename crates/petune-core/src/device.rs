@@ -58,47 +58,62 @@ fn dlopen_torch_cuda() -> std::result::Result<(), String> {
     Err("loading libtorch's CUDA backend by hand is implemented for Unix only".into())
 }
 
-/// The device named `cpu`, `cuda` (GPU 0), `cuda:N` or `auto` (GPU 0 when libtorch sees
-/// one, else CPU). Naming a GPU that is not there is an error, not a silent CPU run.
-pub fn parse_device(name: &str) -> Result<Device> {
-    let gpu = |index: usize| -> Result<Device> {
-        if !load_cuda_backend() {
-            let why = match cuda_backend_load_result() {
-                Ok(()) => "libtorch's CUDA backend loaded, but it sees no GPU".to_string(),
-                Err(e) => format!(
-                    "libtorch's CUDA backend did not load ({e}); libtorch_cuda.so and the CUDA \
-                     libraries must be on LD_LIBRARY_PATH or in the binary's RUNPATH"
-                ),
-            };
-            return Err(Error::config("device", format!("`{name}` asks for CUDA: {why}")));
-        }
-        let count = tch::Cuda::device_count() as usize;
-        if index >= count {
-            return Err(Error::config(
-                "device",
-                format!("`{name}`: libtorch sees {count} GPU(s), numbered from 0"),
-            ));
-        }
-        Ok(Device::Cuda(index))
-    };
+/// A device name, read without asking libtorch anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeviceName {
+    Cpu,
+    Auto,
+    Cuda(usize),
+}
+
+fn read_name(name: &str) -> Option<DeviceName> {
     match name {
-        "cpu" => Ok(Device::Cpu),
-        "auto" => Ok(if load_cuda_backend() { Device::Cuda(0) } else { Device::Cpu }),
-        "cuda" => gpu(0),
-        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(index)) => gpu(index),
-            _ => Err(Error::config(
-                "device",
-                format!("`{other}` is not a device: use cpu, cuda, cuda:N or auto"),
-            )),
-        },
+        "cpu" => Some(DeviceName::Cpu),
+        "auto" => Some(DeviceName::Auto),
+        "cuda" => Some(DeviceName::Cuda(0)),
+        other => other.strip_prefix("cuda:")?.parse().ok().map(DeviceName::Cuda),
     }
 }
 
 /// Whether `name` is a well-formed device name (without asking libtorch anything).
 pub fn is_device_name(name: &str) -> bool {
-    matches!(name, "cpu" | "cuda" | "auto")
-        || name.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok())
+    read_name(name).is_some()
+}
+
+/// The device named `cpu`, `cuda` (GPU 0), `cuda:N` or `auto` (GPU 0 when libtorch sees
+/// one, else CPU). Naming a GPU that is not there is an error, not a silent CPU run.
+pub fn parse_device(name: &str) -> Result<Device> {
+    let index = match read_name(name) {
+        Some(DeviceName::Cpu) => return Ok(Device::Cpu),
+        Some(DeviceName::Auto) => {
+            return Ok(if load_cuda_backend() { Device::Cuda(0) } else { Device::Cpu })
+        }
+        Some(DeviceName::Cuda(index)) => index,
+        None => {
+            return Err(Error::config(
+                "device",
+                format!("`{name}` is not a device: use cpu, cuda, cuda:N or auto"),
+            ))
+        }
+    };
+    if !load_cuda_backend() {
+        let why = match cuda_backend_load_result() {
+            Ok(()) => "libtorch's CUDA backend loaded, but it sees no GPU".to_string(),
+            Err(e) => format!(
+                "libtorch's CUDA backend did not load ({e}); libtorch_cuda.so and the CUDA \
+                 libraries must be on LD_LIBRARY_PATH or in the binary's RUNPATH"
+            ),
+        };
+        return Err(Error::config("device", format!("`{name}` asks for CUDA: {why}")));
+    }
+    let count = tch::Cuda::device_count() as usize;
+    if index >= count {
+        return Err(Error::config(
+            "device",
+            format!("`{name}`: libtorch sees {count} GPU(s), numbered from 0"),
+        ));
+    }
+    Ok(Device::Cuda(index))
 }
 
 #[cfg(test)]

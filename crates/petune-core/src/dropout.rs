@@ -10,8 +10,9 @@
 //! multiplies by).
 //! The keep probability is `round((1 − p)·2¹⁶) / 2¹⁶` (within 2⁻¹⁷ of `1 − p`) and kept
 //! values are scaled by its inverse, so `E[dropout(x)] = x` exactly. Measured for a
-//! `[16, 12, 128, 128]` attention-probability tensor, forward + backward: 14 ms
-//! against libtorch's 44 ms (2 threads). On CUDA libtorch's fused kernel is used.
+//! `[16, 12, 128, 128]` attention-probability tensor, forward + backward: 16–20 ms
+//! against libtorch's 30 ms (2 threads, docs/benchmarks.md). On CUDA libtorch's fused
+//! kernel is used.
 
 use tch::{Device, Kind, Tensor};
 

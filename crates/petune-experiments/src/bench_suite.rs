@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use petune_backbones::{load_backbone, LoadOptions};
-use petune_train::bench::{bench_method, BenchConfig, BenchReport};
+use petune_core::BackboneSpec;
+use petune_train::bench::{bench_method, matmul_gflops, BenchConfig, BenchReport};
 use petune_train::MethodConfig;
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +61,36 @@ impl Runner {
         serde_json::from_slice(&out.stdout)
             .map_err(|e| ExperimentError::Run { run, msg: format!("unreadable report: {e}") })
     }
+}
+
+/// Runs `jobs` in turn (each in its own process when `runner` is the CLI), calling
+/// `done` after each, then measures the rate of `spec`'s largest matmul at the first
+/// job's shape, device, precision and threads. The rate is measured after the jobs: a
+/// CUDA context (and cached blocks) held by this process would count in every child's
+/// GPU-memory figures. Returns the reports and the rate in GFLOP/s.
+pub fn run_bench_jobs(
+    runner: &Runner,
+    jobs: &[BenchJob],
+    spec: &BackboneSpec,
+    mut done: impl FnMut(&BenchJob, &BenchReport),
+) -> Result<(Vec<BenchReport>, f64)> {
+    let Some(first) = jobs.first() else {
+        return Err(petune_core::Error::config("methods", "no method to benchmark").into());
+    };
+    let mut reports = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let report = runner.bench(job)?;
+        done(job, &report);
+        reports.push(report);
+    }
+    if first.threads > 0 {
+        tch::set_num_threads(first.threads as i32);
+    }
+    let c = &first.config;
+    let device = petune_core::parse_device(&first.device)?;
+    let rate =
+        matmul_gflops(c.batch * c.seq, spec.hidden, spec.intermediate, device, 20, c.precision);
+    Ok((reports, rate))
 }
 
 /// Memory a run added above the idle process, MiB: GPU memory on CUDA, RSS on CPU.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use petune_backbones::spec_from_config;
 use petune_core::BackboneSpec;
-use petune_train::bench::{matmul_gflops, BenchConfig, BenchReport};
+use petune_train::bench::{BenchConfig, BenchReport};
 use petune_train::data::TaskName;
 use petune_train::{
     DataSource, FewShotConfig, HeadConfig, MethodConfig, RunConfig, TaskConfig, TrainConfig,
@@ -19,7 +19,7 @@ use petune_train::{
 };
 use serde::Serialize;
 
-use crate::bench_suite::{added_mib, bench_table, BenchJob};
+use crate::bench_suite::{added_mib, bench_table, run_bench_jobs, BenchJob};
 use crate::catalog::{at_prompt_layer, paper_method, scaled_lr};
 use crate::error::{ExperimentError, Result};
 use crate::grid::{search, Grid, GridPoint, GridRun};
@@ -271,32 +271,24 @@ fn bench_all(
     let spec = spec_of(target)?;
     let (batch, seq) = setting.bench_shape.unwrap_or((16, 128));
     let config = BenchConfig { batch, seq, steps: 20, warmup: 3, ..BenchConfig::default() };
-    if target.threads > 0 {
-        tch::set_num_threads(target.threads as i32);
-    }
-    let peak = matmul_gflops(
-        batch * seq,
-        spec.hidden,
-        spec.intermediate,
-        petune_core::parse_device(&target.device)?,
-        20,
-        config.precision,
-    );
-    let mut reports = Vec::new();
-    for method in methods {
-        eprint!("  bench {:<28} ... ", method.label());
-        let job = BenchJob {
+    let jobs: Vec<BenchJob> = methods
+        .iter()
+        .map(|method| BenchJob {
             model: target.model.clone(),
             method: method.clone(),
             config: config.clone(),
             threads: target.threads,
             device: target.device.clone(),
-        };
-        let r = runner.bench(&job)?;
-        eprintln!("{:.2} tokens/ms, {:.0} MiB added", r.tokens_per_ms, added_mib(&r));
-        reports.push(r);
-    }
-    Ok((reports, peak))
+        })
+        .collect();
+    run_bench_jobs(runner, &jobs, &spec, |job, r| {
+        eprintln!(
+            "  bench {:<28} {:.2} tokens/ms, {:.0} MiB added",
+            job.method.label(),
+            r.tokens_per_ms,
+            added_mib(r)
+        )
+    })
 }
 
 fn header(setting: &PaperSetting, target: &Target, spec: &BackboneSpec) -> String {

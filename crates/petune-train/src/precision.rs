@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
-use crate::optim::AdamW;
+use crate::optim::{AdamW, Update};
 use petune_core::{Error, Result};
 
 /// The arithmetic of a training step.
@@ -56,15 +56,6 @@ pub struct LossScaler {
     finite_in_a_row: u32,
 }
 
-/// What [`LossScaler::step`] did.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StepOutcome {
-    /// Gradient norm before clipping (after unscaling); not finite on an overflow.
-    pub grad_norm: f64,
-    /// Whether the optimizer update was applied (false: skipped on an overflow).
-    pub applied: bool,
-}
-
 impl LossScaler {
     /// `GradScaler`'s initial scale.
     pub const INIT_SCALE: f64 = 65_536.0;
@@ -95,23 +86,20 @@ impl LossScaler {
 
     /// Unscales the gradients, clips them to `max_norm`, and applies the update at `lr`
     /// unless a gradient overflowed; adjusts the scale. Gradients are zeroed either way.
-    pub fn step(&mut self, opt: &mut AdamW, max_norm: f64, lr: f64) -> StepOutcome {
+    pub fn step(&mut self, opt: &mut AdamW, max_norm: f64, lr: f64) -> Update {
         let factor = if self.enabled { 1.0 / self.scale } else { 1.0 };
         let update = opt.update(lr, max_norm, factor, self.enabled);
-        let grad_norm = update.grad_norm;
         if !update.applied {
             self.scale *= 0.5;
             self.finite_in_a_row = 0;
-            return StepOutcome { grad_norm, applied: false };
-        }
-        if self.enabled {
+        } else if self.enabled {
             self.finite_in_a_row += 1;
             if self.finite_in_a_row >= Self::GROWTH_INTERVAL {
                 self.scale *= 2.0;
                 self.finite_in_a_row = 0;
             }
         }
-        StepOutcome { grad_norm, applied: true }
+        update
     }
 }
 

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 use petune::backbones::spec_from_config;
-use petune::experiments::bench_suite::{bench_table, run_bench_job, BenchJob};
+use petune::experiments::bench_suite::{bench_table, run_bench_job, run_bench_jobs, BenchJob};
 use petune::experiments::catalog::parse_method;
 use petune::experiments::runner::Runner;
 use petune::prelude::*;
-use petune::train::bench::{matmul_gflops, BenchConfig};
+use petune::train::bench::BenchConfig;
 use petune::train::Precision;
 
 /// Arguments of `petune bench`.
@@ -92,34 +92,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             });
         }
     }
-    if args.threads > 0 {
-        tch::set_num_threads(args.threads as i32);
-    }
-    let runner = Runner::Cli(exe);
-    let mut reports = Vec::new();
-    for job in &jobs {
-        if !args.json {
-            eprint!("  {} ... ", job.method.label());
-        }
-        let r = runner.bench(job)?;
-        if args.json {
-            println!("{}", serde_json::to_string(&serde_json::json!({ "report": r }))?);
+    let json = args.json;
+    let (reports, peak) = run_bench_jobs(&Runner::Cli(exe), &jobs, &spec, |job, r| {
+        if json {
+            println!("{}", serde_json::json!({ "report": r }));
         } else {
-            eprintln!("{:.1} ms", r.median_ms);
+            eprintln!("  {} ... {:.1} ms", job.method.label(), r.median_ms);
         }
-        reports.push(r);
-    }
-    // The matmul rate is measured after the children ran: a CUDA context (and cached
-    // blocks) held here would count in every child's GPU-memory figures.
+    })?;
     let device = petune::core::parse_device(&args.device)?;
-    let peak = matmul_gflops(
-        args.batch * args.seq,
-        spec.hidden,
-        spec.intermediate,
-        device,
-        20,
-        args.precision,
-    );
     if args.json {
         println!("{}", serde_json::to_string(&serde_json::json!({ "matmul_gflops": peak }))?);
     } else {

@@ -79,21 +79,14 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
         .with_token_types(batch.token_type_ids.shallow_clone())?;
     let _guard = tch::no_grad_guard();
     let (hidden, last) = all_hidden_states(backbone.as_ref(), &input, &NoHooks, false)?;
-    let mut tensors: Vec<(String, tch::Tensor)> = hidden
-        .into_iter()
-        .enumerate()
-        .map(|(i, h)| (format!("hidden.{i}"), h.to_device(tch::Device::Cpu)))
-        .collect();
-    for (name, t) in [
-        ("input_ids", batch.input_ids),
-        ("attention_mask", batch.attention_mask),
-        ("token_type_ids", batch.token_type_ids),
-    ] {
-        tensors.push((name.into(), t.to_device(tch::Device::Cpu)));
-    }
+    // GPU tensors are fine here: the safetensors writer copies each to the CPU.
+    let mut tensors: Vec<(String, tch::Tensor)> =
+        hidden.into_iter().enumerate().map(|(i, h)| (format!("hidden.{i}"), h)).collect();
+    tensors.push(("input_ids".into(), batch.input_ids));
+    tensors.push(("attention_mask".into(), batch.attention_mask));
+    tensors.push(("token_type_ids".into(), batch.token_type_ids));
     if spec.capabilities.lm_head {
-        let logits = backbone.lm_logits(&last.hidden, false)?.to_device(tch::Device::Cpu);
-        tensors.push(("logits".into(), logits));
+        tensors.push(("logits".into(), backbone.lm_logits(&last.hidden, false)?));
     }
     let meta = std::collections::HashMap::from([
         ("format".to_string(), "pt".to_string()),

@@ -12,9 +12,7 @@ use tch::{Device, Kind, Tensor};
 /// every kind, so that the bias stays finite when fp16 autocast casts an f32 bias (a
 /// fully masked row, left padding under a causal mask, then gives a uniform row, not
 /// NaN), while `exp` of it still underflows to exactly 0 next to any real score.
-fn mask_value(_kind: Kind) -> f64 {
-    kind_min(Kind::Half)
-}
+const MASK_VALUE: f64 = kind_min(Kind::Half);
 
 /// Additive attention bias `[B, 1, Tq, P + Tk]` (or `[B, 1, 1, P + Tk]` when not causal)
 /// from the key padding mask `[B, Tk]` and an optional prefix mask `[B, P]`.
@@ -41,7 +39,7 @@ pub fn attention_bias(
         attend
     };
     let zeros = Tensor::zeros([1], (kind, pad_mask.device()));
-    zeros.masked_fill(&attend.logical_not(), mask_value(kind)).to_kind(kind)
+    zeros.masked_fill(&attend.logical_not(), MASK_VALUE).to_kind(kind)
 }
 
 /// [`attention_bias`] for a bidirectional encoder, or `None` when every key is attended
@@ -119,9 +117,9 @@ pub fn attend(
             // In place: the product's backward needs its inputs, not its output.
             let _ = scores.f_add_(b);
         }
-        let probs = scores.softmax(-1, scores.kind());
-        return petune_core::dropout::dropout(probs, dropout_p, true).matmul(&v);
-        // [B, heads, T, d]
+        let probs =
+            petune_core::dropout::dropout(scores.softmax(-1, scores.kind()), dropout_p, true);
+        return probs.matmul(&v); // [B, heads, T, d]
     }
     Tensor::scaled_dot_product_attention(q, &k, &v, bias, dropout_p, false, scale, false)
 }
@@ -158,11 +156,11 @@ pub fn checked_prefix_mask(
 
 /// The most negative finite value of `kind` (`torch.finfo(dtype).min`), which
 /// `masked_fill`-style masking (DeBERTa) writes into disallowed scores.
-pub fn kind_min(kind: Kind) -> f64 {
+pub const fn kind_min(kind: Kind) -> f64 {
     match kind {
         Kind::Half => -65504.0,
         Kind::BFloat16 => -3.389_531_389_251_535_5e38,
         Kind::Double => f64::MIN,
-        _ => f64::from(f32::MIN),
+        _ => f32::MIN as f64,
     }
 }
