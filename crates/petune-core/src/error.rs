@@ -104,6 +104,14 @@ pub enum Error {
         /// What is wrong with it.
         msg: String,
     },
+    /// A GGUF file that cannot be parsed (bad magic, truncated, corrupt lengths or offsets).
+    #[error("{path}: not a valid GGUF file: {msg}")]
+    Gguf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (with the byte offset where that helps).
+        msg: String,
+    },
     /// A checkpoint whose keys or shapes do not match the model.
     #[error("{path}: {report}")]
     Weights {
