@@ -9,6 +9,7 @@
 pub mod bert;
 pub mod common;
 pub mod deberta;
+pub mod gguf;
 pub mod gpt2;
 pub mod hub;
 pub mod loader;

@@ -110,6 +110,20 @@ impl TextTokenizer {
         Ok(TextTokenizer { inner, path: path.to_path_buf(), pad_id })
     }
 
+    /// Wraps a tokenizer built in code (e.g. from a GGUF file's metadata, [`crate::gguf`]),
+    /// switching off its padding and truncation; `source` is the file it describes.
+    pub fn from_tokenizer(
+        mut inner: Tokenizer,
+        source: &Path,
+        pad_id: i64,
+    ) -> Result<TextTokenizer> {
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer { path: source.to_path_buf(), msg: e.to_string() })?;
+        Ok(TextTokenizer { inner, path: source.to_path_buf(), pad_id })
+    }
+
     /// Builds a byte-level BPE tokenizer from `vocab.json` and `merges.txt`, with the
     /// special tokens and post-processing of `family`:
     ///
