@@ -237,21 +237,17 @@ pub fn gguf_tokenizer(meta: &Metadata, path: &Path) -> Result<TextTokenizer> {
     let eos = if add_eos { Some(special(&tokens, ids.eos, "eos", path)?) } else { None };
     inner.with_post_processor(Some(template(bos, eos).map_err(err)?));
 
-    let kind = |i: usize| types.get(i).copied();
-    let control: Vec<AddedToken> = tokens
-        .iter()
-        .enumerate()
-        .filter(|&(i, t)| kind(i) == Some(CONTROL) && spelt(t))
-        .map(|(_, t)| AddedToken::from(t.to_string(), true).normalized(false))
-        .collect();
-    inner.add_special_tokens(control).map_err(|e| err(e.to_string()))?;
-    let user: Vec<AddedToken> = tokens
-        .iter()
-        .enumerate()
-        .filter(|&(i, t)| kind(i) == Some(USER_DEFINED) && spelt(t))
-        .map(|(_, t)| AddedToken::from(t.to_string(), false).normalized(false))
-        .collect();
-    inner.add_tokens(user).map_err(|e| err(e.to_string()))?;
+    // The tokens of GGUF type `kind`, as added tokens (special or not) that stay whole in text.
+    let added = |kind: i128, special: bool| -> Vec<AddedToken> {
+        tokens
+            .iter()
+            .enumerate()
+            .filter(|&(i, t)| types.get(i) == Some(&kind) && spelt(t))
+            .map(|(_, t)| AddedToken::from(t.to_string(), special).normalized(false))
+            .collect()
+    };
+    inner.add_special_tokens(added(CONTROL, true)).map_err(|e| err(e.to_string()))?;
+    inner.add_tokens(added(USER_DEFINED, false)).map_err(|e| err(e.to_string()))?;
 
     let pad = ids.pad.or(ids.eos).unwrap_or(0);
     TextTokenizer::from_tokenizer(inner, path, i64::from(pad))
