@@ -24,7 +24,6 @@
 //! (`llama.expert_count`), partial rotary (`rope.dimension_count` ≠ head dim), yarn / longrope.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 
 use petune_core::{Error, Result, ShapeMismatch, WeightReport};
 use serde_json::{json, Value};
