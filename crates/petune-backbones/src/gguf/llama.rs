@@ -2,7 +2,9 @@
 //! a `config.json`-shaped value, its tensors under HF names in HF layout, checked strictly.
 //!
 //! Facts followed (llama.cpp's `convert_hf_to_gguf.py`, `TextModel.set_gguf_parameters` and
-//! `LlamaModel`; names from gguf-py's `TensorNameMap`; transformers 5.24's GGUF loader,
+//! `LlamaModel`,
+//! <https://github.com/ggml-org/llama.cpp/blob/0024aa7417efd50a7c2a79e049dfbbbceb0beaaf/convert_hf_to_gguf.py>;
+//! names from gguf-py's `TensorNameMap`; transformers 5.24's GGUF loader,
 //! `modeling_gguf_pytorch_utils.py`, for the config keys and `LlamaTensorProcessor`):
 //!
 //! * `llama.block_count` → `num_hidden_layers`, `embedding_length` → `hidden_size`,
