@@ -382,7 +382,7 @@ pub fn save_prompt_tuning(
     }
     let config = json!({
         "peft_type": "PROMPT_TUNING",
-        "task_type": "FEATURE_EXTRACTION",
+        "task_type": spec.hf_names.peft_task_type,
         "base_model_name_or_path": base_model,
         "num_virtual_tokens": delta.config().len,
         "token_dim": spec.hidden,
