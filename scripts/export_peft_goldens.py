@@ -174,6 +174,26 @@ def trainable_line(model) -> str:
     return buf.getvalue().strip()
 
 
+def randomize_lora_(peft_model, seed: int) -> None:
+    """Overwrite every lora_A / lora_B with randn * LORA_STD (sorted-name order), eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for pname, p in sorted(peft_model.named_parameters()):
+            if ".lora_A." in pname or ".lora_B." in pname:
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float32) * LORA_STD)
+    peft_model.eval()
+
+
+def randomize_prompt_(peft_model, seed: int) -> torch.Tensor:
+    """Overwrite the prompt embedding with randn * PROMPT_STD, eval mode; returns it."""
+    gen = torch.Generator().manual_seed(seed)
+    emb = peft_model.prompt_encoder["default"].embedding.weight
+    with torch.no_grad():
+        emb.copy_(torch.randn(emb.shape, generator=gen, dtype=torch.float32) * PROMPT_STD)
+    peft_model.eval()
+    return emb
+
+
 def save_adapter(model, out_dir: Path) -> None:
     model.save_pretrained(str(out_dir))
     card = out_dir / "README.md"  # PEFT's boilerplate model card; not part of the fixture
@@ -216,12 +236,7 @@ def export_lora(name: str, spec: dict, out_dir: Path) -> tuple[dict[str, torch.T
         bias="none",
     )
     peft_model = get_peft_model(model, config)
-    gen = torch.Generator().manual_seed(SEED + 1)
-    with torch.no_grad():
-        for pname, p in sorted(peft_model.named_parameters()):
-            if ".lora_A." in pname or ".lora_B." in pname:
-                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float32) * LORA_STD)
-    peft_model.eval()
+    randomize_lora_(peft_model, SEED + 1)
     line = trainable_line(peft_model)
     log(f"  {line}")
     live = last_hidden(peft_model, base, inputs)
@@ -334,12 +349,7 @@ def export_causal_lora(name: str, spec: dict, out_dir: Path) -> tuple[dict[str, 
         bias="none",
     )
     peft_model = get_peft_model(load_base(base, cls), config)
-    gen = torch.Generator().manual_seed(SEED + 3)
-    with torch.no_grad():
-        for pname, p in sorted(peft_model.named_parameters()):
-            if ".lora_A." in pname or ".lora_B." in pname:
-                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float32) * LORA_STD)
-    peft_model.eval()
+    randomize_lora_(peft_model, SEED + 3)
     line = trainable_line(peft_model)
     log(f"  {line}")
     live = lm_logits(peft_model, inputs)
@@ -395,11 +405,7 @@ def export_causal_prompt(name: str, spec: dict, out_dir: Path) -> tuple[dict[str
         task_type=TaskType.CAUSAL_LM, num_virtual_tokens=NUM_VIRTUAL_TOKENS, prompt_tuning_init=PromptTuningInit.RANDOM
     )
     peft_model = get_peft_model(load_base(base, cls), config)
-    gen = torch.Generator().manual_seed(SEED + 4)
-    emb = peft_model.prompt_encoder["default"].embedding.weight
-    with torch.no_grad():
-        emb.copy_(torch.randn(emb.shape, generator=gen, dtype=torch.float32) * PROMPT_STD)
-    peft_model.eval()
+    emb = randomize_prompt_(peft_model, SEED + 4)
     line = trainable_line(peft_model)
     log(f"  {line}")
     live = lm_logits(peft_model, inputs)
@@ -461,11 +467,7 @@ def export_prompt(name: str, spec: dict, out_dir: Path) -> tuple[dict[str, torch
         prompt_tuning_init=PromptTuningInit.RANDOM,
     )
     peft_model = get_peft_model(model, config)
-    gen = torch.Generator().manual_seed(SEED + 2)
-    emb = peft_model.prompt_encoder["default"].embedding.weight
-    with torch.no_grad():
-        emb.copy_(torch.randn(emb.shape, generator=gen, dtype=torch.float32) * PROMPT_STD)
-    peft_model.eval()
+    emb = randomize_prompt_(peft_model, SEED + 2)
     line = trainable_line(peft_model)
     log(f"  {line}")
     live = last_hidden(peft_model, base, peft_inputs)

@@ -233,6 +233,30 @@ fn llama_loads_from_named_tensors_and_bare_model_files() {
 }
 
 #[test]
+fn llama_bad_inputs_are_typed_errors() {
+    init();
+    let backbone = load(&fixture("qwen2-lm"));
+    let vocab = backbone.spec().vocab;
+    let ids = tch::Tensor::from_slice2(&[[3i64, vocab]]);
+    let err = backbone.forward_t(&BackboneInput::new(ids).unwrap(), &NoHooks, false).unwrap_err();
+    assert!(matches!(err, Error::Input(_)) && err.to_string().contains("vocabulary"), "{err}");
+    // A config petune cannot honour is refused before any weight is read.
+    let dir = std::env::temp_dir().join(format!("petune-llama-yarn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("llama-lm").join("config.json")).unwrap(),
+    )
+    .unwrap();
+    cfg["rope_parameters"] = serde_json::json!({"rope_type": "yarn", "factor": 4.0});
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    std::fs::copy(fixture("llama-lm").join("model.safetensors"), dir.join("model.safetensors"))
+        .unwrap();
+    let err = load_backbone(&dir, &LoadOptions::default()).err().expect("yarn is refused");
+    assert!(matches!(err, Error::Unsupported { .. }) && err.to_string().contains("yarn"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn deberta_tokenizer_matches_transformers() {
     init();
     let dir = fixture("deberta-mlm");

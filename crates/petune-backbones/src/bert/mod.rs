@@ -128,14 +128,6 @@ impl BertBackbone {
 impl LayerStack for BertBackbone {
     type Context = Option<Tensor>;
 
-    fn n_layers(&self) -> usize {
-        self.layers.len()
-    }
-
-    fn kv_layout(&self) -> (i64, i64) {
-        (self.spec.n_kv_heads, self.spec.head_dim)
-    }
-
     fn context(
         &self,
         _layer: usize,

@@ -14,23 +14,18 @@
 use std::ops::Range;
 use std::rc::Rc;
 
-use petune_core::{Hooks, KvPrefix, Result, SeqState};
+use petune_core::{Backbone, Hooks, KvPrefix, Result, SeqState};
 use tch::Tensor;
 
 use super::attention::checked_prefix_mask;
 use super::backbone::check_layer_range;
 
-/// A backbone's stack of transformer layers, as the shared loop drives it.
-pub trait LayerStack {
+/// A backbone's stack of transformer layers, as the shared loop drives it (the number
+/// of layers and the key/value layout prefixes must have come from its spec).
+pub trait LayerStack: Backbone {
     /// What every layer's attention needs besides the hidden states (an additive bias,
     /// DeBERTa's pairwise mask and relative positions, rotary angles...).
     type Context;
-
-    /// Number of layers.
-    fn n_layers(&self) -> usize;
-
-    /// `(key/value heads, head size)`: the layout attention prefixes must have.
-    fn kv_layout(&self) -> (i64, i64);
 
     /// The context for `layer` on state `s`, with the key mask `[B, P]` of the layer's
     /// attention prefix when there is one.
@@ -84,8 +79,9 @@ pub fn run_layers<S: LayerStack>(
     hooks: &dyn Hooks,
     train: bool,
 ) -> Result<SeqState> {
-    check_layer_range(&range, stack.n_layers())?;
-    let (kv_heads, head_dim) = stack.kv_layout();
+    let spec = stack.spec();
+    check_layer_range(&range, spec.n_layers)?;
+    let (kv_heads, head_dim) = (spec.n_kv_heads, spec.head_dim);
     let mut cached: Option<Cached<S::Context>> = None;
     for i in range {
         s = hooks.before_layer(i, s)?;

@@ -14,11 +14,22 @@ use petune_core::{Error, Result, ShapeMismatch, WeightReport};
 use tch::{nn, Device, Kind, Tensor};
 
 /// What a key normaliser says about one key of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyAction {
     /// Use the tensor under this canonical key.
     Use(String),
     /// A buffer or unused head that is skipped on purpose (e.g. `position_ids`).
     Skip,
+}
+
+impl KeyAction {
+    /// The canonical key, or `None` for a skipped one.
+    pub fn canonical(self) -> Option<String> {
+        match self {
+            KeyAction::Use(k) => Some(k),
+            KeyAction::Skip => None,
+        }
+    }
 }
 
 /// The tensors of a checkpoint, keyed canonically, handed out to module builders.

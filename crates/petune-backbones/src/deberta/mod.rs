@@ -164,14 +164,6 @@ pub struct DebertaContext {
 impl LayerStack for DebertaBackbone {
     type Context = DebertaContext;
 
-    fn n_layers(&self) -> usize {
-        self.layers.len()
-    }
-
-    fn kv_layout(&self) -> (i64, i64) {
-        (self.spec.n_kv_heads, self.spec.head_dim)
-    }
-
     fn context(
         &self,
         _layer: usize,
@@ -260,10 +252,7 @@ mod tests {
                 "position_biased_input": false}"#,
         )
         .unwrap();
-        let canonical = |k: &str| match normalize_key(&cfg, k) {
-            KeyAction::Use(k) => Some(k),
-            KeyAction::Skip => None,
-        };
+        let canonical = |k: &str| normalize_key(&cfg, k).canonical();
         assert_eq!(
             canonical("encoder.layer.0.attention.self.in_proj.weight").unwrap(),
             "deberta.encoder.layer.0.attention.self.in_proj.weight"

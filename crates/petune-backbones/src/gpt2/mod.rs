@@ -135,14 +135,6 @@ impl Gpt2Backbone {
 impl LayerStack for Gpt2Backbone {
     type Context = Tensor;
 
-    fn n_layers(&self) -> usize {
-        self.blocks.len()
-    }
-
-    fn kv_layout(&self) -> (i64, i64) {
-        (self.spec.n_kv_heads, self.spec.head_dim)
-    }
-
     fn context(&self, _layer: usize, s: &SeqState, prefix_mask: Option<&Tensor>) -> Result<Tensor> {
         Ok(attention_bias(&s.pad_mask, prefix_mask, true, s.hidden.kind())) // [B, 1, T, P+T]
     }
@@ -216,10 +208,7 @@ mod tests {
     use super::*;
 
     fn canonical(key: &str) -> Option<String> {
-        match normalize_key(key) {
-            KeyAction::Use(k) => Some(k),
-            KeyAction::Skip => None,
-        }
+        normalize_key(key).canonical()
     }
 
     #[test]

@@ -353,22 +353,25 @@ impl LlamaConfig {
                 })
             }
         };
-        if !(theta > 0.0) {
+        // NaN and infinities are refused with the non-positive values.
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(theta) {
             return Err(Error::config("rope_theta", format!("must be positive, got {theta}")));
         }
-        if let RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, .. } = scaling {
-            if !(factor > 0.0) || !(high_freq_factor > low_freq_factor) || !(low_freq_factor > 0.0)
-            {
-                return Err(Error::config(
-                    "rope_parameters",
-                    "llama3 needs factor > 0 and high_freq_factor > low_freq_factor > 0",
-                ));
+        let ok = match scaling {
+            RopeScaling::None => true,
+            RopeScaling::Linear { factor } => positive(factor),
+            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, .. } => {
+                positive(factor)
+                    && positive(low_freq_factor)
+                    && positive(high_freq_factor - low_freq_factor)
             }
-        }
-        if let RopeScaling::Linear { factor } = scaling {
-            if !(factor > 0.0) {
-                return Err(Error::config("rope_parameters.factor", "must be positive"));
-            }
+        };
+        if !ok {
+            return Err(Error::config(
+                "rope_parameters",
+                "needs factor > 0 (llama3: and high_freq_factor > low_freq_factor > 0)",
+            ));
         }
         Ok((theta, scaling))
     }

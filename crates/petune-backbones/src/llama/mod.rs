@@ -169,14 +169,6 @@ impl LlamaBackbone {
 impl LayerStack for LlamaBackbone {
     type Context = LlamaContext;
 
-    fn n_layers(&self) -> usize {
-        self.layers.len()
-    }
-
-    fn kv_layout(&self) -> (i64, i64) {
-        (self.spec.n_kv_heads, self.spec.head_dim)
-    }
-
     fn context(
         &self,
         layer: usize,
@@ -280,10 +272,7 @@ mod tests {
 
     #[test]
     fn bare_model_keys_get_the_model_prefix_and_rotary_buffers_are_skipped() {
-        let canonical = |k: &str| match normalize_key(k) {
-            KeyAction::Use(k) => Some(k),
-            KeyAction::Skip => None,
-        };
+        let canonical = |k: &str| normalize_key(k).canonical();
         assert_eq!(
             canonical("layers.3.self_attn.q_proj.weight").unwrap(),
             "model.layers.3.self_attn.q_proj.weight"
