@@ -381,6 +381,7 @@ fn parameter_counts_match_the_paper_on_roberta_large_and_gpt2_large() {
 #[test]
 fn llama_family_counts_from_their_configs() {
     init();
+    let _serial = serial(); // builds deltas: draws from libtorch's generator
     use petune::backbones::spec_from_config;
     use LinearRole::*;
     let q_v = MethodConfig::Lora(LoraConfig { r: 8, ..Default::default() });
@@ -420,6 +421,7 @@ fn llama_family_counts_from_their_configs() {
 #[test]
 fn llama_family_refusals_are_typed() {
     init();
+    let _serial = serial();
     let llama = load(&fixture("llama-lm"));
     let vs = VarStore::new(CPU);
     let err = MethodConfig::BitFit(BitFitConfig::default())
@@ -434,6 +436,36 @@ fn llama_family_refusals_are_typed() {
     let err = gate.build(&vs.root(), bert.as_ref()).err().expect("no gate on BERT");
     assert!(matches!(err, Error::Incompatible { .. }), "{err}");
     assert!(gate.build(&vs.root(), llama.as_ref()).is_ok());
+}
+
+// ---------------------------------------------------------------- frozen-prefix cache
+
+/// The Llama family has no dropout, so the frozen layers compute the same states in
+/// training and in eval mode: training LPT with the frozen-prefix cache (states stored
+/// with their positions rebuilt from the batch) ends with the very same delta as
+/// without it.
+#[test]
+fn frozen_prefix_cache_changes_nothing_on_a_dropout_free_decoder() {
+    init();
+    let _serial = serial();
+    let dir = fixture("llama-lm");
+    let run = |cache: bool| {
+        let mut cfg =
+            run_config_for(&dir, MethodConfig::Lpt(LptConfig::npg(2)), HeadConfig::Auto, 5);
+        cfg.train.max_steps = 12; // two epochs of 24 examples: the second reads the cache
+        cfg.train.frozen_prefix_cache = cache;
+        let fit = Trainer::new(loaded_from(&dir), cfg)
+            .with_data(task_data(mr()))
+            .quiet(true)
+            .fit()
+            .unwrap();
+        fit.model.trainable_tensors()
+    };
+    let (plain, cached) = (run(false), run(true));
+    assert_eq!(plain.len(), cached.len());
+    for ((k, a), (_, b)) in plain.iter().zip(&cached) {
+        assert!(a.equal(b), "{k} differs with the cache");
+    }
 }
 
 // ---------------------------------------------------------------- mixed batches

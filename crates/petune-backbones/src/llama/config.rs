@@ -220,6 +220,41 @@ pub struct LlamaConfig {
     pub layer_types: Option<Vec<String>>,
 }
 
+/// transformers' `LlamaConfig()` (Llama-2-7B's shape); other loaders (GGUF metadata)
+/// start from it and set the fields they read.
+impl Default for LlamaConfig {
+    fn default() -> Self {
+        LlamaConfig {
+            model_type: "llama".into(),
+            architectures: vec!["LlamaForCausalLM".into()],
+            vocab_size: default_vocab(),
+            hidden_size: default_hidden(),
+            intermediate_size: default_intermediate(),
+            num_hidden_layers: default_layers(),
+            num_attention_heads: default_heads(),
+            num_key_value_heads: None,
+            head_dim: None,
+            hidden_act: default_act(),
+            max_position_embeddings: default_positions(),
+            rms_norm_eps: default_eps(),
+            pad_token_id: None,
+            bos_token_id: default_bos(),
+            eos_token_id: default_eos(),
+            tie_word_embeddings: false,
+            rope_theta: None,
+            rope_scaling: None,
+            rope_parameters: None,
+            attention_bias: false,
+            attention_dropout: 0.0,
+            mlp_bias: false,
+            sliding_window: None,
+            use_sliding_window: false,
+            max_window_layers: default_window_layers(),
+            layer_types: None,
+        }
+    }
+}
+
 /// The Llama family's module of `site` in a bare `LlamaModel` (`MistralModel`,
 /// `Qwen2Model`): the one mapping from sites to checkpoint and PEFT names.
 pub fn hf_module(site: LinearSite) -> HfModule {
@@ -561,6 +596,27 @@ mod tests {
         assert_eq!(qwen.biases().unwrap(), (true, false, false));
         let llama3 = parse(r#"{"model_type": "llama", "eos_token_id": [128001, 128009]}"#);
         assert_eq!((llama3.eos_id(), llama3.pad_id()), (Some(128001), 128001));
+    }
+
+    #[test]
+    fn the_default_is_what_serde_gives_an_empty_llama_config() {
+        assert_eq!(
+            LlamaConfig::default(),
+            parse(r#"{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}"#)
+        );
+        // SmolLM2-135M's shape from fields (as a GGUF loader would set them).
+        let smol = LlamaConfig {
+            vocab_size: 49152,
+            hidden_size: 576,
+            intermediate_size: 1536,
+            num_hidden_layers: 30,
+            num_attention_heads: 9,
+            num_key_value_heads: Some(3),
+            tie_word_embeddings: true,
+            rope_theta: Some(100000.0),
+            ..LlamaConfig::default()
+        };
+        assert_eq!(smol.spec(smol.capabilities(false)).unwrap().total_params, 134_515_008);
     }
 
     #[test]
