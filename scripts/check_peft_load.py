@@ -4,13 +4,14 @@
     .venv-fixtures/bin/python scripts/check_peft_load.py DIR BASE_DIR GOLDEN [--tol 1e-5]
 
 DIR       adapter folder (adapter_config.json + adapter_model.safetensors), e.g. written by petune
-BASE_DIR  base model folder, loaded with `AutoModel.from_pretrained` (e.g. tests/fixtures/bert-mlm)
-GOLDEN    golden.safetensors from tests/fixtures/peft/<name>/ (inputs + `peft_hidden`)
+BASE_DIR  base model folder, loaded with `AutoModel.from_pretrained` (e.g. tests/fixtures/bert-mlm),
+          or `AutoModelForCausalLM` when the adapter's task_type is CAUSAL_LM (tests/fixtures/llama-lm)
+GOLDEN    golden.safetensors from tests/fixtures/peft/<name>/ (inputs + `peft_hidden` / `peft_logits`)
 
-Loads `PeftModel.from_pretrained(AutoModel.from_pretrained(BASE_DIR), DIR)` (float32, eager
-attention, one thread), runs the golden's inputs and prints the max abs difference of
-`last_hidden_state` against the golden's `peft_hidden` (for prompt tuning: [B, P+T, H], virtual
-tokens first).  Also checks, and prints, that the adapter file has exactly the tensor names and
+Loads `PeftModel.from_pretrained(<base class>.from_pretrained(BASE_DIR), DIR)` (float32, eager
+attention, one thread), runs the golden's inputs and prints the max abs difference of the final
+hidden state against the golden's `peft_hidden` (for prompt tuning: [B, P+T, H], virtual tokens
+first) and, for causal LMs, of the LM logits against `peft_logits`.  Also checks, and prints, that the adapter file has exactly the tensor names and
 shapes PEFT expects for this config (no missing / unexpected keys: PEFT itself would silently keep a
 freshly initialised tensor for a missing one), that BASE_DIR reproduces the golden's `base_hidden`,
 and for LoRA that `merge_and_unload()` matches too.  Exit code 0 if everything is within --tol,
@@ -40,7 +41,7 @@ def main() -> int:
     from peft import PeftModel, get_peft_model_state_dict
     from safetensors import safe_open
     from safetensors.torch import load_file
-    from transformers import AutoModel
+    from transformers import AutoModel, AutoModelForCausalLM
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # transformers 5 deprecation noise
@@ -68,12 +69,22 @@ def main() -> int:
     if "token_type_ids" in golden and not is_prompt:  # PEFT drops token_type_ids for prompt learning
         inputs["token_type_ids"] = golden["token_type_ids"]
 
+    causal = cfg.get("task_type") == "CAUSAL_LM"
+    base_cls = AutoModelForCausalLM if causal else AutoModel
+
     def load_base():
-        return AutoModel.from_pretrained(str(args.base_dir), attn_implementation="eager", dtype=torch.float32).eval()
+        return base_cls.from_pretrained(str(args.base_dir), attn_implementation="eager", dtype=torch.float32).eval()
+
+    logits: dict[str, torch.Tensor] = {}
 
     def run(model) -> torch.Tensor:
-        extra = {"use_cache": False} if getattr(model.config, "model_type", "") == "gpt2" else {}
+        """The final hidden state; a causal LM's logits are kept in `logits["last"]`."""
+        extra = {"use_cache": False} if causal or getattr(model.config, "model_type", "") == "gpt2" else {}
         with torch.no_grad():
+            if causal:
+                out = model(**inputs, **extra, output_hidden_states=True, return_dict=True)
+                logits["last"] = out.logits
+                return out.hidden_states[-1]
             return model(**inputs, **extra, return_dict=True).last_hidden_state
 
     base = load_base()
@@ -107,11 +118,14 @@ def main() -> int:
             print(f"note {k} is stored as {dtype}")
 
     out = run(model)
-    ref = golden["peft_hidden"]
-    if out.shape != ref.shape:
-        print(f"FAIL output shape {tuple(out.shape)} != golden peft_hidden {tuple(ref.shape)}")
-        return 1
-    report(f"PEFT output {tuple(out.shape)} vs golden peft_hidden", (out - ref).abs().max().item())
+    for key, got in (("peft_hidden", out), ("peft_logits", logits.get("last"))):
+        ref = golden.get(key)
+        if ref is None or got is None:
+            continue
+        if got.shape != ref.shape:
+            print(f"FAIL output shape {tuple(got.shape)} != golden {key} {tuple(ref.shape)}")
+            return 1
+        report(f"PEFT output {tuple(got.shape)} vs golden {key}", (got - ref).abs().max().item())
 
     if not is_prompt and "merged_hidden" in golden:
         merged = PeftModel.from_pretrained(load_base(), str(args.dir)).merge_and_unload().eval()

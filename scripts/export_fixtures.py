@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -137,13 +138,14 @@ def dir_bytes(path: Path) -> int:
 def perturb_(model: nn.Module, seed: int) -> list[str]:
     """Add N(0, NOISE_STD) to every bias and every LayerNorm weight (in place).
 
-    HF initialises biases to 0 and LayerNorm to (1, 0); a Rust port that forgets a bias or an LN
-    affine would still match such weights.  Shared (tied) parameters are touched once.
+    HF initialises biases to 0 and LayerNorm / RMSNorm weights to 1 (LayerNorm bias 0); a Rust port that
+    forgets a bias or a norm's affine would still match such weights.  Shared (tied) parameters are
+    touched once.
     """
     gen = torch.Generator().manual_seed(seed)
     ln_weights = set()
     for mod_name, mod in model.named_modules():
-        if isinstance(mod, nn.LayerNorm) or type(mod).__name__.endswith("LayerNorm"):
+        if isinstance(mod, nn.LayerNorm) or type(mod).__name__.endswith(("LayerNorm", "RMSNorm")):
             if getattr(mod, "weight", None) is not None:
                 ln_weights.add(f"{mod_name}.weight" if mod_name else "weight")
     touched = []
@@ -341,6 +343,66 @@ def make_gpt2_tokenizer():
     return hf, vocab, merges
 
 
+# Llama 3's pre-tokenizer split (tokenizer.json of meta-llama/Meta-Llama-3-8B); Qwen2 uses the same with
+# single digits (`\p{N}` instead of `\p{N}{1,3}`).  Both then apply ByteLevel without its own regex.
+LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+QWEN2_SPLIT = LLAMA3_SPLIT.replace(r"\p{N}{1,3}", r"\p{N}")
+
+
+def make_decoder_tokenizer(specials: list[str], bos: str | None, eos: str, split: str | None):
+    """A byte-level BPE tokenizer as modern decoders ship it in tokenizer.json: `specials` first
+    (ids 0..), a `Split(regex) + ByteLevel(use_regex=False)` pre-tokenizer when `split` is given (Llama 3,
+    Qwen2) or GPT-2's ByteLevel regex otherwise (Mistral here), `bos` prepended by the post-processor
+    when given (Llama, Mistral), nothing added otherwise (Qwen2).  Wrapped as `PreTrainedTokenizerFast`
+    (what Llama 3 and Qwen2.5 name in tokenizer_config.json), so transformers uses tokenizer.json as is."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    if split is None:
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(split), behavior="isolated", invert=False),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
+            ]
+        )
+    trainer = trainers.BpeTrainer(
+        vocab_size=512,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    tok.decoder = decoders.ByteLevel()
+    if bos is not None:
+        bos_id = tok.token_to_id(bos)
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1", special_tokens=[(bos, bos_id)]
+        )
+    else:
+        tok.post_processor = processors.TemplateProcessing(single="$A:0", pair="$A:0 $B:1")
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, model_max_length=64)
+    return hf, None, None
+
+
+def make_llama_tokenizer():
+    return make_decoder_tokenizer(
+        ["<|begin_of_text|>", "<|end_of_text|>"], "<|begin_of_text|>", "<|end_of_text|>", LLAMA3_SPLIT
+    )
+
+
+def make_mistral_tokenizer():
+    return make_decoder_tokenizer(["<unk>", "<s>", "</s>"], "<s>", "</s>", None)
+
+
+def make_qwen2_tokenizer():
+    return make_decoder_tokenizer(["<|endoftext|>", "<|im_start|>", "<|im_end|>"], None, "<|endoftext|>", QWEN2_SPLIT)
+
+
 # ---------------------------------------------------------------------------------------- models
 def bert_config(vocab_size: int):
     from transformers import BertConfig
@@ -406,6 +468,74 @@ def gpt2_config(vocab_size: int, eos_id: int):
     )
 
 
+# The three Llama-family fixtures share hidden 32, 2 layers, 4 query heads, FFN 64 and differ where the
+# architectures do (README): GQA 4/2 + llama3 rope scaling + untied head (llama), MQA 4/1 + explicit head_dim
+# 16 + sliding window 8 + untied head (mistral), q/k/v biases + GQA 4/2 + tied head (qwen2).
+DECODER_COMMON = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=64,
+    initializer_range=INIT_RANGE,
+)
+
+
+def llama_config(vocab_size: int, bos: int, eos: int):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        num_key_value_heads=2,
+        rms_norm_eps=1e-5,
+        rope_theta=500000.0,
+        rope_scaling={
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 16,
+        },
+        tie_word_embeddings=False,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        **DECODER_COMMON,
+    )
+
+
+def mistral_config(vocab_size: int, bos: int, eos: int):
+    from transformers import MistralConfig
+
+    return MistralConfig(
+        vocab_size=vocab_size,
+        num_key_value_heads=1,
+        head_dim=16,
+        rms_norm_eps=1e-6,
+        rope_theta=10000.0,
+        sliding_window=8,
+        tie_word_embeddings=False,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        **DECODER_COMMON,
+    )
+
+
+def qwen2_config(vocab_size: int, eos: int):
+    from transformers import Qwen2Config
+
+    return Qwen2Config(
+        vocab_size=vocab_size,
+        num_key_value_heads=2,
+        rms_norm_eps=1e-6,
+        rope_theta=1000000.0,
+        use_sliding_window=False,
+        tie_word_embeddings=True,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        **DECODER_COMMON,
+    )
+
+
 # ---------------------------------------------------------------------------- semantic checks
 def close(a: torch.Tensor, b: torch.Tensor, what: str, atol: float = 1e-5) -> None:
     diff = (a - b).abs().max().item()
@@ -444,6 +574,23 @@ def check_semantics(name: str, model, feeds: dict, out):
         for i, (a, b) in enumerate(zip(hs, ref_hs)):
             close(a, b, f"deberta hidden.{i} == hand-written reference (README)", atol=1e-4)
         close(out.logits, ref_logits, "deberta logits == hand-written reference (README)", atol=1e-4)
+    elif name in LLAMA_FAMILY:
+        m = model.model
+        close(hs[0], m.embed_tokens(feeds["input_ids"]), f"{name} hidden.0 == embed_tokens(ids)")
+        close(out.logits, model.lm_head(hs[-1]), f"{name} logits == lm_head(hidden.L)")
+        if model.config.tie_word_embeddings:
+            close(out.logits, hs[-1] @ m.embed_tokens.weight.T, f"{name} logits == hidden.L @ embed_tokens^T (tied)")
+        captured = {}
+        h = m.layers[-1].register_forward_hook(lambda mod, i, o: captured.setdefault("last", o[0] if isinstance(o, tuple) else o))
+        try:
+            model(**feeds)
+        finally:
+            h.remove()
+        close(hs[-1], m.norm(captured["last"]), f"{name} hidden.L == norm(last layer output)")
+        ref_hs = llama_reference(model, feeds)
+        for i, (a, b) in enumerate(zip(hs, ref_hs)):
+            close(a, b, f"{name} hidden.{i} == hand-written reference (README)", atol=1e-4)
+        return captured["last"]
     elif name == "gpt2-lm":
         t = model.transformer
         pos = feeds.get("position_ids")
@@ -460,6 +607,84 @@ def check_semantics(name: str, model, feeds: dict, out):
             h.remove()
         close(hs[-1], t.ln_f(captured["last"]), "gpt2 hidden.L == ln_f(last block output)")
         return captured["last"]
+
+
+def rope_inv_freq(cfg) -> torch.Tensor:
+    """Inverse rotary frequencies `[head_dim / 2]` as the README states them (default and `llama3`)."""
+    d = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    rp = cfg.rope_parameters
+    inv = 1.0 / (rp["rope_theta"] ** (torch.arange(0, d, 2, dtype=torch.float32) / d))
+    if rp.get("rope_type", "default") == "llama3":
+        factor, lo, hi = rp["factor"], rp["low_freq_factor"], rp["high_freq_factor"]
+        old = rp["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv
+        scaled = torch.where(wavelen > old / lo, inv / factor, inv)
+        smooth = (old / wavelen - lo) / (hi - lo)
+        medium = (wavelen >= old / hi) & (wavelen <= old / lo)
+        inv = torch.where(medium, (1 - smooth) * scaled / factor + smooth * scaled, scaled)
+    return inv
+
+
+def layer_window(cfg, layer: int) -> int | None:
+    """The sliding window of `layer` (Mistral: every layer; Qwen2: `layer_types`), or None."""
+    types = getattr(cfg, "layer_types", None)
+    if types is not None:
+        return cfg.sliding_window if types[layer] == "sliding_attention" else None
+    return getattr(cfg, "sliding_window", None)
+
+
+@torch.no_grad()
+def llama_reference(model, feeds: dict) -> list[torch.Tensor]:
+    """Llama / Mistral / Qwen2 forward written from the README's description, from the raw state dict:
+    RMSNorm in float32, rotary on q and k (rotate_half layout), GQA by repeating each KV head for its
+    group of query heads, causal (+ sliding window) and padding mask added as finfo.min, SwiGLU MLP."""
+    cfg = model.config
+    sd = model.state_dict()
+    ids, mask = feeds["input_ids"], feeds["attention_mask"]
+    B, T = ids.shape
+    nh, nkv = cfg.num_attention_heads, cfg.num_key_value_heads
+    d = getattr(cfg, "head_dim", None) or cfg.hidden_size // nh
+    pos = feeds.get("position_ids")
+    if pos is None:
+        pos = torch.arange(T).unsqueeze(0).expand(B, T)
+    ang = pos[..., None].to(torch.float32) * rope_inv_freq(cfg)  # [B, T, d/2]
+    emb = torch.cat([ang, ang], -1)
+    cos, sin = emb.cos()[:, None], emb.sin()[:, None]  # [B, 1, T, d]
+
+    def rot(x):
+        return x * cos + torch.cat([-x[..., d // 2 :], x[..., : d // 2]], -1) * sin
+
+    def rms(x, w):
+        return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + cfg.rms_norm_eps))
+
+    def lin(x, name):
+        y = x @ sd[name + ".weight"].T
+        return y + sd[name + ".bias"] if name + ".bias" in sd else y
+
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    keys = mask[:, None, None, :].bool()  # [B, 1, 1, T]
+    x = sd["model.embed_tokens.weight"][ids]
+    hs = [x]
+    for layer in range(cfg.num_hidden_layers):
+        p = f"model.layers.{layer}."
+        allowed = j <= i
+        w = layer_window(cfg, layer)
+        if w is not None:
+            allowed = allowed & (j > i - w)
+        bias = torch.where(allowed & keys, 0.0, torch.finfo(torch.float32).min)  # [B, 1, T, T]
+        h = rms(x, sd[p + "input_layernorm.weight"])
+        q = rot(lin(h, p + "self_attn.q_proj").view(B, T, nh, d).transpose(1, 2))
+        k = rot(lin(h, p + "self_attn.k_proj").view(B, T, nkv, d).transpose(1, 2))
+        v = lin(h, p + "self_attn.v_proj").view(B, T, nkv, d).transpose(1, 2)
+        k, v = k.repeat_interleave(nh // nkv, dim=1), v.repeat_interleave(nh // nkv, dim=1)
+        scores = q @ k.transpose(-1, -2) * d**-0.5 + bias
+        ctx = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, nh * d)
+        x = x + lin(ctx, p + "self_attn.o_proj")
+        h = rms(x, sd[p + "post_attention_layernorm.weight"])
+        x = x + lin(nn.functional.silu(lin(h, p + "mlp.gate_proj")) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+        hs.append(x)
+    hs[-1] = rms(x, sd["model.norm.weight"])
+    return hs
 
 
 @torch.no_grad()
@@ -553,12 +778,20 @@ TINY_INPUTS = {
         {"text": "The acting is superb, especially the lead actress in her first role."},
     ],
 }
+# The Llama family reads the same three inputs as GPT-2 (the longest is longer than Mistral's window of 8).
+LLAMA_FAMILY = ("llama-lm", "mistral-lm", "qwen2-lm")
+DECODERS = ("gpt2-lm",) + LLAMA_FAMILY
+for _name in LLAMA_FAMILY:
+    TINY_INPUTS[_name] = TINY_INPUTS["gpt2-lm"]
 
 SPECS = {
     "bert-mlm": dict(make_tok=make_bert_tokenizer, model_cls="BertForMaskedLM", use_tt=True),
     "roberta-mlm": dict(make_tok=make_roberta_tokenizer, model_cls="RobertaForMaskedLM", use_tt=False),
     "deberta-mlm": dict(make_tok=make_deberta_tokenizer, model_cls="DebertaForMaskedLM", use_tt=False),
     "gpt2-lm": dict(make_tok=make_gpt2_tokenizer, model_cls="GPT2LMHeadModel", use_tt=False),
+    "llama-lm": dict(make_tok=make_llama_tokenizer, model_cls="LlamaForCausalLM", use_tt=False),
+    "mistral-lm": dict(make_tok=make_mistral_tokenizer, model_cls="MistralForCausalLM", use_tt=False),
+    "qwen2-lm": dict(make_tok=make_qwen2_tokenizer, model_cls="Qwen2ForCausalLM", use_tt=False),
 }
 
 
@@ -593,6 +826,12 @@ def export_tiny(name: str, seed: int, vers: dict[str, str]) -> None:
         config = roberta_config(vocab_size)
     elif name == "deberta-mlm":
         config = deberta_config(vocab_size)
+    elif name == "llama-lm":
+        config = llama_config(vocab_size, hf_tok.bos_token_id, hf_tok.eos_token_id)
+    elif name == "mistral-lm":
+        config = mistral_config(vocab_size, hf_tok.bos_token_id, hf_tok.eos_token_id)
+    elif name == "qwen2-lm":
+        config = qwen2_config(vocab_size, hf_tok.eos_token_id)
     else:
         config = gpt2_config(vocab_size, hf_tok.convert_tokens_to_ids("<|endoftext|>"))
     torch.manual_seed(seed)
@@ -612,13 +851,14 @@ def export_tiny(name: str, seed: int, vers: dict[str, str]) -> None:
     # ---- inputs
     records = TINY_INPUTS[name]
     write_jsonl(out_dir / "inputs.jsonl", records)
-    pad_token = "<|endoftext|>" if name == "gpt2-lm" else str(hf_tok.pad_token)
+    # Decoders have no pad token: the goldens pad with the end-of-text token (masked anyway).
+    pad_token = "<|endoftext|>" if name == "gpt2-lm" else str(hf_tok.eos_token if name in LLAMA_FAMILY else hf_tok.pad_token)
     pad_id = hf_tok.convert_tokens_to_ids(pad_token)
     enc = encode_with_tokenizer_json(out_dir / "tokenizer.json", records, pad_id, pad_token)
 
     hf_loaded = AutoTokenizer.from_pretrained(str(out_dir))
-    if name == "gpt2-lm":
-        hf_loaded.pad_token = "<|endoftext|>"
+    if name in DECODERS:
+        hf_loaded.pad_token = pad_token
     hf_enc = encode_with_hf(hf_loaded, records)
     mismatch = describe_mismatch(enc, hf_enc)
     tokenizer_note = "tokenizer.json and the transformers tokenizer class agree"
@@ -648,8 +888,9 @@ def export_tiny(name: str, seed: int, vers: dict[str, str]) -> None:
     for i, h in enumerate(out.hidden_states):
         golden[f"hidden.{i}"] = h.float()
     golden["logits"] = out.logits.float()
-    if pre_ln_f is not None:  # GPT-2 only: the last block's output before ln_f
-        golden["pre_ln_f"] = pre_ln_f.float()
+    final_norm_key = "pre_ln_f" if name == "gpt2-lm" else "pre_norm"
+    if pre_ln_f is not None:  # decoders: the last block's output before the final norm
+        golden[final_norm_key] = pre_ln_f.float()
 
     # Cross-check eager against SDPA where available (valid positions only; informational).
     try:
@@ -661,13 +902,13 @@ def export_tiny(name: str, seed: int, vers: dict[str, str]) -> None:
     except Exception as e:  # noqa: BLE001 - informational only
         log(f"{name}: sdpa cross-check skipped ({type(e).__name__}: {str(e).split('.')[0]})")
 
-    # GPT-2: left-padded variant with explicit position ids.
-    if name == "gpt2-lm":
+    # Decoders: left-padded variant with explicit position ids.
+    if name in DECODERS:
         left = encode_with_tokenizer_json(out_dir / "tokenizer.json", records, pad_id, pad_token, direction="left")
         hf_left = encode_with_hf(hf_loaded, records, direction="left")
         mm = describe_mismatch(left, hf_left)
         if mm is not None:
-            raise AssertionError(f"gpt2 left padding mismatch: {mm}")
+            raise AssertionError(f"{name} left padding mismatch: {mm}")
         pos = (left["attention_mask"].cumsum(-1) - 1).clamp(min=0)
         lfeeds = {"input_ids": left["input_ids"], "attention_mask": left["attention_mask"], "position_ids": pos}
         lout = run(model2, lfeeds)
@@ -678,13 +919,13 @@ def export_tiny(name: str, seed: int, vers: dict[str, str]) -> None:
         for i, h in enumerate(lout.hidden_states):
             golden[f"left.hidden.{i}"] = h.float()
         golden["left.logits"] = lout.logits.float()
-        golden["left.pre_ln_f"] = left_pre_ln_f.float()
+        golden[f"left.{final_norm_key}"] = left_pre_ln_f.float()
         # Consistency: valid tokens of the left-padded run equal the right-padded run.
         for b in range(len(records)):
             n = int(feeds["attention_mask"][b].sum())
             r = out.logits[b, :n]
             l_ = lout.logits[b, -n:]
-            close(r, l_, f"gpt2 left vs right padding, example {b}", atol=1e-4)
+            close(r, l_, f"{name} left vs right padding, example {b}", atol=1e-4)
 
     meta = dict(vers)
     meta.update(
@@ -694,7 +935,7 @@ def export_tiny(name: str, seed: int, vers: dict[str, str]) -> None:
         description=(
             f"{spec['model_cls']}.from_pretrained(fixture dir, attn_implementation='eager').eval(); "
             "inputs.jsonl encoded with tokenizer.json (tokenizers), right padding with the pad token "
-            "(GPT-2: <|endoftext|>); model(**feeds, output_hidden_states=True); hidden.i = "
+            "(decoders: their end-of-text token); model(**feeds, output_hidden_states=True); hidden.i = "
             "outputs.hidden_states[i], logits = outputs.logits, float32 on CPU"
         ),
         tokenizer_note=tokenizer_note,

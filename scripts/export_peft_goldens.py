@@ -2,8 +2,10 @@
 """Export golden PEFT adapters (LoRA, prompt tuning) for petune's interoperability tests.
 
 Uses the tiny fixture models in tests/fixtures/{bert-mlm,roberta-mlm,gpt2-lm} as *base* models
-(loaded with `AutoModel`, i.e. BertModel / RobertaModel / GPT2Model, no head) and Hugging Face
-PEFT to build adapters with non-trivial (random, non-identity) weights.  From the repository root:
+(loaded with `AutoModel`, i.e. BertModel / RobertaModel / GPT2Model, no head) and
+tests/fixtures/llama-lm as a `LlamaForCausalLM` (PEFT `CAUSAL_LM`, what Llama users run), and
+Hugging Face PEFT to build adapters with non-trivial (random, non-identity) weights.  From the
+repository root:
 
     .venv-fixtures/bin/pip install -r scripts/fixtures-requirements.txt   # includes peft 0.21.2
     .venv-fixtures/bin/python scripts/export_peft_goldens.py             # all folders
@@ -14,8 +16,8 @@ Output, one folder per adapter under tests/fixtures/peft/ (see tests/fixtures/RE
     adapter_config.json, adapter_model.safetensors   exactly as `PeftModel.save_pretrained` writes
                                                      them (the model-card README.md it also writes
                                                      is deleted)
-    golden.safetensors                               inputs and last_hidden_state with/without the
-                                                     adapter (+ merged, for LoRA)
+    golden.safetensors                               inputs and last_hidden_state (Llama: LM logits)
+                                                     with/without the adapter (+ merged, for LoRA)
 
 Deterministic: fixed seeds, one CPU thread, float32, eager attention; two runs give byte-identical
 files.  The script asserts what the README states (merge formula, prompt layout, positions, token
@@ -51,7 +53,9 @@ SENTENCES = [
 # Pad ids for right padding.  GPT-2 has no pad token; the brief asks for id 0 (a byte token) with
 # attention_mask 0 (gpt2-lm's own goldens pad with 511 instead; right-padded GPT-2 is causal, so the
 # pad id never influences valid positions).
-PAD_ID = {"bert": 0, "roberta": 1, "gpt2": 0}
+# The Llama fixture pads with its end-of-sequence id (1), as petune's spec does.
+PAD_ID = {"bert": 0, "roberta": 1, "gpt2": 0, "llama": 1}
+LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 LORA_R = 4
 LORA_ALPHA = 8
@@ -68,6 +72,8 @@ SPECS: dict[str, dict] = {
     "bert-prompt": {"base": "bert-mlm", "method": "prompt"},
     "roberta-prompt": {"base": "roberta-mlm", "method": "prompt"},
     "gpt2-prompt": {"base": "gpt2-lm", "method": "prompt"},
+    "llama-lora": {"base": "llama-lm", "method": "causal_lora", "target_modules": LLAMA_TARGETS},
+    "llama-prompt": {"base": "llama-lm", "method": "causal_prompt"},
 }
 
 
@@ -168,6 +174,26 @@ def trainable_line(model) -> str:
     return buf.getvalue().strip()
 
 
+def randomize_lora_(peft_model, seed: int) -> None:
+    """Overwrite every lora_A / lora_B with randn * LORA_STD (sorted-name order), eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for pname, p in sorted(peft_model.named_parameters()):
+            if ".lora_A." in pname or ".lora_B." in pname:
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float32) * LORA_STD)
+    peft_model.eval()
+
+
+def randomize_prompt_(peft_model, seed: int) -> torch.Tensor:
+    """Overwrite the prompt embedding with randn * PROMPT_STD, eval mode; returns it."""
+    gen = torch.Generator().manual_seed(seed)
+    emb = peft_model.prompt_encoder["default"].embedding.weight
+    with torch.no_grad():
+        emb.copy_(torch.randn(emb.shape, generator=gen, dtype=torch.float32) * PROMPT_STD)
+    peft_model.eval()
+    return emb
+
+
 def save_adapter(model, out_dir: Path) -> None:
     model.save_pretrained(str(out_dir))
     card = out_dir / "README.md"  # PEFT's boilerplate model card; not part of the fixture
@@ -210,12 +236,7 @@ def export_lora(name: str, spec: dict, out_dir: Path) -> tuple[dict[str, torch.T
         bias="none",
     )
     peft_model = get_peft_model(model, config)
-    gen = torch.Generator().manual_seed(SEED + 1)
-    with torch.no_grad():
-        for pname, p in sorted(peft_model.named_parameters()):
-            if ".lora_A." in pname or ".lora_B." in pname:
-                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float32) * LORA_STD)
-    peft_model.eval()
+    randomize_lora_(peft_model, SEED + 1)
     line = trainable_line(peft_model)
     log(f"  {line}")
     live = last_hidden(peft_model, base, inputs)
@@ -288,6 +309,139 @@ def export_lora(name: str, spec: dict, out_dir: Path) -> tuple[dict[str, torch.T
     return golden, meta
 
 
+# ------------------------------------------------------------------------- Llama family (CAUSAL_LM)
+def llama_module_names(base: str, target_modules: list[str]) -> list[str]:
+    """Dotted names (inside LlamaForCausalLM) of the modules PEFT wraps."""
+    n_layers = json.loads((BASES / base / "config.json").read_text())["num_hidden_layers"]
+    where = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn", "o_proj": "self_attn"}
+    return [f"model.layers.{i}.{where.get(m, 'mlp')}.{m}" for i in range(n_layers) for m in target_modules]
+
+
+@torch.no_grad()
+def lm_outputs(model, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, last hidden state after the final norm) of a *ForCausalLM."""
+    out = model(**inputs, use_cache=False, output_hidden_states=True, return_dict=True)
+    return out.logits.detach().clone().contiguous(), out.hidden_states[-1].detach().clone().contiguous()
+
+
+def lm_logits(model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    return lm_outputs(model, inputs)[0]
+
+
+def export_causal_lora(name: str, spec: dict, out_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """LoRA on every projection of a LlamaForCausalLM (task CAUSAL_LM): keys
+    `base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight`; goldens are the LM logits with
+    the adapter and the final hidden states without it, with it, and merged (the logits are the
+    head applied to them; three full logit tensors would exceed the fixture size limit)."""
+    from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+    from safetensors.torch import load_file
+
+    base = spec["base"]
+    cls = "AutoModelForCausalLM"
+    inputs = encode(base)
+    base_logits, base_hidden = lm_outputs(load_base(base, cls), inputs)
+    config = LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=LORA_R,
+        lora_alpha=LORA_ALPHA,
+        lora_dropout=0.0,
+        target_modules=spec["target_modules"],
+        bias="none",
+    )
+    peft_model = get_peft_model(load_base(base, cls), config)
+    randomize_lora_(peft_model, SEED + 3)
+    line = trainable_line(peft_model)
+    log(f"  {line}")
+    live = lm_logits(peft_model, inputs)
+    if max_diff(live, base_logits) < 1e-2:
+        raise AssertionError("LoRA adapter has (almost) no effect")
+    save_adapter(peft_model, out_dir)
+    mods = llama_module_names(base, spec["target_modules"])
+    keys = adapter_keys(out_dir)
+    expected = {f"base_model.model.{m}.lora_{ab}.weight" for m in mods for ab in "AB"}
+    if set(keys) != expected:
+        raise AssertionError(f"adapter keys {sorted(keys)} != expected {sorted(expected)}")
+    reloaded = PeftModel.from_pretrained(load_base(base, cls), str(out_dir)).eval()
+    peft_logits, peft_hidden = lm_outputs(reloaded, inputs)
+    close(peft_logits, live, "reloaded adapter == in-memory adapter", atol=0.0)
+    sd = load_file(str(out_dir / "adapter_model.safetensors"))
+    merged = PeftModel.from_pretrained(load_base(base, cls), str(out_dir)).eval().merge_and_unload().eval()
+    plain = load_base(base, cls)
+    scaling = LORA_ALPHA / LORA_R
+    for m in mods:
+        delta = sd[f"base_model.model.{m}.lora_B.weight"] @ sd[f"base_model.model.{m}.lora_A.weight"]
+        w0, w1 = plain.get_submodule(m).weight.detach(), merged.get_submodule(m).weight.detach()
+        close(w1, w0 + scaling * delta, f"merged {m}.weight == W + (alpha/r)·B@A", atol=1e-6)
+    merged_logits, merged_hidden = lm_outputs(merged, inputs)
+    close(merged_logits, peft_logits, "merge_and_unload() == unmerged adapter")
+    close(peft_logits, reloaded.get_base_model().lm_head(peft_hidden), "logits == lm_head(final hidden)", atol=1e-6)
+    golden = dict(inputs)
+    golden["base_hidden"] = base_hidden
+    golden["peft_logits"] = peft_logits
+    golden["peft_hidden"] = peft_hidden
+    golden["merged_hidden"] = merged_hidden
+    meta = {
+        "method": "LoRA (CAUSAL_LM)",
+        "print_trainable_parameters": line,
+        "semantics": (
+            f"every q/k/v/o/gate/up/down projection: y = base(x) + (B @ (A @ x)) * {scaling:g}; k/v "
+            f"lora_B are [n_kv_heads*head_dim, r]; lora_A/lora_B = randn * {LORA_STD} (generator seed "
+            f"{SEED + 3}, parameters in sorted-name order); logits of LlamaForCausalLM"
+        ),
+    }
+    return golden, meta
+
+
+def export_causal_prompt(name: str, spec: dict, out_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Prompt tuning (task CAUSAL_LM) on a LlamaForCausalLM: the prompt is the first P inputs_embeds,
+    positions 0..P+T-1 (rotary), logits [B, P+T, V] with the virtual tokens first."""
+    from peft import PeftModel, PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
+
+    base = spec["base"]
+    cls = "AutoModelForCausalLM"
+    inputs = encode(base)
+    base_hidden = lm_outputs(load_base(base, cls), inputs)[1]
+    config = PromptTuningConfig(
+        task_type=TaskType.CAUSAL_LM, num_virtual_tokens=NUM_VIRTUAL_TOKENS, prompt_tuning_init=PromptTuningInit.RANDOM
+    )
+    peft_model = get_peft_model(load_base(base, cls), config)
+    emb = randomize_prompt_(peft_model, SEED + 4)
+    line = trainable_line(peft_model)
+    log(f"  {line}")
+    live = lm_logits(peft_model, inputs)
+    p, (bsz, t) = NUM_VIRTUAL_TOKENS, inputs["input_ids"].shape
+    if live.shape[:2] != (bsz, p + t):
+        raise AssertionError(f"unexpected logits shape {tuple(live.shape)}")
+    ref_model = load_base(base, cls)
+    with torch.no_grad():
+        word = ref_model.get_input_embeddings()(inputs["input_ids"])
+        embeds = torch.cat([emb.detach().unsqueeze(0).expand(bsz, -1, -1), word], dim=1)
+        mask = torch.cat([torch.ones(bsz, p, dtype=torch.int64), inputs["attention_mask"]], dim=1)
+        pos = torch.arange(p + t).unsqueeze(0).expand(bsz, -1)
+        ref = ref_model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=False).logits
+    close(live, ref, "PEFT CAUSAL_LM prompt tuning == base(inputs_embeds=[prompt; embed(ids)], positions 0..P+T)", atol=1e-6)
+    save_adapter(peft_model, out_dir)
+    keys = adapter_keys(out_dir)
+    if keys != {"prompt_embeddings": ("F32", [p, emb.shape[1]])}:
+        raise AssertionError(f"unexpected adapter tensors {keys}")
+    reloaded = PeftModel.from_pretrained(load_base(base, cls), str(out_dir)).eval()
+    peft_logits = lm_logits(reloaded, inputs)
+    close(peft_logits, live, "reloaded adapter == in-memory adapter", atol=0.0)
+    golden = dict(inputs)
+    golden["base_hidden"] = base_hidden
+    golden["peft_logits"] = peft_logits
+    meta = {
+        "method": "prompt tuning (CAUSAL_LM)",
+        "print_trainable_parameters": line,
+        "semantics": (
+            f"peft_logits is [B, P+T, V] with the P={p} virtual-token positions FIRST; inputs_embeds = "
+            "cat(prompt_embeddings, embed_tokens(input_ids)), attention mask = cat(ones(B,P), mask), "
+            f"rotary positions 0..P+T-1; prompt_embeddings = randn * {PROMPT_STD} (generator seed {SEED + 4})"
+        ),
+    }
+    return golden, meta
+
+
 # ---------------------------------------------------------------------------------- prompt tuning
 def prompt_position_ids(base: str, total: int) -> torch.Tensor:
     """What the base model uses when called with inputs_embeds and no position_ids."""
@@ -313,11 +467,7 @@ def export_prompt(name: str, spec: dict, out_dir: Path) -> tuple[dict[str, torch
         prompt_tuning_init=PromptTuningInit.RANDOM,
     )
     peft_model = get_peft_model(model, config)
-    gen = torch.Generator().manual_seed(SEED + 2)
-    emb = peft_model.prompt_encoder["default"].embedding.weight
-    with torch.no_grad():
-        emb.copy_(torch.randn(emb.shape, generator=gen, dtype=torch.float32) * PROMPT_STD)
-    peft_model.eval()
+    emb = randomize_prompt_(peft_model, SEED + 2)
     line = trainable_line(peft_model)
     log(f"  {line}")
     live = last_hidden(peft_model, base, peft_inputs)
@@ -401,9 +551,14 @@ def write_golden(out_dir: Path, name: str, spec: dict, golden: dict[str, torch.T
         {
             "fixture": f"peft/{name}",
             "base": f"tests/fixtures/{spec['base']}",
-            "base_class": "AutoModel ("
-            + {"bert": "BertModel", "roberta": "RobertaModel", "gpt2": "GPT2Model"}[model_type(spec["base"])]
-            + "), eager attention, float32, eval, 1 thread",
+            "base_class": (
+                "AutoModelForCausalLM (LlamaForCausalLM)"
+                if model_type(spec["base"]) == "llama"
+                else "AutoModel ("
+                + {"bert": "BertModel", "roberta": "RobertaModel", "gpt2": "GPT2Model"}[model_type(spec["base"])]
+                + ")"
+            )
+            + ", eager attention, float32, eval, 1 thread",
             "generator": "scripts/export_peft_goldens.py",
             "inputs": json.dumps(SENTENCES),
             "padding": f"right, pad id {PAD_ID[model_type(spec['base'])]}, attention_mask 0 at pads",
@@ -458,7 +613,12 @@ def main() -> None:
         out_dir.mkdir(parents=True)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fn = export_lora if spec["method"] == "lora" else export_prompt
+            fn = {
+                "lora": export_lora,
+                "prompt": export_prompt,
+                "causal_lora": export_causal_lora,
+                "causal_prompt": export_causal_prompt,
+            }[spec["method"]]
             golden, meta = fn(name, spec, out_dir)
         for msg in sorted({f"{w.category.__name__}: {w.message}" for w in caught}):
             if "is_gradient_checkpointing" not in msg:

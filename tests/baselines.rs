@@ -1,5 +1,5 @@
-//! Every baseline of the LPT paper on every backbone (tiny BERT, RoBERTa, DeBERTa and
-//! GPT-2 fixtures), the property matrix of issue #5:
+//! Every baseline of the LPT paper on every backbone (tiny BERT, RoBERTa, DeBERTa, GPT-2,
+//! Llama, Mistral and Qwen2 fixtures), the property matrix of issues #5 and #14:
 //! - a built delta holds exactly the closed-form number of parameters, and the sites it
 //!   reports touching (`petune inspect`) account for all of them;
 //! - LoRA, Adapter, AdapterDrop and BitFit are the identity at initialisation (bit-exact);
@@ -25,9 +25,16 @@ use tch::{Device, Tensor};
 const CPU: Device = Device::Cpu;
 const SEED: u64 = 11;
 
-/// Every method, sized for the 2-layer, d = 32 fixtures.
-fn methods() -> Vec<(&'static str, MethodConfig)> {
+/// Every method, sized for the 2-layer, d = 32 fixtures of `spec`'s family: LoRA on all
+/// roles covers the gate of a gated FFN, and BitFit adds zero-initialised biases on a
+/// backbone without any (Llama, Mistral).
+fn methods(spec: &BackboneSpec) -> Vec<(&'static str, MethodConfig)> {
     use LinearRole::*;
+    let mut all_roles: Vec<LinearRole> = spec.linear_sites.iter().map(|s| s.site.role).collect();
+    all_roles.sort();
+    all_roles.dedup();
+    let biased = spec.linear_sites.iter().any(|s| s.has_bias);
+    let windowed = spec.model_type == "mistral";
     vec![
         (
             "prompt tuning",
@@ -71,7 +78,10 @@ fn methods() -> Vec<(&'static str, MethodConfig)> {
                 schedule: DropSchedule::Sampled,
             }),
         ),
-        ("BitFit", MethodConfig::BitFit(BitFitConfig::default())),
+        (
+            "BitFit",
+            MethodConfig::BitFit(BitFitConfig { add_missing: !biased, ..Default::default() }),
+        ),
         ("LoRA", MethodConfig::Lora(LoraConfig { r: 2, alpha: 4.0, ..Default::default() })),
         (
             "LoRA (all roles, dropout)",
@@ -79,7 +89,7 @@ fn methods() -> Vec<(&'static str, MethodConfig)> {
                 r: 2,
                 alpha: 4.0,
                 dropout: 0.1,
-                targets: vec![Query, Key, Value, AttnOut, FfnUp, FfnDown],
+                targets: all_roles,
                 ..Default::default()
             }),
         ),
@@ -97,7 +107,9 @@ fn methods() -> Vec<(&'static str, MethodConfig)> {
             "S-IDPG-PHM",
             MethodConfig::SidpgPhm(SidpgConfig { len: 3, bottleneck: 8, phm_n: 4, dropout: 0.1 }),
         ),
-        ("LPT NPG", MethodConfig::Lpt(LptConfig::npg(2))),
+        // Mistral's fixture slides an 8-token window: a prompt before its last layer is out
+        // of the LM-scoring targets' view (nothing to learn), so it enters one layer lower.
+        ("LPT NPG", MethodConfig::Lpt(LptConfig::npg(if windowed { 1 } else { 2 }))),
         ("model tuning", MethodConfig::ModelTuning),
     ]
 }
@@ -139,7 +151,7 @@ fn matrix(name: &str) {
     let reference = load(&dir);
     let spec = reference.spec().clone();
     let input = contract::random_batch(&spec, &[6, 4, 5], false);
-    for (label, method) in methods() {
+    for (label, method) in methods(&spec) {
         let what = format!("{name} / {label}");
         // Closed-form count = allocated elements.
         if !method.trains_backbone() {
@@ -252,6 +264,21 @@ fn matrix_gpt2() {
     matrix("gpt2-lm");
 }
 
+#[test]
+fn matrix_llama() {
+    matrix("llama-lm");
+}
+
+#[test]
+fn matrix_mistral() {
+    matrix("mistral-lm");
+}
+
+#[test]
+fn matrix_qwen2() {
+    matrix("qwen2-lm");
+}
+
 // ---------------------------------------------------------------- typed errors at build
 
 #[test]
@@ -347,6 +374,100 @@ fn parameter_counts_match_the_paper_on_roberta_large_and_gpt2_large() {
     }
 }
 
+// ---------------------------------------------------------------- modern decoders
+
+/// The Llama family's counts in closed form from `config.json` alone (no weights):
+/// backbone parameters and what the methods add, grouped-query K/V included.
+#[test]
+fn llama_family_counts_from_their_configs() {
+    init();
+    let _serial = serial(); // builds deltas: draws from libtorch's generator
+    use petune::backbones::spec_from_config;
+    use LinearRole::*;
+    let q_v = MethodConfig::Lora(LoraConfig { r: 8, ..Default::default() });
+    let all = MethodConfig::Lora(LoraConfig {
+        r: 8,
+        targets: vec![Query, Key, Value, AttnOut, FfnGate, FfnUp, FfnDown],
+        ..Default::default()
+    });
+    // (config, backbone, LoRA r=8 q+v, LoRA r=8 on all seven, P-tuning v2 len 20)
+    let rows = [
+        // 30 × (576² + 2·576·192 + 576² + 3·576·1536 + 2·576) + 49,152·576 + 576 (tied).
+        ("smollm2-135m", 134_515_008, 460_800, 2_442_240, 20 * 2 * 30 * 192),
+        // Qwen2.5-0.5B: q/k/v biases, tied: Qwen's "0.49B".
+        ("qwen2.5-0.5b", 494_032_768, 540_672, 4_399_104, 20 * 2 * 24 * 128),
+        // Llama-3-8B: untied head.
+        ("llama-3-8b", 8_030_261_248, 3_407_872, 20_971_520, 20 * 2 * 32 * 1024),
+    ];
+    for (name, total, lora_qv, lora_all, ptv2) in rows {
+        let spec = spec_from_config(&fixture(&format!("configs/{name}.json"))).unwrap();
+        assert_eq!(spec.total_params, total, "{name}: backbone");
+        assert_eq!(q_v.delta_params(&spec), lora_qv, "{name}: LoRA r=8 q+v");
+        assert_eq!(all.delta_params(&spec), lora_all, "{name}: LoRA r=8 on every projection");
+        let ptv2_cfg = MethodConfig::PTuningV2(PTuningV2Config::default());
+        assert_eq!(ptv2_cfg.delta_params(&spec), ptv2, "{name}: P-tuning v2 sized by KV heads");
+    }
+    // The closed forms are what a built delta allocates (on the tiny Llama fixture).
+    let backbone = load(&fixture("llama-lm"));
+    for m in [q_v, all] {
+        let vs = VarStore::new(CPU);
+        m.build(&vs.root(), backbone.as_ref()).unwrap();
+        let n: i64 = vs.variables().values().map(|t| t.numel() as i64).sum();
+        assert_eq!(n, m.delta_params(backbone.spec()), "{m:?}");
+    }
+}
+
+/// What cannot apply to the Llama family fails at construction, with the fix named.
+#[test]
+fn llama_family_refusals_are_typed() {
+    init();
+    let _serial = serial();
+    let llama = load(&fixture("llama-lm"));
+    let vs = VarStore::new(CPU);
+    let err = MethodConfig::BitFit(BitFitConfig::default())
+        .build(&vs.root(), llama.as_ref())
+        .err()
+        .expect("BitFit on a bias-free backbone is refused");
+    assert!(matches!(err, Error::Incompatible { .. }) && err.to_string().contains("add_missing"));
+    // A gate projection is a Llama site, not a BERT one.
+    let bert = load(&fixture("bert-mlm"));
+    let gate =
+        MethodConfig::Lora(LoraConfig { targets: vec![LinearRole::FfnGate], ..Default::default() });
+    let err = gate.build(&vs.root(), bert.as_ref()).err().expect("no gate on BERT");
+    assert!(matches!(err, Error::Incompatible { .. }), "{err}");
+    assert!(gate.build(&vs.root(), llama.as_ref()).is_ok());
+}
+
+// ---------------------------------------------------------------- frozen-prefix cache
+
+/// The Llama family has no dropout, so the frozen layers compute the same states in
+/// training and in eval mode: training LPT with the frozen-prefix cache (states stored
+/// with their positions rebuilt from the batch) ends with the very same delta as
+/// without it.
+#[test]
+fn frozen_prefix_cache_changes_nothing_on_a_dropout_free_decoder() {
+    init();
+    let _serial = serial();
+    let dir = fixture("llama-lm");
+    let run = |cache: bool| {
+        let mut cfg =
+            run_config_for(&dir, MethodConfig::Lpt(LptConfig::npg(2)), HeadConfig::Auto, 5);
+        cfg.train.max_steps = 12; // two epochs of 24 examples: the second reads the cache
+        cfg.train.frozen_prefix_cache = cache;
+        let fit = Trainer::new(loaded_from(&dir), cfg)
+            .with_data(task_data(mr()))
+            .quiet(true)
+            .fit()
+            .unwrap();
+        fit.model.trainable_tensors()
+    };
+    let (plain, cached) = (run(false), run(true));
+    assert_eq!(plain.len(), cached.len());
+    for ((k, a), (_, b)) in plain.iter().zip(&cached) {
+        assert!(a.equal(b), "{k} differs with the cache");
+    }
+}
+
 // ---------------------------------------------------------------- mixed batches
 
 /// Every delta tensor nudged away from its (often identity) initialisation.
@@ -399,10 +520,10 @@ fn check_mixed(
 fn mixed_batches_give_each_example_its_own_delta() {
     init();
     let _serial = serial();
-    for name in ["bert-mlm", "roberta-mlm", "deberta-mlm", "gpt2-lm"] {
+    for name in ["bert-mlm", "roberta-mlm", "deberta-mlm", "gpt2-lm", "llama-lm", "qwen2-lm"] {
         let backbone = load(&fixture(name));
         let bb = backbone.as_ref();
-        for (label, method) in methods() {
+        for (label, method) in methods(bb.spec()) {
             if method.trains_backbone() {
                 continue;
             }
@@ -424,7 +545,7 @@ fn mixed_batches_give_each_example_its_own_delta() {
             }
         }
         // Different methods in one batch, prefixes of different lengths included.
-        let pick = |i: usize| methods().into_iter().nth(i).unwrap().1;
+        let pick = |i: usize| methods(bb.spec()).into_iter().nth(i).unwrap().1;
         let built: Vec<_> =
             [2, 3, 4, 7, 8, 10].iter().map(|&i| build(bb, &pick(i), 3 + i as u64)).collect();
         built.iter().for_each(|(vs, _)| perturb(vs));

@@ -1,8 +1,9 @@
-//! GPT-2 direct LM scoring (lpt-reference.md §4.2) with LPT on the tiny GPT-2 fixture:
-//! the layout `[bos] + text + " It was" | " great ." + eos`, length-normalised NLL of the
-//! label span, argmin over classes; the late prompt is generated from the context only
-//! (the label span never reaches the generator), so every candidate of an example gets
-//! the same prompt.
+//! Direct LM scoring of label words (lpt-reference.md §4.2) with LPT on the tiny decoder
+//! fixtures (GPT-2 and the Llama family): the layout `[bos] + text + " It was" |
+//! " great ." + eos` (bos / eos: the model's, from config.json), length-normalised NLL
+//! of the label span, argmin over classes; the late prompt is generated from the context
+//! only (the label span never reaches the generator), so every candidate of an example
+//! gets the same prompt.
 
 mod common;
 
@@ -30,17 +31,35 @@ fn data() -> TaskData {
     TaskData { spec, train, dev, test: Some(test), test_mismatched: None }
 }
 
-fn loaded() -> LoadedModel {
-    LoadedModel::from_dir(&fixture("gpt2-lm"), &LoadOptions::default()).unwrap()
+const DECODERS: [&str; 4] = ["gpt2-lm", "llama-lm", "mistral-lm", "qwen2-lm"];
+
+fn loaded(name: &str) -> LoadedModel {
+    LoadedModel::from_dir(&fixture(name), &LoadOptions::default()).unwrap()
 }
 
 #[test]
 fn lm_scoring_layout_splits_shared_context_from_class_targets() {
     init();
-    let m = loaded();
+    // The model's own specials: GPT-2 `<|endoftext|>` twice, Llama 3-style
+    // `<|begin_of_text|>` … `<|end_of_text|>`, Mistral `<s>` … `</s>`, Qwen2
+    // `<|endoftext|>` twice.
+    let specials = [
+        ("gpt2-lm", "<|endoftext|>", "<|endoftext|>"),
+        ("llama-lm", "<|begin_of_text|>", "<|end_of_text|>"),
+        ("mistral-lm", "<s>", "</s>"),
+        ("qwen2-lm", "<|endoftext|>", "<|endoftext|>"),
+    ];
+    for (name, bos, eos) in specials {
+        lm_layout(name, bos, eos);
+    }
+}
+
+fn lm_layout(name: &str, bos: &str, eos: &str) {
+    let m = loaded(name);
     let lm =
         LmScoring::new(&m.tokenizer, "It was %s .", &["terrible".into(), "great".into()]).unwrap();
-    let eos = m.tokenizer.token_id("<|endoftext|>").unwrap();
+    assert_eq!(lm.bos, m.tokenizer.token_id(bos).unwrap(), "{name}: bos");
+    let eos = m.tokenizer.token_id(eos).unwrap();
     assert_eq!(m.tokenizer.ids_without_special(" It was").unwrap(), lm.context);
     for (t, w) in lm.targets.iter().zip(["terrible", "great"]) {
         assert_eq!(*t.last().unwrap(), eos);
@@ -52,10 +71,16 @@ fn lm_scoring_layout_splits_shared_context_from_class_targets() {
 }
 
 #[test]
-fn lpt_with_lm_scoring_trains_and_evaluates_on_gpt2() {
+fn lpt_with_lm_scoring_trains_and_evaluates_on_every_decoder() {
     init();
+    for name in DECODERS {
+        lpt_with_lm_scoring(name);
+    }
+}
+
+fn lpt_with_lm_scoring(name: &str) {
     let cfg = RunConfig {
-        model: fixture("gpt2-lm"),
+        model: fixture(name),
         task: TaskConfig {
             name: TaskName::Mr,
             data: DataSource::Files { train: "unused".into(), dev: None, test: None },
@@ -74,7 +99,7 @@ fn lpt_with_lm_scoring_trains_and_evaluates_on_gpt2() {
         },
         out_dir: None,
     };
-    let r = LptTrainer::new(loaded(), cfg).with_data(data()).quiet(true).fit().unwrap();
+    let r = LptTrainer::new(loaded(name), cfg).with_data(data()).quiet(true).fit().unwrap();
     assert_eq!(r.model.manifest().head, HeadConfig::LmScoring);
     let test = r.report.test.as_ref().unwrap();
     assert!((0.0..=1.0).contains(&test.headline));
@@ -88,7 +113,13 @@ fn lpt_with_lm_scoring_trains_and_evaluates_on_gpt2() {
 #[test]
 fn late_prompt_never_sees_the_label_span() {
     init();
-    let m = loaded();
+    for name in DECODERS {
+        late_prompt_from_the_context(name);
+    }
+}
+
+fn late_prompt_from_the_context(name: &str) {
+    let m = loaded(name);
     let spec = TaskName::Mr.spec(Default::default());
     let lm = LmScoring::new(&m.tokenizer, spec.lm_pattern.as_deref().unwrap(), &spec.label_words)
         .unwrap();
@@ -110,7 +141,7 @@ fn late_prompt_never_sees_the_label_span() {
         LptDelta::new(&(vs.root() / "delta"), &LptConfig::npg(2), m.backbone.as_ref()).unwrap();
     let prompt_of = |c: usize| {
         let fc = f[0].with_candidate(c);
-        let batch = collate(&[&fc], 0, tch::Device::Cpu).unwrap();
+        let batch = collate(&[&fc], m.tokenizer.pad_id(), tch::Device::Cpu).unwrap();
         let s = petune::train::model::forward(m.backbone.as_ref(), Some(&delta), &batch, false)
             .unwrap();
         s.hidden.narrow(1, 0, 5) // the 5 prompt positions after the last layer (causal: they see only themselves)

@@ -21,7 +21,7 @@ use std::cell::RefCell;
 use common::*;
 use petune::backbones::spec_from_config;
 use petune::core::pool::first_valid_index;
-use petune::core::{BindCtx, Family, RecordingHooks, SiteEvent, Stack};
+use petune::core::{BindCtx, RecordingHooks, SiteEvent, Stack};
 use petune::lpt::{LinearInit, PromptGenerator};
 use petune::prelude::*;
 use tch::nn::{Module, VarStore};
@@ -81,14 +81,14 @@ fn ctx<'a>(backbone: &'a dyn Backbone, input: &'a BackboneInput) -> BindCtx<'a> 
 fn parameter_counts_match_the_paper_on_roberta_large_and_gpt2_large() {
     init();
     let roberta = spec_from_config(&fixture("configs/roberta-large.json")).unwrap();
-    assert_eq!(roberta.family, Family::Roberta);
+    assert_eq!(roberta.model_type, "roberta");
     assert_eq!(
         (roberta.hidden, roberta.n_layers, roberta.n_heads, roberta.intermediate, roberta.vocab),
         (1024, 24, 16, 4096, 50265)
     );
     assert_eq!(roberta.pad_id, 1);
     let gpt2 = spec_from_config(&fixture("configs/gpt2-large.json")).unwrap();
-    assert_eq!(gpt2.family, Family::Gpt2);
+    assert_eq!(gpt2.model_type, "gpt2");
     assert_eq!((gpt2.hidden, gpt2.n_layers, gpt2.n_heads, gpt2.vocab), (1280, 36, 20, 50257));
     assert_eq!(gpt2.max_positions, 1024);
 
@@ -244,6 +244,12 @@ fn gpt2_prompt_enters_at_the_prompt_layer() {
     insertion_at_prompt_layer("gpt2-lm");
 }
 
+#[test]
+fn llama_prompt_enters_at_the_prompt_layer() {
+    init();
+    insertion_at_prompt_layer("llama-lm");
+}
+
 // ---------------------------------------------------------------- masks after insertion
 
 /// An example alone and the same example padded in a batch give the same text and
@@ -300,6 +306,16 @@ fn gpt2_padding_stays_masked_after_the_prompt() {
     init();
     padding_stays_masked_after_the_prompt("gpt2-lm", true);
     padding_stays_masked_after_the_prompt("gpt2-lm", false);
+}
+
+#[test]
+fn llama_family_padding_stays_masked_after_the_prompt() {
+    // Rotary positions and (Mistral) a sliding window counted in positions.
+    init();
+    for name in ["llama-lm", "mistral-lm"] {
+        padding_stays_masked_after_the_prompt(name, true);
+        padding_stays_masked_after_the_prompt(name, false);
+    }
 }
 
 // ---------------------------------------------------------------- generators
@@ -368,7 +384,8 @@ impl Hooks for Perturb {
         let bump = s.hidden.zeros_like();
         let mut at = bump.get(self.example).get(self.pos);
         let _ = at.fill_(1.0);
-        Ok(SeqState { hidden: &s.hidden + bump, pad_mask: s.pad_mask, n_prefix: s.n_prefix })
+        let hidden = &s.hidden + bump;
+        Ok(s.with_hidden(hidden))
     }
 }
 
@@ -446,10 +463,12 @@ fn npg_reads_the_first_valid_token_of_encoders() {
 }
 
 #[test]
-fn npg_reads_the_last_valid_token_of_gpt2() {
+fn npg_reads_the_last_valid_token_of_decoders() {
     init();
-    check_anchor("gpt2-lm", false, &[5, 3]);
-    check_anchor("gpt2-lm", true, &[5, 5]);
+    for name in ["gpt2-lm", "qwen2-lm"] {
+        check_anchor(name, false, &[5, 3]);
+        check_anchor(name, true, &[5, 5]);
+    }
 }
 
 // ---------------------------------------------------------------- initialisation

@@ -1,5 +1,6 @@
-//! Numeric parity with Hugging Face `transformers`: every hidden state and the MLM
-//! logits of tiny random checkpoints, on a padded batch, within 1e-4.
+//! Numeric parity with Hugging Face `transformers`: every hidden state and the MLM / LM
+//! logits of tiny random checkpoints, on a padded batch (decoders: right- and
+//! left-padded), within 1e-4.
 //!
 //! Goldens come from scripts/export_fixtures.py (transformers and torch versions are in
 //! tests/fixtures/README.md and in each golden's metadata). The `#[ignore]`d tests do
@@ -9,7 +10,7 @@
 mod common;
 
 use common::*;
-use petune::core::Family;
+use petune::backbones::Family;
 use petune::prelude::*;
 
 const TOL: f64 = 1e-4;
@@ -124,6 +125,135 @@ fn gpt2_left_padding_matches_transformers() {
     let g = golden(&dir.join("golden.safetensors"));
     // Explicit `left.position_ids`; padded rows attend to nothing and are compared nowhere.
     assert_hidden_parity(backbone.as_ref(), &g, "left.", TOL, true);
+}
+
+/// A Llama-family fixture: every hidden state and the LM logits, right-padded and
+/// left-padded with explicit positions, and its tokenizer (padding with the spec's id,
+/// the end-of-sequence token the goldens use). Right-padded, every position is compared
+/// unless a sliding window leaves padded queries with no key at all (`windowed`: a
+/// fully masked row is garbage in every implementation); left-padded, real positions.
+fn llama_family_parity(name: &str, windowed: bool) {
+    init();
+    let dir = fixture(name);
+    let backbone = load(&dir);
+    let g = golden(&dir.join("golden.safetensors"));
+    assert_hidden_parity(backbone.as_ref(), &g, "", TOL, windowed);
+    assert_hidden_parity(backbone.as_ref(), &g, "left.", TOL, true);
+    let spec = backbone.spec();
+    let tok = TextTokenizer::from_model_dir(&dir, spec).unwrap();
+    assert_eq!(Some(tok.pad_id()), spec.eos_id, "pads with the end-of-sequence id");
+    batch_matches(&tok, &dir, &g, false);
+}
+
+#[test]
+fn llama_gqa_llama3_rope_untied_matches_transformers() {
+    // 4 query / 2 key-value heads, llama3 rope scaling (theta 5e5), untied LM head.
+    llama_family_parity("llama-lm", false);
+    let spec = load(&fixture("llama-lm")).spec().clone();
+    assert_eq!((spec.n_heads, spec.n_kv_heads, spec.head_dim), (4, 2, 8));
+}
+
+#[test]
+fn mistral_mqa_head_dim_sliding_window_matches_transformers() {
+    // 4 query heads / 1 key-value head of explicit size 16 (q_proj 32 → 64), a sliding
+    // window of 8 over 28 tokens, untied head.
+    llama_family_parity("mistral-lm", true);
+    let spec = load(&fixture("mistral-lm")).spec().clone();
+    assert_eq!((spec.n_heads, spec.n_kv_heads, spec.head_dim), (4, 1, 16));
+}
+
+#[test]
+fn qwen2_qkv_biases_tied_matches_transformers() {
+    // q/k/v biases (o none), 4 / 2 heads, tied LM head.
+    llama_family_parity("qwen2-lm", false);
+    let spec = load(&fixture("qwen2-lm")).spec().clone();
+    let biased: Vec<_> = spec
+        .linear_sites
+        .iter()
+        .filter(|s| s.site.layer == 0 && s.has_bias)
+        .map(|s| s.site.role)
+        .collect();
+    assert_eq!(biased, [LinearRole::Query, LinearRole::Key, LinearRole::Value]);
+}
+
+#[test]
+fn llama_loads_from_named_tensors_and_bare_model_files() {
+    // The constructor from (config, named tensors) another loader (GGUF) uses, and a
+    // bare `LlamaModel` file (no `model.` prefix, no head): same hidden states.
+    init();
+    let dir = fixture("llama-lm");
+    let g = golden(&dir.join("golden.safetensors"));
+    let config = petune::backbones::LlamaConfig::from_file(&dir.join("config.json")).unwrap();
+    let file =
+        petune::core::tensor_io::read_safetensors(&dir.join("model.safetensors"), tch::Device::Cpu)
+            .unwrap();
+    let tensors: Vec<(String, tch::Tensor)> = file.tensors.into_iter().collect();
+    let from_tensors = petune::backbones::LlamaBackbone::from_tensors(
+        config.clone(),
+        tensors.iter().map(|(k, t)| (k.clone(), t.shallow_clone())),
+        &dir.join("model.safetensors"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    assert_hidden_parity(&from_tensors, &g, "", TOL, false);
+    let bare: Vec<(String, tch::Tensor)> = tensors
+        .iter()
+        .filter(|(k, _)| k.starts_with("model."))
+        .map(|(k, t)| (k.trim_start_matches("model.").to_string(), t.shallow_clone()))
+        .collect();
+    let headless = petune::backbones::LlamaBackbone::from_tensors(
+        config.clone(),
+        bare,
+        std::path::Path::new("bare"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    assert!(!headless.spec().capabilities.lm_head);
+    let input = golden_input(&g, "");
+    let _guard = tch::no_grad_guard();
+    let out = headless.forward_t(&input, &NoHooks, false).unwrap();
+    assert_close(&out.hidden, &g.tensors["hidden.2"], TOL, "bare LlamaModel last hidden state");
+    assert!(headless.lm_logits(&out.hidden, false).is_err());
+    // Strict: a missing tensor and an unexpected one are reported together.
+    let mut broken: Vec<(String, tch::Tensor)> = tensors
+        .iter()
+        .filter(|(k, _)| k != "model.norm.weight")
+        .map(|(k, t)| (k.clone(), t.shallow_clone()))
+        .collect();
+    broken.push(("model.extra.weight".into(), tch::Tensor::zeros([2], tch::kind::FLOAT_CPU)));
+    let err = petune::backbones::LlamaBackbone::from_tensors(
+        config,
+        broken,
+        std::path::Path::new("broken"),
+        &LoadOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("model.norm.weight") && err.contains("model.extra.weight"), "{err}");
+}
+
+#[test]
+fn llama_bad_inputs_are_typed_errors() {
+    init();
+    let backbone = load(&fixture("qwen2-lm"));
+    let vocab = backbone.spec().vocab;
+    let ids = tch::Tensor::from_slice2(&[[3i64, vocab]]);
+    let err = backbone.forward_t(&BackboneInput::new(ids).unwrap(), &NoHooks, false).unwrap_err();
+    assert!(matches!(err, Error::Input(_)) && err.to_string().contains("vocabulary"), "{err}");
+    // A config petune cannot honour is refused before any weight is read.
+    let dir = std::env::temp_dir().join(format!("petune-llama-yarn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("llama-lm").join("config.json")).unwrap(),
+    )
+    .unwrap();
+    cfg["rope_parameters"] = serde_json::json!({"rope_type": "yarn", "factor": 4.0});
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    std::fs::copy(fixture("llama-lm").join("model.safetensors"), dir.join("model.safetensors"))
+        .unwrap();
+    let err = load_backbone(&dir, &LoadOptions::default()).err().expect("yarn is refused");
+    assert!(matches!(err, Error::Unsupported { .. }) && err.to_string().contains("yarn"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

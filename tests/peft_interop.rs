@@ -1,7 +1,8 @@
-//! PEFT interoperability (issue #5 §4), against committed goldens that Python PEFT 0.21.2
-//! wrote from the tiny fixtures (scripts/export_peft_goldens.py):
-//! - petune loads PEFT's LoRA (BERT, RoBERTa; GPT-2's fused `c_attn`) and prompt-tuning
-//!   folders and reproduces PEFT's hidden states within 1e-5, merged LoRA included;
+//! PEFT interoperability (issues #5 §4, #14 §5), against committed goldens that Python
+//! PEFT 0.21.2 wrote from the tiny fixtures (scripts/export_peft_goldens.py):
+//! - petune loads PEFT's LoRA (BERT, RoBERTa; GPT-2's fused `c_attn`; every projection of
+//!   a `LlamaForCausalLM`, task `CAUSAL_LM`) and prompt-tuning folders and reproduces
+//!   PEFT's hidden states (and, on Llama, its LM logits) within 1e-5, merged LoRA included;
 //! - petune writes folders with PEFT's key names, shapes, metadata and config fields,
 //!   bit-identical tensors, and reads them back to the same outputs. (That PEFT itself
 //!   loads them is checked by `scripts/check_peft_load.py`, docs/methods/lora.md.)
@@ -88,6 +89,15 @@ fn lora_case(name: &str, base: &str) {
         1e-5,
         &format!("{name}: LoRA"),
     );
+    if let Some(want) = g.tensors.get("peft_logits") {
+        let logits = backbone.lm_logits(&ours, false).unwrap();
+        assert_close(
+            &masked(&logits, &mask),
+            &masked(want, &mask),
+            1e-5,
+            &format!("{name}: logits"),
+        );
+    }
 
     // Written the way PEFT writes it, and read back to the same outputs.
     let out = temp_dir(&format!("peft-{name}"));
@@ -135,10 +145,14 @@ fn prompt_case(name: &str, base: &str) {
     let vs = VarStore::new(Device::Cpu);
     let delta = load_prompt_tuning(&dir, &(vs.root() / "delta"), backbone.as_ref()).unwrap();
     let out = run(backbone.as_ref(), &delta, &input);
-    let want = &g.tensors["peft_hidden"];
-    assert_eq!(out.hidden.size(), want.size(), "{name}: prompt first, then the text");
+    // Hidden states (encoders, GPT-2) or LM logits (Llama), prompt positions first.
+    let (got, want) = match g.tensors.get("peft_hidden") {
+        Some(want) => (out.hidden.shallow_clone(), want),
+        None => (backbone.lm_logits(&out.hidden, false).unwrap(), &g.tensors["peft_logits"]),
+    };
+    assert_eq!(got.size(), want.size(), "{name}: prompt first, then the text");
     assert_close(
-        &masked(&out.hidden, &out.pad_mask),
+        &masked(&got, &out.pad_mask),
         &masked(want, &out.pad_mask),
         1e-5,
         &format!("{name}: prompt tuning"),
@@ -174,6 +188,24 @@ fn roberta_lora_matches_peft() {
 #[test]
 fn gpt2_fused_c_attn_lora_matches_peft() {
     lora_case("gpt2-lora", "gpt2-lm");
+}
+
+#[test]
+fn llama_lora_on_every_projection_matches_peft() {
+    // q/k/v/o/gate/up/down, grouped-query k/v (B: [16, r]), keys
+    // `base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight`, task CAUSAL_LM.
+    lora_case("llama-lora", "llama-lm");
+    let dir = peft_dir("llama-lora");
+    let file = read_safetensors(&dir.join("adapter_model.safetensors"), Device::Cpu).unwrap();
+    let key = "base_model.model.model.layers.1.self_attn.k_proj.lora_B.weight";
+    assert_eq!(file.tensors[key].size(), [16, 4]);
+}
+
+#[test]
+fn llama_prompt_tuning_matches_peft() {
+    // PEFT's CAUSAL_LM prompt: the first P inputs_embeds, rotary positions 0..P+T — what
+    // petune's state positions give a prompt prepended at input_embeds.
+    prompt_case("llama-prompt", "llama-lm");
 }
 
 #[test]
@@ -225,4 +257,23 @@ fn what_peft_cannot_express_is_a_typed_error() {
     std::fs::write(dora.join("adapter_config.json"), cfg.to_string()).unwrap();
     let err = load_lora(&dora, &vs.root(), bert.as_ref()).unwrap_err();
     assert!(err.to_string().contains("use_dora"), "{err}");
+    // Llama keeps q/k/v apart: a fused LoRA has no PEFT module there; a GPT-2 LoRA on one
+    // block of c_attn neither; another family's adapter is refused on load.
+    let llama = load(&fixture("llama-lm"));
+    let fused = LoraConfig {
+        targets: vec![LinearRole::Query, LinearRole::Key, LinearRole::Value],
+        fused_qkv: true,
+        ..Default::default()
+    };
+    let lora = petune::baselines::LoraDelta::new(&vs.root(), &fused, llama.as_ref()).unwrap();
+    let err = save_lora(&lora, llama.spec(), &temp_dir("peft-llama-fused"), None).unwrap_err();
+    assert!(err.to_string().contains("fused"), "{err}");
+    let gpt2 = load(&fixture("gpt2-lm"));
+    let q_only =
+        petune::baselines::LoraDelta::new(&vs.root(), &LoraConfig::default(), gpt2.as_ref())
+            .unwrap();
+    let err = save_lora(&q_only, gpt2.spec(), &temp_dir("peft-gpt2-q"), None).unwrap_err();
+    assert!(err.to_string().contains("c_attn"), "{err}");
+    let err = load_lora(&peft_dir("bert-lora"), &vs.root(), llama.as_ref()).unwrap_err();
+    assert!(err.to_string().contains("encoder.layer.0.attention.self.query"), "{err}");
 }

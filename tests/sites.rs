@@ -1,6 +1,7 @@
 //! The site contract (docs/sites.md) on every backbone's tiny fixture: documented
 //! order and shapes, identity hooks bit-exact, split layer ranges, prepended tokens
-//! attended, padding masked, attention prefixes attended.
+//! attended, padding masked, attention prefixes attended; rotary positions for the
+//! Llama family.
 
 mod common;
 
@@ -30,4 +31,28 @@ fn gpt2_site_contract() {
     let backbone = load(&fixture("gpt2-lm"));
     contract::full_suite(backbone.as_ref(), false);
     contract::full_suite(backbone.as_ref(), true);
+}
+
+/// Llama, Mistral and Qwen2: right and left padding, and rotary positions.
+fn llama_family_contract(name: &str) {
+    init();
+    let backbone = load(&fixture(name));
+    contract::full_suite(backbone.as_ref(), false);
+    contract::full_suite(backbone.as_ref(), true);
+    contract::rotary_positions_follow_the_state(backbone.as_ref());
+}
+
+#[test]
+fn llama_site_contract() {
+    llama_family_contract("llama-lm");
+}
+
+#[test]
+fn mistral_site_contract() {
+    llama_family_contract("mistral-lm");
+}
+
+#[test]
+fn qwen2_site_contract() {
+    llama_family_contract("qwen2-lm");
 }

@@ -39,15 +39,19 @@ pub fn random_batch(spec: &BackboneSpec, lengths: &[i64], pad_left: bool) -> Bac
     BackboneInput::new(ids).unwrap().with_attention_mask(mask).unwrap()
 }
 
-/// The documented order of events for a plain forward (docs/sites.md).
+/// The documented order of events for a plain forward (docs/sites.md); each linear
+/// site fires with the sizes of the spec's inventory (`[B, T, d_in] → [B, T, d_out]`).
 pub fn expected_events(spec: &BackboneSpec, b: i64, t: i64) -> Vec<SiteEvent> {
     use LinearRole::*;
     let h = spec.hidden;
     let bth = vec![b, t, h];
-    let bti = vec![b, t, spec.intermediate];
-    let lin = |layer, role, i: &Vec<i64>, o: &Vec<i64>| {
-        SiteEvent::Linear(LinearSite { layer, role }, i.clone(), o.clone())
+    let lin = |layer, role| {
+        let site = LinearSite { layer, role };
+        let info =
+            spec.linear_site(site).unwrap_or_else(|| panic!("{site:?} not in the inventory"));
+        SiteEvent::Linear(site, vec![b, t, info.d_in], vec![b, t, info.d_out])
     };
+    let gated = |layer| spec.linear_site(LinearSite { layer, role: FfnGate }).is_some();
     let norm = |layer, role| SiteEvent::Norm(NormSite { layer, role }, bth.clone());
     let sub = |layer, kind| SiteEvent::SublayerOut(SublayerSite { layer, kind }, bth.clone());
     let mut ev = vec![SiteEvent::InputEmbeds(bth.clone())];
@@ -61,16 +65,19 @@ pub fn expected_events(spec: &BackboneSpec, b: i64, t: i64) -> Vec<SiteEvent> {
         if pre_ln {
             ev.push(norm(Some(l), NormRole::Attn));
         }
-        ev.extend([lin(l, Query, &bth, &bth), lin(l, Key, &bth, &bth), lin(l, Value, &bth, &bth)]);
-        ev.push(lin(l, AttnOut, &bth, &bth));
+        ev.extend([lin(l, Query), lin(l, Key), lin(l, Value)]);
+        ev.push(lin(l, AttnOut));
         ev.push(sub(l, Sublayer::Attn));
         if pre_ln {
             ev.push(norm(Some(l), NormRole::Ffn));
         } else {
             ev.push(norm(Some(l), NormRole::Attn));
         }
-        ev.push(lin(l, FfnUp, &bth, &bti));
-        ev.push(lin(l, FfnDown, &bti, &bth));
+        if gated(l) {
+            ev.push(lin(l, FfnGate));
+        }
+        ev.push(lin(l, FfnUp));
+        ev.push(lin(l, FfnDown));
         ev.push(sub(l, Sublayer::Ffn));
         if !pre_ln {
             ev.push(norm(Some(l), NormRole::Ffn));
@@ -231,7 +238,7 @@ pub fn attn_prefix_is_attended(backbone: &dyn Backbone) {
     }
     let spec = backbone.spec();
     let input = random_batch(spec, &[5, 3], false);
-    let shape = [2, spec.n_heads, 4, spec.head_dim];
+    let shape = [2, spec.n_kv_heads, 4, spec.head_dim]; // prefixes are sized by the KV heads
     let k = Tensor::randn(shape, (Kind::Float, tch::Device::Cpu));
     let v = Tensor::randn(shape, (Kind::Float, tch::Device::Cpu));
     let plain = backbone.forward_t(&input, &NoHooks, false).unwrap();
@@ -253,6 +260,51 @@ pub fn attn_prefix_is_attended(backbone: &dyn Backbone) {
         super::max_diff(&off.hidden.masked_select(&real), &plain.hidden.masked_select(&real))
             < 1e-5
     );
+}
+
+/// Rotary backbones position tokens by the state (docs/sites.md): shifting every
+/// position uniformly changes nothing (only offsets matter), a prompt prepended by
+/// `before_layer(0)` is the same as one prepended to the input embeddings, and a late
+/// prompt leaves every text–text offset unchanged (text shifted by its length).
+pub fn rotary_positions_follow_the_state(backbone: &dyn Backbone) {
+    let spec = backbone.spec();
+    let input = random_batch(spec, &[6, 4], false);
+    let base = backbone.forward_t(&input, &NoHooks, false).unwrap();
+    let t = input.seq_len();
+    let shifted = input
+        .clone()
+        .with_positions(
+            Tensor::arange(t, (Kind::Int64, tch::Device::Cpu)).unsqueeze(0).expand([2, t], true)
+                + 7,
+        )
+        .unwrap();
+    let moved = backbone.forward_t(&shifted, &NoHooks, false).unwrap();
+    let real = input.attention_mask.ne(0).unsqueeze(-1).expand_as(&base.hidden);
+    let d = super::max_diff(&base.hidden.masked_select(&real), &moved.hidden.masked_select(&real));
+    assert!(d < 1e-4, "a uniform position shift changed the output: {d:e}");
+
+    struct AtInput(Tensor);
+    impl Hooks for AtInput {
+        fn input_embeds(&self, s: SeqState) -> Result<SeqState> {
+            s.prepend(&self.0)
+        }
+    }
+    let prompt = Tensor::randn([3, spec.hidden], (Kind::Float, tch::Device::Cpu));
+    let a = backbone.forward_t(&input, &AtInput(prompt.shallow_clone()), false).unwrap();
+    let b = backbone
+        .forward_t(&input, &PrependAt { layer: 0, prompt: prompt.shallow_clone() }, false)
+        .unwrap();
+    assert!(a.hidden.equal(&b.hidden), "input_embeds and before_layer(0) prompts differ");
+    let late =
+        backbone.forward_t(&input, &PrependAt { layer: spec.n_layers - 1, prompt }, false).unwrap();
+    let want = Tensor::arange(t, (Kind::Int64, tch::Device::Cpu)).unsqueeze(0) + 3;
+    assert!(
+        late.text_positions().equal(&want.expand([2, t], true)),
+        "text positions after a late prompt"
+    );
+    let prompt_pos =
+        Tensor::arange(3, (Kind::Int64, tch::Device::Cpu)).unsqueeze(0).expand([2, 3], true);
+    assert!(late.positions.narrow(1, 0, 3).equal(&prompt_pos), "prompt positions 0..P");
 }
 
 /// Runs the whole contract.

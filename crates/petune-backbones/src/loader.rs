@@ -1,7 +1,8 @@
 //! Loading a backbone from a local Hugging Face folder (`config.json`,
 //! `model.safetensors`, `tokenizer.json` or `vocab.json` + `merges.txt`), dispatching
-//! on `model_type`: `bert`/`roberta` ([`BertBackbone`]), `deberta`
-//! ([`DebertaBackbone`], v1) and `gpt2` ([`Gpt2Backbone`]).
+//! on `model_type` ([`Family`]): `bert`/`roberta` ([`BertBackbone`]), `deberta`
+//! ([`DebertaBackbone`], v1), `gpt2` ([`Gpt2Backbone`]) and `llama`/`mistral`/`qwen2`
+//! ([`LlamaBackbone`]).
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,9 @@ use tch::{Device, Kind};
 
 use crate::bert::{BertBackbone, BertConfig};
 use crate::deberta::{DebertaBackbone, DebertaConfig};
+use crate::family::Family;
 use crate::gpt2::{Gpt2Backbone, Gpt2Config};
+use crate::llama::{LlamaBackbone, LlamaConfig};
 
 /// Where and how to put the weights.
 #[derive(Debug, Clone, Copy)]
@@ -109,22 +112,26 @@ impl ModelDir {
 pub fn spec_from_config(config_path: &Path) -> Result<BackboneSpec> {
     let v: serde_json::Value = read_json(config_path)?;
     let model_type = v.get("model_type").and_then(|m| m.as_str()).unwrap_or_default().to_string();
-    match model_type.as_str() {
-        "bert" | "roberta" | "xlm-roberta" | "camembert" => {
+    match Family::from_model_type(&model_type)? {
+        Family::Bert | Family::Roberta => {
             let cfg: BertConfig = parse_config(config_path, v)?;
             cfg.spec(cfg.declared_capabilities())
         }
-        "deberta" => {
+        Family::Deberta => {
             let cfg: DebertaConfig = parse_config(config_path, v)?;
             cfg.spec(cfg.declared_capabilities(), cfg.declared_head())
         }
-        "gpt2" => {
+        Family::Gpt2 => {
             let cfg: Gpt2Config = parse_config(config_path, v)?;
             // Without weights an untied head is assumed present when declared.
             let declared = cfg.architectures.iter().any(|a| a.ends_with("LMHeadModel"));
             cfg.spec(cfg.capabilities(declared))
         }
-        other => Err(unsupported_model_type(other)),
+        Family::Llama | Family::Mistral | Family::Qwen2 => {
+            let cfg = LlamaConfig::from_json(v, config_path)?;
+            let declared = cfg.architectures.iter().any(|a| a.ends_with("ForCausalLM"));
+            cfg.spec(cfg.capabilities(declared))
+        }
     }
 }
 
@@ -132,22 +139,15 @@ fn parse_config<T: serde::de::DeserializeOwned>(path: &Path, v: serde_json::Valu
     serde_json::from_value(v).map_err(|source| Error::Json { path: path.to_path_buf(), source })
 }
 
-fn unsupported_model_type(other: &str) -> Error {
-    Error::Unsupported {
-        what: format!("model_type `{other}`"),
-        msg: "petune loads bert, roberta, deberta (v1) and gpt2 checkpoints".into(),
-    }
-}
-
 /// Loads the backbone in `dir`, whatever its architecture.
 pub fn load_backbone(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Box<dyn Backbone>> {
     let md = ModelDir::open(dir)?;
-    match md.model_type()?.as_str() {
-        "bert" | "roberta" | "xlm-roberta" | "camembert" => {
-            Ok(Box::new(BertBackbone::load(md.path(), opts)?))
+    Ok(match Family::from_model_type(&md.model_type()?)? {
+        Family::Bert | Family::Roberta => Box::new(BertBackbone::load(md.path(), opts)?),
+        Family::Deberta => Box::new(DebertaBackbone::load(md.path(), opts)?),
+        Family::Gpt2 => Box::new(Gpt2Backbone::load(md.path(), opts)?),
+        Family::Llama | Family::Mistral | Family::Qwen2 => {
+            Box::new(LlamaBackbone::load(md.path(), opts)?)
         }
-        "deberta" => Ok(Box::new(DebertaBackbone::load(md.path(), opts)?)),
-        "gpt2" => Ok(Box::new(Gpt2Backbone::load(md.path(), opts)?)),
-        other => Err(unsupported_model_type(other)),
-    }
+    })
 }

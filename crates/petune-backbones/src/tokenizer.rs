@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use petune_core::{BackboneSpec, Error, Family, Result};
+use petune_core::{BackboneSpec, Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 use tokenizers::models::bpe::BPE;
@@ -18,6 +18,8 @@ use tokenizers::processors::roberta::RobertaProcessing;
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::processors::PostProcessorWrapper;
 use tokenizers::{AddedToken, EncodeInput, Tokenizer, TruncationParams, TruncationStrategy};
+
+use crate::family::Family;
 
 /// One example: a text, optionally with a second segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +88,8 @@ pub struct TextTokenizer {
     inner: Tokenizer,
     path: PathBuf,
     pad_id: i64,
+    /// `(bos, eos)` ids of the model (its config.json), when known.
+    specials: (Option<i64>, Option<i64>),
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -107,7 +111,7 @@ impl TextTokenizer {
         let mut inner = Tokenizer::from_file(path).map_err(|e| err(e.to_string()))?;
         inner.with_padding(None);
         inner.with_truncation(None).map_err(|e| err(e.to_string()))?;
-        Ok(TextTokenizer { inner, path: path.to_path_buf(), pad_id })
+        Ok(TextTokenizer { inner, path: path.to_path_buf(), pad_id, specials: (None, None) })
     }
 
     /// Wraps a tokenizer built in code (e.g. from a GGUF file's metadata, [`crate::gguf`]),
@@ -121,7 +125,7 @@ impl TextTokenizer {
         inner
             .with_truncation(None)
             .map_err(|e| Error::Tokenizer { path: source.to_path_buf(), msg: e.to_string() })?;
-        Ok(TextTokenizer { inner, path: source.to_path_buf(), pad_id })
+        Ok(TextTokenizer { inner, path: source.to_path_buf(), pad_id, specials: (None, None) })
     }
 
     /// Builds a byte-level BPE tokenizer from `vocab.json` and `merges.txt`, with the
@@ -189,6 +193,14 @@ impl TextTokenizer {
                     msg: "BERT uses WordPiece: load its tokenizer.json".into(),
                 })
             }
+            other => {
+                return Err(Error::Unsupported {
+                    what: format!("vocab.json + merges.txt for {}", other.model_type()),
+                    msg: "the Llama family's special tokens and pre-tokenizer live in its \
+                          tokenizer.json: load that"
+                        .into(),
+                })
+            }
         };
         let id_of = |t: &Tokenizer, tok: &str| {
             t.token_to_id(tok)
@@ -225,21 +237,40 @@ impl TextTokenizer {
             .map(|&(tok, lstrip)| AddedToken::from(tok, true).lstrip(lstrip).normalized(false))
             .collect();
         inner.add_special_tokens(added).map_err(|e| err(e.to_string()))?;
-        Ok(TextTokenizer { inner, path: vocab.to_path_buf(), pad_id })
+        Ok(TextTokenizer { inner, path: vocab.to_path_buf(), pad_id, specials: (None, None) })
+    }
+
+    /// Records the model's beginning- and end-of-sequence ids (what its config.json
+    /// says), for callers that build sequences by hand (LM scoring).
+    pub fn with_specials(mut self, bos: Option<i64>, eos: Option<i64>) -> TextTokenizer {
+        self.specials = (bos, eos);
+        self
+    }
+
+    /// The model's beginning-of-sequence id, when known.
+    pub fn bos_id(&self) -> Option<i64> {
+        self.specials.0
+    }
+
+    /// The model's end-of-sequence id, when known.
+    pub fn eos_id(&self) -> Option<i64> {
+        self.specials.1
     }
 
     /// The tokenizer of a Hugging Face folder: `tokenizer.json` when present, else
     /// `vocab.json` + `merges.txt` ([`TextTokenizer::from_vocab_merges`] for the spec's
-    /// family); padding with the spec's `pad_id`.
+    /// family); padding with the spec's `pad_id`, and the spec's bos / eos ids.
     pub fn from_model_dir(dir: impl AsRef<Path>, spec: &BackboneSpec) -> Result<TextTokenizer> {
         let dir = dir.as_ref();
         let json = dir.join("tokenizer.json");
+        let with = |t: TextTokenizer| t.with_specials(spec.bos_id, spec.eos_id);
         if json.is_file() {
-            return Self::from_file(&json, spec.pad_id);
+            return Self::from_file(&json, spec.pad_id).map(with);
         }
         let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
         if vocab.is_file() && merges.is_file() {
-            return Self::from_vocab_merges(&vocab, &merges, spec.family, spec.pad_id);
+            let family = Family::from_model_type(&spec.model_type)?;
+            return Self::from_vocab_merges(&vocab, &merges, family, spec.pad_id).map(with);
         }
         Err(Error::Tokenizer {
             path: dir.to_path_buf(),

@@ -4,9 +4,15 @@
 //! zero, so a fresh LoRA is the identity. Query and Value by default (the paper: r = 8,
 //! α = 16 on RoBERTa).
 //!
+//! Any of the backbone's projections can be a target: Query, Key, Value, AttnOut and the
+//! FFN's FfnUp and FfnDown everywhere, FfnGate on gated FFNs (the Llama family's
+//! `gate_proj`); each pair is sized by the site (`d_in`, `d_out`), so grouped-query
+//! Key/Value pairs are `n_kv_heads · head_dim` tall.
+//!
 //! `fused_qkv` reproduces PEFT/OpenDelta on GPT-2's fused `c_attn` (the paper's GPT-2
-//! count, r = 4): one `A: [r, d]` shared by Query, Key and Value and one `B: [3d, r]`
-//! whose row blocks are the three roles; dropout is drawn once per layer then.
+//! count, r = 4): one `A: [r, d]` shared by Query, Key and Value and one
+//! `B: [q + k + v, r]` whose row blocks are the three roles; dropout is drawn once per
+//! layer then.
 //!
 //! [`LoraDelta::merge`] folds `(α/r) B A` into the frozen weights
 //! (`Backbone::add_to_linear_weight`) for adapter-free inference; `unmerge` subtracts it.
@@ -92,18 +98,20 @@ impl LoraConfig {
     }
 
     /// Trainable parameters: `r·(in + out)` per adapted projection; fused Q/K/V count
-    /// `r·d + 3d·r` per layer.
+    /// `r·d + (q + k + v)·r` per layer.
     pub fn trainable_params(&self, spec: &BackboneSpec) -> i64 {
-        let separate: i64 = spec
+        let chosen = spec
             .linear_sites
             .iter()
-            .filter(|s| self.targets.contains(&s.site.role) && !self.is_fused(s.site.role))
-            .filter(|s| self.layer_chosen(s.site.layer))
-            .map(|s| self.r * (s.d_in + s.d_out))
-            .sum();
-        let fused_layers =
-            (0..spec.n_layers).filter(|&l| self.fused_qkv && self.layer_chosen(l)).count() as i64;
-        separate + fused_layers * self.r * (spec.hidden + 3 * spec.hidden)
+            .filter(|s| self.targets.contains(&s.site.role) && self.layer_chosen(s.site.layer));
+        chosen
+            .map(|s| match (self.is_fused(s.site.role), s.site.role) {
+                (false, _) => self.r * (s.d_in + s.d_out),
+                // The shared A is counted once, at Query.
+                (true, LinearRole::Query) => self.r * (s.d_in + s.d_out),
+                (true, _) => self.r * s.d_out,
+            })
+            .sum()
     }
 
     /// Checks the config against a backbone before anything is allocated.
@@ -119,6 +127,15 @@ impl LoraConfig {
         }
         if self.fused_qkv && !QKV.iter().all(|r| self.targets.contains(r)) {
             return Err(Error::config("fused_qkv", "needs query, key and value in targets"));
+        }
+        if let Some(role) =
+            self.targets.iter().find(|r| !spec.linear_sites.iter().any(|s| s.site.role == **r))
+        {
+            return Err(Error::Incompatible {
+                method: "LoRA".into(),
+                backbone: spec.describe(),
+                reason: format!("the backbone has no {role:?} projection to adapt"),
+            });
         }
         if let Some(bad) = self.layers.iter().flatten().find(|&&l| l >= spec.n_layers) {
             return Err(Error::config(
@@ -147,7 +164,8 @@ pub struct LoraDelta {
     pairs: BTreeMap<LinearSite, LoraPair>,
     /// Fused Q/K/V pairs by layer.
     fused: BTreeMap<usize, LoraPair>,
-    hidden: i64,
+    /// `(first row, rows)` of Query, Key and Value within a fused `B`.
+    qkv_blocks: [(i64, i64); 3],
     merged: Cell<bool>,
 }
 
@@ -167,6 +185,10 @@ impl LoraDelta {
                 b: (&place / "lora_B").var("weight", &[d_out, cfg.r], Init::Const(0.0)),
             }
         };
+        // Q, K, V rows of a fused B, from the inventory (every layer has the same sizes).
+        let rows = |role| spec.linear_site(LinearSite { layer: 0, role }).map_or(0, |s| s.d_out);
+        let (q, k, v) = (rows(LinearRole::Query), rows(LinearRole::Key), rows(LinearRole::Value));
+        let qkv_blocks = [(0, q), (q, k), (q + k, v)];
         let mut pairs = BTreeMap::new();
         let mut fused = BTreeMap::new();
         for s in &spec.linear_sites {
@@ -177,19 +199,13 @@ impl LoraDelta {
             let place = p / format!("layer_{layer}");
             if cfg.is_fused(role) {
                 if role == LinearRole::Query {
-                    fused.insert(layer, pair(&place / "qkv", spec.hidden, 3 * spec.hidden));
+                    fused.insert(layer, pair(&place / "qkv", s.d_in, q + k + v));
                 }
             } else {
                 pairs.insert(s.site, pair(&place / role_name(role), s.d_in, s.d_out));
             }
         }
-        Ok(LoraDelta {
-            cfg: cfg.clone(),
-            pairs,
-            fused,
-            hidden: spec.hidden,
-            merged: Cell::new(false),
-        })
+        Ok(LoraDelta { cfg: cfg.clone(), pairs, fused, qkv_blocks, merged: Cell::new(false) })
     }
 
     /// The config.
@@ -207,10 +223,16 @@ impl LoraDelta {
         &self.fused
     }
 
-    /// The `B` rows of `role` within a fused pair: `[d, r]`.
+    /// `(first row, rows)` of Query, Key and Value within a fused `B`.
+    pub fn qkv_blocks(&self) -> [(i64, i64); 3] {
+        self.qkv_blocks
+    }
+
+    /// The `B` rows of `role` within a fused pair: `[d_out, r]`.
     fn fused_rows(&self, b: &Tensor, role: LinearRole) -> Tensor {
-        let block = QKV.iter().position(|&r| r == role).unwrap_or(0) as i64;
-        b.narrow(0, block * self.hidden, self.hidden)
+        let block = QKV.iter().position(|&r| r == role).unwrap_or(0);
+        let (start, len) = self.qkv_blocks[block];
+        b.narrow(0, start, len)
     }
 
     /// Every update `(site, (α/r) · B A)` as `[out, in]` weights.
@@ -300,12 +322,10 @@ impl Delta for LoraDelta {
             .map(|(s, p)| (petune_core::SiteRef::Linear(*s), n(&p.a) + n(&p.b)))
             .collect();
         for (&layer, p) in &self.fused {
-            for role in QKV {
+            for (role, (_, rows)) in QKV.into_iter().zip(self.qkv_blocks) {
                 let a = if role == LinearRole::Query { n(&p.a) } else { 0 };
-                out.push((
-                    petune_core::SiteRef::Linear(LinearSite { layer, role }),
-                    a + n(&p.b) / 3,
-                ));
+                let b = rows * p.b.size()[1];
+                out.push((petune_core::SiteRef::Linear(LinearSite { layer, role }), a + b));
             }
         }
         out.sort_by_key(|(s, _)| *s);

@@ -3,27 +3,36 @@
 //! `adapter_model.safetensors` (`{"format": "pt"}` metadata).
 //!
 //! * LoRA keys are `base_model.model.<module>.lora_A.weight` (`[r, in]`) and
-//!   `.lora_B.weight` (`[out, r]`), `<module>` the module path inside the bare Hugging
-//!   Face model (`AutoModel`): `encoder.layer.3.attention.self.query` (BERT, RoBERTa),
-//!   `h.3.attn.c_attn` (GPT-2, whose fused `c_attn` LoRA is petune's `fused_qkv`, rows
-//!   of `B` = `[q | k | v]`). Stored shapes do not depend on `fan_in_fan_out`. Reading
-//!   also accepts the `bert.` / `roberta.` / `deberta.` / `transformer.` prefix of task
-//!   models and PEFT's `.default` adapter infix.
+//!   `.lora_B.weight` (`[out, r]`). `<module>` comes from the backbone's own site →
+//!   module mapping (`LinearSiteInfo::hf_module`, one function per family), read through
+//!   the spec's `HfNames`: paths inside the bare model for `FEATURE_EXTRACTION` adapters
+//!   (`encoder.layer.3.attention.self.query` on BERT/RoBERTa, `h.3.attn.c_attn` on GPT-2,
+//!   whose fused `c_attn` LoRA is petune's `fused_qkv`, rows of `B` = `[q | k | v]`), and
+//!   inside the `*ForCausalLM` model for `CAUSAL_LM` ones (the Llama family:
+//!   `model.layers.3.self_attn.q_proj`). Stored shapes do not depend on `fan_in_fan_out`
+//!   (true for `Conv1D` modules). Reading accepts module paths with or without the
+//!   family's base prefix (`bert.`, `transformer.`, `model.`...) and PEFT's `.default`
+//!   adapter infix. No method code here knows a family.
 //! * Prompt tuning stores `prompt_embeddings` `[P, d]`; PEFT prepends it to the input
-//!   embeddings ([`PromptPosition::Peft`]). PEFT needs a `task_type` for that
-//!   (`FEATURE_EXTRACTION` is written), else its plain `PeftModel` ignores the prompt.
+//!   embeddings ([`PromptPosition::Peft`]). PEFT needs a `task_type` for that (the
+//!   spec's, `FEATURE_EXTRACTION` or `CAUSAL_LM`), else its plain `PeftModel` ignores the
+//!   prompt.
 //!
-//! Not expressible in PEFT (a typed error says so): LoRA on DeBERTa's fused `in_proj`
-//! (its rows interleave q/k/v per head), separate LoRA on GPT-2's Q/K/V, prompts trained
-//! in the LPT authors' convention. Unsupported PEFT options (rsLoRA, DoRA, bias
-//! training, per-module rank or alpha patterns) are refused when reading.
+//! Not expressible in PEFT (a typed error says so): a site whose module has no name of
+//! its own (DeBERTa's fused `in_proj`, rows interleaved per head), separate LoRA on one
+//! block of a fused projection (GPT-2's Q/K/V), a fused LoRA where the backbone has no
+//! fused module (the Llama family), prompts trained in the LPT authors' convention.
+//! Unsupported PEFT options (rsLoRA, DoRA, bias training, per-module rank or alpha
+//! patterns) are refused when reading.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use petune_core::fsio::{read_json, write_json_atomic};
 use petune_core::tensor_io::{read_safetensors, write_safetensors};
-use petune_core::{Backbone, BackboneSpec, Error, Family, LinearRole, LinearSite, Result};
+use petune_core::{
+    Backbone, BackboneSpec, Error, HfModule, LinearRole, LinearSite, LinearSiteInfo, Result,
+};
 use serde_json::{json, Value};
 use tch::{nn, Tensor};
 
@@ -35,107 +44,106 @@ pub const CONFIG_FILE: &str = "adapter_config.json";
 /// The adapter weights file name.
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 const PREFIX: &str = "base_model.model.";
+const QKV: [LinearRole; 3] = [LinearRole::Query, LinearRole::Key, LinearRole::Value];
 
 fn unsupported(what: impl Into<String>, spec: &BackboneSpec, reason: impl Into<String>) -> Error {
     Error::Incompatible { method: what.into(), backbone: spec.describe(), reason: reason.into() }
 }
 
-/// The PEFT module path of a LoRA site (`fused` = GPT-2's whole `c_attn`).
-fn module_path(spec: &BackboneSpec, site: LinearSite, fused: bool) -> Result<String> {
-    use LinearRole::*;
-    let l = site.layer;
-    let inside = match (spec.family, site.role) {
-        (Family::Bert | Family::Roberta, Query) => "attention.self.query",
-        (Family::Bert | Family::Roberta, Key) => "attention.self.key",
-        (Family::Bert | Family::Roberta, Value) => "attention.self.value",
-        (Family::Gpt2, Query | Key | Value) if fused => "attn.c_attn",
-        (Family::Gpt2, AttnOut) => "attn.c_proj",
-        (Family::Gpt2, FfnUp) => "mlp.c_fc",
-        (Family::Gpt2, FfnDown) => "mlp.c_proj",
-        (Family::Gpt2, _) => return Err(unsupported(
+/// The PEFT module path of a separately adapted site: its own module's path.
+fn site_module(spec: &BackboneSpec, site: LinearSite) -> Result<(String, bool)> {
+    match spec.hf_module(site).map_err(|e| unsupported("LoRA export", spec, e.to_string()))? {
+        HfModule::Own { path, conv1d } => Ok((spec.hf_names.peft_path(path), *conv1d)),
+        HfModule::FusedBlock { path, .. } => Err(unsupported(
             "LoRA export",
             spec,
-            "GPT-2 fuses q/k/v in c_attn: PEFT can only express a shared-A LoRA on it (fused_qkv)",
+            format!(
+                "{site:?} is one block of the fused `{path}`: PEFT can only express a LoRA on \
+                 the whole module (a shared-A LoRA, fused_qkv)"
+            ),
         )),
-        (Family::Deberta, Query | Key | Value) => {
-            return Err(unsupported(
-                "LoRA export",
-                spec,
-                "DeBERTa's q/k/v live in one in_proj whose rows interleave per head",
-            ))
+        HfModule::Unaddressable { reason, .. } => Err(unsupported("LoRA export", spec, reason)),
+    }
+}
+
+/// The PEFT module path of layer `layer`'s fused Q/K/V projection, when the backbone
+/// stores Query, Key and Value as consecutive blocks `[q | k | v]` of one module.
+fn fused_module(spec: &BackboneSpec, layer: usize) -> Result<(String, bool)> {
+    let no_module = || {
+        unsupported(
+            "LoRA export",
+            spec,
+            "a fused q/k/v LoRA needs one projection holding [q | k | v] (GPT-2's c_attn); \
+             this backbone has separate ones",
+        )
+    };
+    let mut expected = 0;
+    let mut module = None;
+    for role in QKV {
+        match spec.hf_module(LinearSite { layer, role }) {
+            Ok(HfModule::FusedBlock { path, conv1d, offset, len }) if *offset == expected => {
+                if module.as_ref().is_some_and(|(p, _): &(String, bool)| p != path) {
+                    return Err(no_module());
+                }
+                module = Some((path.clone(), *conv1d));
+                expected += len;
+            }
+            _ => return Err(no_module()),
         }
-        (_, AttnOut) => "attention.output.dense",
-        (_, FfnUp) => "intermediate.dense",
-        (_, FfnDown) => "output.dense",
-    };
-    Ok(match spec.family {
-        Family::Gpt2 => format!("h.{l}.{inside}"),
-        _ => format!("encoder.layer.{l}.{inside}"),
-    })
+    }
+    let (path, conv1d) = module.ok_or_else(no_module)?;
+    Ok((spec.hf_names.peft_path(&path), conv1d))
 }
 
-/// Parses a module path back into `(layer, roles)`: `c_attn` gives all three of Q/K/V.
-fn parse_module(spec: &BackboneSpec, module: &str) -> Option<(usize, Vec<LinearRole>)> {
-    use LinearRole::*;
-    let rest = ["bert.", "roberta.", "deberta.", "transformer."]
+/// The sites a module path of a PEFT file names (its base prefix optional): one site of
+/// its own, or the three Q/K/V blocks of a fused projection.
+fn sites_of<'s>(spec: &'s BackboneSpec, module: &str) -> Option<Vec<&'s LinearSiteInfo>> {
+    let bare = module.strip_prefix(spec.hf_names.base_prefix.as_str()).unwrap_or(module);
+    let sites: Vec<&LinearSiteInfo> = spec
+        .linear_sites
         .iter()
-        .find_map(|p| module.strip_prefix(p))
-        .unwrap_or(module);
-    let rest = match spec.family {
-        Family::Gpt2 => rest.strip_prefix("h.")?,
-        _ => rest.strip_prefix("encoder.layer.")?,
-    };
-    let (layer, inside) = rest.split_once('.')?;
-    let layer: usize = layer.parse().ok()?;
-    let roles = match (spec.family, inside) {
-        (Family::Gpt2, "attn.c_attn") => vec![Query, Key, Value],
-        (Family::Gpt2, "attn.c_proj") => vec![AttnOut],
-        (Family::Gpt2, "mlp.c_fc") => vec![FfnUp],
-        (Family::Gpt2, "mlp.c_proj") => vec![FfnDown],
-        (Family::Bert | Family::Roberta, "attention.self.query") => vec![Query],
-        (Family::Bert | Family::Roberta, "attention.self.key") => vec![Key],
-        (Family::Bert | Family::Roberta, "attention.self.value") => vec![Value],
-        (Family::Gpt2, _) => return None,
-        (_, "attention.output.dense") => vec![AttnOut],
-        (_, "intermediate.dense") => vec![FfnUp],
-        (_, "output.dense") => vec![FfnDown],
-        _ => return None,
-    };
-    Some((layer, roles))
+        .filter(|s| !matches!(s.hf_module, HfModule::Unaddressable { .. }))
+        .filter(|s| s.hf_module.path() == bare)
+        .collect();
+    match sites.as_slice() {
+        [one] if matches!(one.hf_module, HfModule::Own { .. }) => Some(sites),
+        three if three.len() == 3 && three.iter().zip(QKV).all(|(s, r)| s.site.role == r) => {
+            Some(sites)
+        }
+        _ => None,
+    }
 }
 
-/// `target_modules` for PEFT: short names where they match only the intended modules
-/// (PEFT matches `key == target` or `key.endswith("." + target)`), full paths otherwise.
+/// `target_modules` for PEFT: for each adapted role, the shortest dotted suffix of its
+/// module paths that matches (PEFT: `key == target` or `key.endswith("." + target)`)
+/// exactly the modules of that role in every layer, when every layer is adapted; full
+/// paths otherwise.
 fn target_modules(
     spec: &BackboneSpec,
     modules: &BTreeSet<String>,
     all_layers: bool,
 ) -> Vec<String> {
-    let short = |m: &str| -> Option<&'static str> {
-        let tail = m.split_once('.').and_then(|(_, r)| r.split_once('.')).map(|(_, r)| r)?;
-        let tail = match spec.family {
-            Family::Gpt2 => tail,
-            _ => tail.split_once('.').map(|(_, r)| r)?,
-        };
-        [
-            ("attention.self.query", "query"),
-            ("attention.self.key", "key"),
-            ("attention.self.value", "value"),
-            ("attention.output.dense", "attention.output.dense"),
-            ("intermediate.dense", "intermediate.dense"),
-            ("attn.c_attn", "c_attn"),
-            ("attn.c_proj", "attn.c_proj"),
-            ("mlp.c_fc", "c_fc"),
-            ("mlp.c_proj", "mlp.c_proj"),
-        ]
-        .iter()
-        .find(|(full, _)| *full == tail)
-        .map(|(_, s)| *s)
+    let all: BTreeSet<String> =
+        spec.linear_sites.iter().map(|s| spec.hf_names.peft_path(s.hf_module.path())).collect();
+    let matches =
+        |path: &str, target: &str| path == target || path.ends_with(&format!(".{target}"));
+    // Modules with the same in-layer role: the same path once the layer index is masked.
+    let role_of = |path: &str| -> String {
+        path.split('.')
+            .map(|c| if c.parse::<usize>().is_ok() { "*" } else { c })
+            .collect::<Vec<_>>()
+            .join(".")
     };
     let mut out = BTreeSet::new();
     for m in modules {
-        match short(m).filter(|_| all_layers) {
-            Some(s) => out.insert(s.to_string()),
+        let group: BTreeSet<&String> = all.iter().filter(|p| role_of(p) == role_of(m)).collect();
+        let parts: Vec<&str> = m.split('.').collect();
+        let short = (1..=parts.len())
+            .map(|n| parts[parts.len() - n..].join("."))
+            .take_while(|s| !s.split('.').any(|c| c.parse::<usize>().is_ok()))
+            .find(|s| all.iter().filter(|p| matches(p, s)).collect::<BTreeSet<_>>() == group);
+        match short.filter(|_| all_layers) {
+            Some(s) => out.insert(s),
             None => out.insert(m.clone()),
         };
     }
@@ -150,7 +158,8 @@ fn number(alpha: f64) -> Value {
     }
 }
 
-/// Writes `delta` as a PEFT LoRA adapter folder for the bare model of `spec`.
+/// Writes `delta` as a PEFT LoRA adapter folder for `spec`'s model (module paths and
+/// task type from its `HfNames`).
 pub fn save_lora(
     delta: &LoraDelta,
     spec: &BackboneSpec,
@@ -160,34 +169,35 @@ pub fn save_lora(
     let cfg = delta.config();
     let mut tensors = Vec::new();
     let mut modules = BTreeSet::new();
-    for (site, pair) in delta.pairs() {
-        let m = module_path(spec, *site, false)?;
-        tensors.push((format!("{PREFIX}{m}.lora_A.weight"), pair.a.detach()));
-        tensors.push((format!("{PREFIX}{m}.lora_B.weight"), pair.b.detach()));
+    let mut conv1d = BTreeSet::new();
+    let mut add = |(m, c): (String, bool), a: &Tensor, b: &Tensor| {
+        tensors.push((format!("{PREFIX}{m}.lora_A.weight"), a.detach()));
+        tensors.push((format!("{PREFIX}{m}.lora_B.weight"), b.detach()));
         modules.insert(m);
+        conv1d.insert(c);
+    };
+    for (site, pair) in delta.pairs() {
+        add(site_module(spec, *site)?, &pair.a, &pair.b);
     }
-    if !delta.fused_pairs().is_empty() && spec.family != Family::Gpt2 {
+    for (layer, pair) in delta.fused_pairs() {
+        add(fused_module(spec, *layer)?, &pair.a, &pair.b);
+    }
+    if conv1d.len() > 1 {
         return Err(unsupported(
             "LoRA export",
             spec,
-            "a fused q/k/v LoRA has no PEFT module on this family (only GPT-2's c_attn)",
+            "PEFT's fan_in_fan_out is one flag: the adapted modules mix Linear and Conv1D",
         ));
-    }
-    for (layer, pair) in delta.fused_pairs() {
-        let m = module_path(spec, LinearSite { layer: *layer, role: LinearRole::Query }, true)?;
-        tensors.push((format!("{PREFIX}{m}.lora_A.weight"), pair.a.detach()));
-        tensors.push((format!("{PREFIX}{m}.lora_B.weight"), pair.b.detach()));
-        modules.insert(m);
     }
     let config = json!({
         "peft_type": "LORA",
-        "task_type": "FEATURE_EXTRACTION",
+        "task_type": spec.hf_names.peft_task_type,
         "base_model_name_or_path": base_model,
         "r": cfg.r,
         "lora_alpha": number(cfg.alpha),
         "lora_dropout": cfg.dropout,
         "target_modules": target_modules(spec, &modules, cfg.layers.is_none()),
-        "fan_in_fan_out": spec.family == Family::Gpt2,
+        "fan_in_fan_out": conv1d.contains(&true),
         "bias": "none",
         "use_rslora": false,
         "use_dora": false,
@@ -302,18 +312,14 @@ pub fn load_lora(dir: &Path, p: &nn::Path, backbone: &dyn Backbone) -> Result<Lo
     let mut fused = false;
     let mut pairs = Vec::new();
     for (module, [a, b]) in by_module {
-        let (layer, rs) = parse_module(spec, &module).ok_or_else(|| {
+        let sites = sites_of(spec, &module).ok_or_else(|| {
             Error::config(
                 format!("{}", path.display()),
-                format!("no {} module `{module}`", spec.describe()),
+                format!("no {} module `{module}` that LoRA can adapt", spec.describe()),
             )
         })?;
-        if layer >= spec.n_layers {
-            return Err(Error::config(
-                module,
-                format!("layer beyond the backbone's {}", spec.n_layers),
-            ));
-        }
+        let layer = sites[0].site.layer;
+        let rs: Vec<LinearRole> = sites.iter().map(|s| s.site.role).collect();
         let (Some(a), Some(b)) = (a, b) else {
             return Err(Error::config(module, "needs both lora_A and lora_B"));
         };
@@ -376,7 +382,7 @@ pub fn save_prompt_tuning(
     }
     let config = json!({
         "peft_type": "PROMPT_TUNING",
-        "task_type": "FEATURE_EXTRACTION",
+        "task_type": spec.hf_names.peft_task_type,
         "base_model_name_or_path": base_model,
         "num_virtual_tokens": delta.config().len,
         "token_dim": spec.hidden,

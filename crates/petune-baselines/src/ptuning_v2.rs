@@ -3,10 +3,14 @@
 //! vectors per layer and head, prepended to every layer's own keys and values.
 //!
 //! Without reparameterisation (the paper's count) the prefix is one embedding
-//! `[len, 2·L·d]`, N(0, 1) as `nn.Embedding`; with it, an embedding `[len, d]` goes
-//! through `Linear(d, m) → tanh → Linear(m, 2·L·d)`. The `2·L·d` axis is laid out
-//! `[L, 2 (key, value), heads, head_dim]` (THUDM's `view(.., 2L, nh, hd)`), and dropout
-//! is applied to the prefix while training. Every query attends every prefix slot.
+//! `[len, 2·L·kv]`, N(0, 1) as `nn.Embedding`; with it, an embedding `[len, d]` goes
+//! through `Linear(d, m) → tanh → Linear(m, 2·L·kv)`. `kv` is the key/value width,
+//! `n_kv_heads · head_dim` (`d` except under grouped-query attention, where the prefix is
+//! sized by the key/value heads as transformers' cache is). The `2·L·kv` axis is laid out
+//! `[L, 2 (key, value), kv_heads, head_dim]` (THUDM's `view(.., 2L, nh, hd)`), and dropout
+//! is applied to the prefix while training. Every query attends every prefix slot. On
+//! rotary backbones (the Llama family) prefix keys are used as they are, not rotated:
+//! they have no position.
 
 use petune_core::{
     Backbone, BackboneSpec, BindCtx, Delta, Error, Hooks, KvPrefix, Result, SiteRef,
@@ -46,10 +50,10 @@ impl Default for PTuningV2Config {
 }
 
 impl PTuningV2Config {
-    /// Trainable parameters: `len·2·L·d`, or with the MLP
-    /// `len·d + (d·m + m) + (m·2Ld + 2Ld)`.
+    /// Trainable parameters: `len·2·L·kv`, or with the MLP
+    /// `len·d + (d·m + m) + (m·2L·kv + 2L·kv)`.
     pub fn trainable_params(&self, spec: &BackboneSpec) -> i64 {
-        let out = 2 * spec.n_layers as i64 * spec.hidden;
+        let out = 2 * spec.n_layers as i64 * spec.kv_dim();
         match self.reparam_hidden {
             None => self.len * out,
             Some(m) => self.len * spec.hidden + spec.hidden * m + m + m * out + out,
@@ -108,7 +112,7 @@ impl PTuningV2Delta {
     pub fn new(p: &nn::Path, cfg: &PTuningV2Config, backbone: &dyn Backbone) -> Result<Self> {
         let spec = backbone.spec();
         cfg.validate(spec)?;
-        let out = 2 * spec.n_layers as i64 * spec.hidden;
+        let out = 2 * spec.n_layers as i64 * spec.kv_dim();
         let e = p / "prefix_encoder";
         let normal = Init::Randn { mean: 0.0, stdev: 1.0 };
         let encoder = match cfg.reparam_hidden {
@@ -123,13 +127,13 @@ impl PTuningV2Delta {
             cfg: cfg.clone(),
             encoder,
             layers: spec.n_layers,
-            heads: spec.n_heads,
+            heads: spec.n_kv_heads,
             head_dim: spec.head_dim,
             params: cfg.trainable_params(spec),
         })
     }
 
-    /// All prefixes `[len, 2·L·d]`.
+    /// All prefixes `[len, 2·L·kv]`.
     fn prefixes(&self) -> Tensor {
         match &self.encoder {
             PrefixEncoder::Plain(t) => t.shallow_clone(),
@@ -163,9 +167,9 @@ impl Delta for PTuningV2Delta {
     }
 
     fn bind<'a>(&'a self, ctx: &BindCtx<'_>) -> Result<Box<dyn Hooks + 'a>> {
-        let prefixes = self.prefixes().dropout(self.cfg.dropout, ctx.train); // [len, 2·L·d]
+        let prefixes = self.prefixes().dropout(self.cfg.dropout, ctx.train); // [len, 2·L·kv]
         let (l, nh, hd) = (self.layers as i64, self.heads, self.head_dim);
-        // [len, 2Ld] → [len, L, 2, nh, hd] → [L, 2, nh, len, hd]
+        // [len, 2L·kv] → [len, L, 2, kv_heads, hd] → [L, 2, kv_heads, len, hd]
         let kv = prefixes.view([self.cfg.len, l, 2, nh, hd]).permute([1, 2, 3, 0, 4]);
         let per_layer = (0..l)
             .map(|i| {

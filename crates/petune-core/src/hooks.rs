@@ -13,8 +13,14 @@ use crate::state::SeqState;
 /// Per-layer attention prefix (P-tuning v2): virtual keys and values prepended to
 /// the layer's own, attended by every query.
 ///
+/// Backbones with rotary positions (the Llama family) prepend them to the keys *after*
+/// the rotation, as they are: prefix keys are not rotated (they have no position), and
+/// the text keeps its positions.
+///
 /// # Shapes
-/// `k`, `v`: `[B, heads, P, head_dim]`; `mask` (optional): `[B, P]` int64, 1 = attend.
+/// `k`, `v`: `[B, kv_heads, P, head_dim]` (`BackboneSpec::n_kv_heads`: fewer than the
+/// query heads under grouped-query attention); `mask` (optional): `[B, P]` int64,
+/// 1 = attend.
 #[derive(Debug)]
 pub struct KvPrefix {
     /// Prefix keys.
@@ -44,6 +50,10 @@ pub trait Hooks {
     ///   **no** position embedding and the text keeps its positions `0..T` (or the
     ///   explicit `position_ids`); they are concatenated after `wte + wpe`, before the
     ///   embedding dropout.
+    /// * **Llama family** (no absolute positions, no embedding norm or dropout): the
+    ///   prepended tokens are the first tokens of the input for rotary attention
+    ///   (`SeqState::prepend`: prompt at positions `0..P`, text shifted by `P`), exactly
+    ///   Hugging Face's `inputs_embeds`; both prompt conventions coincide.
     ///
     /// A prompt prepended by `before_layer(0)` instead enters after the whole embedding
     /// block (no position, no LayerNorm, no embedding dropout), on every family.
@@ -55,7 +65,8 @@ pub trait Hooks {
     /// front of the text (Hugging Face's `inputs_embeds` semantics, which PEFT relies
     /// on): the prompt gets positions `0..P` and the text `P..P+T`. Only GPT-2 reads
     /// this — its default follows the LPT authors (prompt without position, text keeps
-    /// `0..T`); the encoders always position prepended tokens as the first tokens.
+    /// `0..T`); the encoders and the Llama family always position prepended tokens as
+    /// the first tokens.
     fn positions_include_prefix(&self) -> bool {
         false
     }

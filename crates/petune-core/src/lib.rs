@@ -30,8 +30,8 @@ pub use input::BackboneInput;
 pub use mixed::{bind_mixed, MixedHooks};
 pub use recording::{RecordingHooks, SiteEvent};
 pub use site::{
-    LinearRole, LinearSite, LinearSiteInfo, NormRole, NormSite, NormSiteInfo, SiteRef, Sublayer,
-    SublayerSite,
+    HfModule, HfNames, LinearRole, LinearSite, LinearSiteInfo, NormKind, NormRole, NormSite,
+    NormSiteInfo, SiteRef, Sublayer, SublayerSite,
 };
-pub use spec::{Arch, BackboneSpec, Capabilities, Family};
+pub use spec::{Arch, BackboneSpec, Capabilities};
 pub use state::SeqState;

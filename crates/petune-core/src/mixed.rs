@@ -113,9 +113,18 @@ impl MixedHooks<'_> {
                     .into(),
             });
         }
-        let (hidden, masks): (Vec<_>, Vec<_>) =
-            outs.into_iter().map(|o| (o.hidden, o.pad_mask)).unzip();
-        Ok(SeqState { hidden: self.gather(hidden), pad_mask: self.gather(masks), n_prefix })
+        let mut parts = (Vec::new(), Vec::new(), Vec::new());
+        for o in outs {
+            parts.0.push(o.hidden);
+            parts.1.push(o.pad_mask);
+            parts.2.push(o.positions);
+        }
+        Ok(SeqState {
+            hidden: self.gather(parts.0),
+            pad_mask: self.gather(parts.1),
+            positions: self.gather(parts.2),
+            n_prefix,
+        })
     }
 
     /// Applies a row-wise tensor hook member by member on `y` `[B, ..]`, handing each

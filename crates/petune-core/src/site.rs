@@ -19,15 +19,29 @@ pub enum LinearRole {
     Value,
     /// Attention output projection.
     AttnOut,
-    /// First FFN projection (hidden → intermediate).
+    /// The gate of a gated FFN (hidden → intermediate; Llama's `gate_proj`, whose
+    /// activation multiplies the up projection). Runs before `FfnUp`.
+    FfnGate,
+    /// First FFN projection (hidden → intermediate; Llama's `up_proj`).
     FfnUp,
-    /// Second FFN projection (intermediate → hidden).
+    /// Second FFN projection (intermediate → hidden; Llama's `down_proj`).
     FfnDown,
 }
 
 impl LinearRole {
-    /// All roles, in the order a layer runs them.
-    pub const ALL: [LinearRole; 6] = [
+    /// All roles, in the order a layer runs them (a plain FFN has no `FfnGate`).
+    pub const ALL: [LinearRole; 7] = [
+        LinearRole::Query,
+        LinearRole::Key,
+        LinearRole::Value,
+        LinearRole::AttnOut,
+        LinearRole::FfnGate,
+        LinearRole::FfnUp,
+        LinearRole::FfnDown,
+    ];
+
+    /// The roles of a transformer layer with a plain (ungated) FFN, in execution order.
+    pub const PLAIN_FFN: [LinearRole; 6] = [
         LinearRole::Query,
         LinearRole::Key,
         LinearRole::Value,
@@ -46,11 +60,13 @@ pub struct LinearSite {
     pub role: LinearRole,
 }
 
-/// Which LayerNorm a norm site is.
+/// Which norm a norm site is.
 ///
 /// The role names the sublayer a norm belongs to: post-LN encoders (BERT, RoBERTa,
-/// DeBERTa) normalise *after* the residual add, pre-LN GPT-2 normalises the sublayer's
-/// input (`ln_1` = `Attn`, `ln_2` = `Ffn`).
+/// DeBERTa) normalise *after* the residual add, pre-norm decoders normalise the
+/// sublayer's input (GPT-2: `ln_1` = `Attn`, `ln_2` = `Ffn`; Llama: `input_layernorm` =
+/// `Attn`, `post_attention_layernorm` = `Ffn`). Whether it is a LayerNorm or an RMSNorm
+/// is the site's [`NormKind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NormRole {
@@ -60,8 +76,19 @@ pub enum NormRole {
     Attn,
     /// The feed-forward sublayer's LayerNorm.
     Ffn,
-    /// The final LayerNorm (GPT-2 `ln_f`).
+    /// The final norm (GPT-2 `ln_f`, Llama `norm`).
     Final,
+}
+
+/// What a norm site computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum NormKind {
+    /// LayerNorm: `(x - mean) / sqrt(var + eps) · w (+ b)`.
+    #[default]
+    LayerNorm,
+    /// RMSNorm (Llama family): `x / sqrt(mean(x²) + eps) · w`, computed in float32, no bias.
+    RmsNorm,
 }
 
 /// A LayerNorm: `layer` is `None` for the embedding and final norms.
@@ -92,8 +119,97 @@ pub struct SublayerSite {
     pub kind: Sublayer,
 }
 
-/// One linear site of a backbone, with its sizes (for allocating per-site deltas).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a linear site's weight lives in the Hugging Face module tree: the backbone's
+/// own mapping from sites to checkpoint (and PEFT) module names, written once per family
+/// (its `hf_module` function) and read by PEFT import/export, `petune inspect` and
+/// anything else that needs a module name.
+///
+/// Paths are relative to the bare model (`AutoModel`: `encoder.layer.3.attention.self.query`,
+/// `h.3.attn.c_attn`, `layers.3.self_attn.q_proj`); [`HfNames::base_prefix`] is what a
+/// task model (`*ForMaskedLM`, `*ForCausalLM`) puts in front.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HfModule {
+    /// A module of its own: `nn.Linear` (`weight [out, in]`), or Hugging Face's
+    /// `Conv1D` (`weight [in, out]`, GPT-2) when `conv1d`.
+    Own {
+        /// Module path in the bare model.
+        path: String,
+        /// Stored as `Conv1D`.
+        conv1d: bool,
+    },
+    /// Output rows `offset .. offset + len` of a fused projection (GPT-2's `c_attn`
+    /// holds `[q | k | v]`).
+    FusedBlock {
+        /// Module path of the fused projection in the bare model.
+        path: String,
+        /// Stored as `Conv1D`.
+        conv1d: bool,
+        /// First output feature of this site's block.
+        offset: i64,
+        /// Output features of the block.
+        len: i64,
+    },
+    /// Inside a module whose layout no per-site name can express (DeBERTa's `in_proj`
+    /// interleaves q/k/v rows per head): asking for its name is a typed error.
+    Unaddressable {
+        /// Module path of the projection holding the site.
+        path: String,
+        /// Why the site has no name of its own.
+        reason: String,
+    },
+}
+
+impl HfModule {
+    /// A plain `nn.Linear` module.
+    pub fn linear(path: impl Into<String>) -> HfModule {
+        HfModule::Own { path: path.into(), conv1d: false }
+    }
+
+    /// The module path (of the fused or enclosing projection where there is one).
+    pub fn path(&self) -> &str {
+        match self {
+            HfModule::Own { path, .. }
+            | HfModule::FusedBlock { path, .. }
+            | HfModule::Unaddressable { path, .. } => path,
+        }
+    }
+
+    /// Whether the weight is stored as `Conv1D` (`[in, out]`).
+    pub fn is_conv1d(&self) -> bool {
+        matches!(
+            self,
+            HfModule::Own { conv1d: true, .. } | HfModule::FusedBlock { conv1d: true, .. }
+        )
+    }
+}
+
+/// Naming facts of a family's checkpoints that are not per site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HfNames {
+    /// Prefix of the base model inside the family's task models (`bert.`, `roberta.`,
+    /// `deberta.`, `transformer.` (GPT-2), `model.` (Llama family)).
+    pub base_prefix: String,
+    /// The PEFT task type petune writes adapters for: `FEATURE_EXTRACTION` (module
+    /// paths of the bare model, as `AutoModel` + PEFT give) or `CAUSAL_LM` (paths of the
+    /// `*ForCausalLM` model, i.e. under `base_prefix`, as the Llama ecosystem uses).
+    pub peft_task_type: String,
+}
+
+impl HfNames {
+    /// The module path PEFT writes for a bare-model path, per `peft_task_type`.
+    pub fn peft_path(&self, path: &str) -> String {
+        if self.peft_task_type == "CAUSAL_LM" {
+            format!("{}{path}", self.base_prefix)
+        } else {
+            path.to_string()
+        }
+    }
+}
+
+/// One linear site of a backbone, with its sizes (for allocating per-site deltas) and
+/// its Hugging Face module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinearSiteInfo {
     /// The site.
     pub site: LinearSite,
@@ -103,6 +219,8 @@ pub struct LinearSiteInfo {
     pub d_out: i64,
     /// Whether the frozen projection has a bias.
     pub has_bias: bool,
+    /// Where its weight lives in the checkpoint.
+    pub hf_module: HfModule,
 }
 
 /// One norm site of a backbone, with its width.
@@ -112,8 +230,10 @@ pub struct NormSiteInfo {
     pub site: NormSite,
     /// Normalised width.
     pub dim: i64,
-    /// Whether the norm has an affine bias.
+    /// Whether the norm has an affine bias (RMSNorm never has).
     pub has_bias: bool,
+    /// LayerNorm or RMSNorm.
+    pub kind: NormKind,
 }
 
 /// Any site a delta can act on (for `petune inspect` and `Delta::touched_sites`).

@@ -1,27 +1,41 @@
 //! The state that flows through a backbone's layer stack (design.md §3, `SeqState`).
 //!
-//! It carries the hidden states together with the padding mask and the number of
-//! virtual tokens prepended so far, so that inserting tokens in the middle of the
-//! network (LPT, prompt tuning, S-IDPG) never needs mask surgery by the delta: the
-//! backbone derives its attention masks (and DeBERTa its relative positions) from
-//! this state at every layer.
+//! It carries the hidden states together with the padding mask, the position of every
+//! token and the number of virtual tokens prepended so far, so that inserting tokens in
+//! the middle of the network (LPT, prompt tuning, S-IDPG) never needs mask or position
+//! surgery by the delta: the backbone derives its attention masks (DeBERTa its relative
+//! positions, the Llama family its rotary angles) from this state at every layer.
+//!
+//! # Position convention
+//! Text tokens start at the input's `position_ids` (or `0..T`). Tokens prepended by
+//! [`SeqState::prepend`] take positions `0..P` and every existing token is shifted by
+//! `P` (by the number of attended prompt slots of its row, for
+//! [`SeqState::prepend_masked`]): every text–text relative offset is unchanged, which is
+//! all rotary attention sees between text tokens, and the prompt sits right before the
+//! text as if it had been the start of the input (Hugging Face's `inputs_embeds`
+//! semantics). Families with absolute position embeddings (BERT, RoBERTa, GPT-2) add
+//! them once in `embed` and do not read `positions` afterwards (docs/sites.md).
 
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::input::BackboneInput;
 
-/// Hidden states with their padding mask and prepended-token count.
+/// Hidden states with their padding mask, positions and prepended-token count.
 ///
 /// # Shapes
-/// `hidden` is `[B, T, H]`; `pad_mask` is `[B, T]` int64 with 1 = attend. The first
-/// `n_prefix` positions are virtual tokens; text starts at index `n_prefix`.
+/// `hidden` is `[B, T, H]`; `pad_mask` and `positions` are `[B, T]` int64, `pad_mask`
+/// with 1 = attend. The first `n_prefix` positions are virtual tokens; text starts at
+/// index `n_prefix`.
 #[derive(Debug)]
 pub struct SeqState {
     /// Hidden states `[B, T, H]`.
     pub hidden: Tensor,
     /// 1 = real or virtual token, 0 = padding, `[B, T]` int64.
     pub pad_mask: Tensor,
-    /// Virtual tokens prepended so far (they occupy positions `0..n_prefix`).
+    /// Position id of every token `[B, T]` int64 (see the module docs).
+    pub positions: Tensor,
+    /// Virtual tokens prepended so far (they occupy indices `0..n_prefix`).
     pub n_prefix: i64,
 }
 
@@ -30,15 +44,39 @@ impl Clone for SeqState {
         SeqState {
             hidden: self.hidden.shallow_clone(),
             pad_mask: self.pad_mask.shallow_clone(),
+            positions: self.positions.shallow_clone(),
             n_prefix: self.n_prefix,
         }
     }
 }
 
+/// Positions `0..T` for every row: `[B, T]` int64 on `mask`'s device.
+fn sequential_positions(mask: &Tensor) -> Tensor {
+    let (b, t) = (mask.size()[0], mask.size()[1]);
+    Tensor::arange(t, (Kind::Int64, mask.device())).unsqueeze(0).expand([b, t], true)
+}
+
 impl SeqState {
-    /// A state with no virtual tokens.
+    /// A state with no virtual tokens, positioned `0..T`.
     pub fn new(hidden: Tensor, pad_mask: Tensor) -> Self {
-        SeqState { hidden, pad_mask, n_prefix: 0 }
+        let positions = sequential_positions(&pad_mask);
+        SeqState { hidden, pad_mask, positions, n_prefix: 0 }
+    }
+
+    /// A state for `input`'s tokens: its padding mask, and its explicit `position_ids`
+    /// or `0..T`.
+    pub fn for_input(hidden: Tensor, input: &BackboneInput) -> Self {
+        let pad_mask = input.attention_mask.shallow_clone();
+        let positions = match &input.position_ids {
+            Some(p) => p.shallow_clone(),
+            None => sequential_positions(&pad_mask),
+        };
+        SeqState { hidden, pad_mask, positions, n_prefix: 0 }
+    }
+
+    /// The same state with new hidden states (a layer's output) of the same length.
+    pub fn with_hidden(self, hidden: Tensor) -> SeqState {
+        SeqState { hidden, ..self }
     }
 
     /// Batch size `B`.
@@ -66,7 +104,9 @@ impl SeqState {
     }
 
     /// Prepends `prompt` `[B, P, H]` with its own mask `[B, P]` (1 = attend): lets one
-    /// batch carry prompts of different lengths (mixed-task batches).
+    /// batch carry prompts of different lengths (mixed-task batches). The attended
+    /// prompt slots of a row take positions `0..` in order and its tokens are shifted by
+    /// their count.
     pub fn prepend_masked(self, prompt: &Tensor, mask: &Tensor) -> Result<SeqState> {
         let prompt = self.batched_prompt(prompt)?;
         let p = prompt.size()[1];
@@ -77,9 +117,13 @@ impl SeqState {
                 got: mask.size(),
             });
         }
+        let mask = mask.to_kind(Kind::Int64).to_device(self.pad_mask.device());
         let hidden = Tensor::cat(&[prompt.to_kind(self.hidden.kind()), self.hidden], 1); // [B, P+T, H]
-        let pad_mask = Tensor::cat(&[mask.to_kind(Kind::Int64), self.pad_mask], 1); // [B, P+T]
-        Ok(SeqState { hidden, pad_mask, n_prefix: self.n_prefix + p })
+        let prompt_positions = (mask.cumsum(1, Kind::Int64) - 1).clamp_min(0); // [B, P]
+        let shift = mask.sum_dim_intlist(1, true, Kind::Int64); // [B, 1]
+        let positions = Tensor::cat(&[prompt_positions, self.positions + shift], 1); // [B, P+T]
+        let pad_mask = Tensor::cat(&[mask, self.pad_mask], 1); // [B, P+T]
+        Ok(SeqState { hidden, pad_mask, positions, n_prefix: self.n_prefix + p })
     }
 
     fn batched_prompt(&self, prompt: &Tensor) -> Result<Tensor> {
@@ -101,6 +145,7 @@ impl SeqState {
         SeqState {
             hidden: self.hidden.index_select(0, idx),
             pad_mask: self.pad_mask.index_select(0, idx),
+            positions: self.positions.index_select(0, idx),
             n_prefix: self.n_prefix,
         }
     }
@@ -120,11 +165,16 @@ impl SeqState {
         self.pad_mask.narrow(1, self.n_prefix, self.seq_len() - self.n_prefix)
     }
 
-    /// Drops the virtual tokens, keeping only the text positions.
+    /// The text part's positions: `[B, T - n_prefix]`.
+    pub fn text_positions(&self) -> Tensor {
+        self.positions.narrow(1, self.n_prefix, self.seq_len() - self.n_prefix)
+    }
+
+    /// Drops the virtual tokens, keeping only the text (whose positions stay as they are).
     pub fn strip_prefix(self) -> SeqState {
-        let hidden = self.text_hidden();
-        let pad_mask = self.text_mask();
-        SeqState { hidden, pad_mask, n_prefix: 0 }
+        let (hidden, pad_mask, positions) =
+            (self.text_hidden(), self.text_mask(), self.text_positions());
+        SeqState { hidden, pad_mask, positions, n_prefix: 0 }
     }
 }
 
@@ -147,6 +197,37 @@ mod tests {
         let s = s.prepend(&Tensor::zeros([2, 1, 4], (Kind::Float, tch::Device::Cpu))).unwrap();
         assert_eq!(s.n_prefix, 6);
         assert!(s.strip_prefix().hidden.equal(&hidden));
+    }
+
+    #[test]
+    fn prepended_tokens_come_first_and_text_offsets_are_unchanged() {
+        let cpu = tch::Device::Cpu;
+        // Left-padded row (positions as Hugging Face computes them) and a full row.
+        let mask = Tensor::from_slice2(&[[0i64, 1, 1, 1], [1, 1, 1, 1]]);
+        let pos = Tensor::from_slice2(&[[0i64, 0, 1, 2], [0, 1, 2, 3]]);
+        let input = BackboneInput::new(Tensor::ones([2, 4], (Kind::Int64, cpu)))
+            .unwrap()
+            .with_attention_mask(mask)
+            .unwrap()
+            .with_positions(pos.shallow_clone())
+            .unwrap();
+        let s = SeqState::for_input(Tensor::zeros([2, 4, 3], (Kind::Float, cpu)), &input);
+        let s = s.prepend(&Tensor::zeros([2, 3], (Kind::Float, cpu))).unwrap();
+        // Prompt at 0..2, text at its positions + 2.
+        let want = Tensor::from_slice2(&[[0i64, 1, 2, 2, 3, 4], [0, 1, 2, 3, 4, 5]]);
+        assert!(s.positions.equal(&want));
+        // Text shifted by the prompt length: every text–text offset unchanged.
+        assert!(s.text_positions().equal(&(&pos + 2)));
+        // A masked prompt slot shifts nothing and takes no position of its own.
+        let masked = SeqState::for_input(Tensor::zeros([2, 4, 3], (Kind::Float, cpu)), &input)
+            .prepend_masked(
+                &Tensor::zeros([2, 2, 3], (Kind::Float, cpu)),
+                &Tensor::from_slice2(&[[1i64, 0], [1, 1]]),
+            )
+            .unwrap();
+        assert!(masked.text_positions().get(0).equal(&(pos.get(0) + 1)));
+        assert!(masked.text_positions().get(1).equal(&(pos.get(1) + 2)));
+        assert!(masked.strip_prefix().positions.get(1).equal(&(pos.get(1) + 2)));
     }
 
     #[test]

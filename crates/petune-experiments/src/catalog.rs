@@ -13,7 +13,7 @@ use petune_baselines::{
     AdapterConfig, AdapterDropConfig, BitFitConfig, LoraConfig, PTuningV2Config, PromptPosition,
     PromptTuningConfig, SidpgConfig,
 };
-use petune_core::{Arch, BackboneSpec, LinearRole};
+use petune_core::{BackboneSpec, HfModule, LinearRole, LinearSite};
 use petune_lpt::{LptConfig, PoolKind, PromptInit};
 use petune_train::{MethodConfig, METHOD_NAMES};
 
@@ -70,7 +70,13 @@ pub fn middle_prompt_layer(spec: &BackboneSpec) -> usize {
 /// ```
 pub fn paper_method(name: &str, spec: &BackboneSpec) -> Result<MethodConfig> {
     let pl = middle_prompt_layer(spec);
-    let gpt2 = spec.arch == Arch::CausalDecoder;
+    // GPT-2 stores q/k/v in one `c_attn`; the Llama family keeps them apart.
+    let fused_qkv = spec
+        .linear_site(LinearSite { layer: 0, role: LinearRole::Query })
+        .is_some_and(|s| matches!(s.hf_module, HfModule::FusedBlock { .. }));
+    // Bias-free backbones (Llama, Mistral) get zero-initialised biases to tune.
+    let biased =
+        spec.linear_sites.iter().any(|s| s.has_bias) || spec.norm_sites.iter().any(|s| s.has_bias);
     Ok(match name {
         "mt" | "model_tuning" => MethodConfig::ModelTuning,
         "npg" | "lpt" => MethodConfig::Lpt(LptConfig::npg(pl)),
@@ -90,10 +96,12 @@ pub fn paper_method(name: &str, spec: &BackboneSpec) -> Result<MethodConfig> {
             drop_lowest: spec.n_layers / 2,
             schedule: Default::default(),
         }),
-        "bitfit" => MethodConfig::BitFit(BitFitConfig::default()),
+        "bitfit" => {
+            MethodConfig::BitFit(BitFitConfig { add_missing: !biased, ..BitFitConfig::default() })
+        }
         // OpenDelta's `attn@.q@`, `attn@.v@` land on GPT-2's fused `c_attn`, so the
         // whole 1280 → 3840 projection gets one rank-4 update (paper: 740K).
-        "lora" if gpt2 => MethodConfig::Lora(LoraConfig {
+        "lora" if fused_qkv => MethodConfig::Lora(LoraConfig {
             r: 4,
             alpha: 32.0,
             targets: vec![LinearRole::Query, LinearRole::Key, LinearRole::Value],

@@ -36,9 +36,11 @@ impl Feature {
     }
 }
 
-/// GPT-2 direct LM scoring (lpt-reference.md §4.2): every class's description
+/// Direct LM scoring on decoders (lpt-reference.md §4.2): every class's description
 /// (`" It was great ."`) is tokenized; tokens before the first position where the
-/// descriptions differ are shared context, the rest plus EOS is the class's target.
+/// descriptions differ are shared context, the rest plus EOS is the class's target. The
+/// sequence starts with the model's BOS and the target ends with its EOS (the
+/// tokenizer's ids from config.json; GPT-2: `<|endoftext|>` for both).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LmScoring {
     /// Shared context tokens (`" It was"`).
@@ -49,13 +51,23 @@ pub struct LmScoring {
     pub bos: i64,
 }
 
+/// The model's `(bos, eos)` for LM scoring: the tokenizer's ids from config.json, each
+/// falling back to the other and then to an `<|endoftext|>` token.
+fn lm_specials(tok: &TextTokenizer) -> Result<(i64, i64)> {
+    let text_end = tok.token_id("<|endoftext|>");
+    let eos = tok.eos_id().or(text_end).or(tok.bos_id());
+    let bos = tok.bos_id().or(eos);
+    bos.zip(eos).ok_or_else(|| Error::Tokenizer {
+        path: tok.path().to_path_buf(),
+        msg: "LM scoring needs the model's bos/eos ids (config.json) or an `<|endoftext|>` token"
+            .into(),
+    })
+}
+
 impl LmScoring {
     /// Builds the scoring layout from a `%s` pattern and label words.
     pub fn new(tok: &TextTokenizer, pattern: &str, words: &[String]) -> Result<LmScoring> {
-        let eos = tok.token_id("<|endoftext|>").ok_or_else(|| Error::Tokenizer {
-            path: tok.path().to_path_buf(),
-            msg: "LM scoring needs an `<|endoftext|>` token".into(),
-        })?;
+        let (bos, eos) = lm_specials(tok)?;
         let descs: Vec<Vec<i64>> = words
             .iter()
             .map(|w| {
@@ -71,7 +83,7 @@ impl LmScoring {
         }
         let targets =
             descs.iter().map(|d| d[start..].iter().copied().chain([eos]).collect()).collect();
-        Ok(LmScoring { context: first[..start].to_vec(), targets, bos: eos })
+        Ok(LmScoring { context: first[..start].to_vec(), targets, bos })
     }
 }
 

@@ -120,7 +120,7 @@ impl PrefixCache {
             .flatten()
             .map(|h| h.constant_pad_nd([0, 0, 0, t - h.size()[0]])) // [len, d] → [T, d]
             .collect();
-        Ok(SeqState::new(Tensor::stack(&padded, 0), batch.input.attention_mask.shallow_clone()))
+        Ok(SeqState::for_input(Tensor::stack(&padded, 0), &batch.input))
     }
 }
 

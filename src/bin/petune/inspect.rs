@@ -33,7 +33,8 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let spec = backbone.spec();
     let mut out = json!({
         "backbone": spec.describe(),
-        "family": spec.family,
+        "model_type": spec.model_type,
+        "heads": {"query": spec.n_heads, "key_value": spec.n_kv_heads, "head_dim": spec.head_dim},
         "arch": spec.arch,
         "capabilities": spec.capabilities,
         "total_params": spec.total_params,
@@ -70,21 +71,27 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
         spec.capabilities
     );
     println!(
-        "{} linear sites (per layer: {}), {} norm sites, {} sublayer sites",
+        "{} query heads, {} key/value heads of size {}",
+        spec.n_heads, spec.n_kv_heads, spec.head_dim
+    );
+    println!(
+        "{} linear sites (per layer: {}), {} norm sites ({:?}), {} sublayer sites",
         spec.linear_sites.len(),
         spec.linear_sites
             .iter()
             .filter(|s| s.site.layer == 0)
             .map(|s| format!(
-                "{:?} {}→{}{}",
+                "{:?} {}→{}{} [{}]",
                 s.site.role,
                 s.d_in,
                 s.d_out,
-                if s.has_bias { "+b" } else { "" }
+                if s.has_bias { "+b" } else { "" },
+                s.hf_module.path()
             ))
             .collect::<Vec<_>>()
             .join(", "),
         spec.norm_sites.len(),
+        spec.norm_sites.first().map(|n| n.kind),
         spec.sublayer_sites().len()
     );
     if let Some(label) = out.get("method") {

@@ -2,16 +2,37 @@
 //! writes them (`transformers` `BertConfig` / `RobertaConfig`), and its validation.
 
 use petune_core::{
-    Arch, BackboneSpec, Capabilities, Error, Family, LinearRole, NormRole, NormSite, NormSiteInfo,
-    Result,
+    Arch, BackboneSpec, Capabilities, Error, HfModule, HfNames, LinearRole, LinearSite, NormKind,
+    NormRole, Result,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::common::config::{
     check_dropouts, check_pad_id, check_sizes, default_dropout, default_gelu,
-    default_max_positions, default_true, layer_norm_sites,
+    default_max_positions, default_true, layer_norm_sites, norm_site,
 };
 use crate::common::layers::Activation;
+use crate::family::Family;
+
+/// The module of `site` in a bare `BertModel` / `RobertaModel` (the family's one mapping
+/// from sites to checkpoint and PEFT names).
+pub fn hf_module(site: LinearSite) -> HfModule {
+    let inside = match site.role {
+        LinearRole::Query => "attention.self.query",
+        LinearRole::Key => "attention.self.key",
+        LinearRole::Value => "attention.self.value",
+        LinearRole::AttnOut => "attention.output.dense",
+        LinearRole::FfnUp => "intermediate.dense",
+        LinearRole::FfnDown => "output.dense",
+        LinearRole::FfnGate => {
+            return HfModule::Unaddressable {
+                path: format!("encoder.layer.{}", site.layer),
+                reason: "BERT's FFN has no gate".into(),
+            }
+        }
+    };
+    HfModule::linear(format!("encoder.layer.{}.{inside}", site.layer))
+}
 
 fn default_eps() -> f64 {
     1e-12
@@ -70,11 +91,10 @@ pub struct BertConfig {
 impl BertConfig {
     /// The family this config describes.
     pub fn family(&self) -> Result<Family> {
-        match self.model_type.as_str() {
-            "bert" => Ok(Family::Bert),
-            "roberta" | "xlm-roberta" | "camembert" => Ok(Family::Roberta),
-            other => Err(Error::Unsupported {
-                what: format!("model_type `{other}`"),
+        match Family::from_model_type(&self.model_type) {
+            Ok(f @ (Family::Bert | Family::Roberta)) => Ok(f),
+            _ => Err(Error::Unsupported {
+                what: format!("model_type `{}`", self.model_type),
                 msg: "the BERT backbone loads `bert` and `roberta` checkpoints".into(),
             }),
         }
@@ -150,13 +170,12 @@ impl BertConfig {
         self.validate()?;
         let (h, i, l, v) =
             (self.hidden_size, self.intermediate_size, self.num_hidden_layers, self.vocab_size);
-        let linear_sites = BackboneSpec::standard_linear_sites(l, h, i, |_: LinearRole| true);
-        let mut norm_sites = vec![NormSiteInfo {
-            site: NormSite { layer: None, role: NormRole::Embeddings },
-            dim: h,
-            has_bias: true,
-        }];
-        norm_sites.extend(layer_norm_sites(l, h));
+        let linear_sites = BackboneSpec::layer_linear_sites(l, &LinearRole::PLAIN_FFN, |site| {
+            let (d_in, d_out) = BackboneSpec::square_attention_sizes(site.role, h, i);
+            (d_in, d_out, true, hf_module(site))
+        });
+        let mut norm_sites = vec![norm_site(None, NormRole::Embeddings, h, NormKind::LayerNorm)];
+        norm_sites.extend(layer_norm_sites(l, h, NormKind::LayerNorm));
         let embeddings =
             v * h + self.max_position_embeddings * h + self.type_vocab_size * h + 2 * h;
         let per_layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
@@ -166,20 +185,28 @@ impl BertConfig {
         } else {
             0
         };
+        let family = self.family()?;
         Ok(BackboneSpec {
-            family: self.family()?,
+            model_type: family.model_type().into(),
             arch: Arch::Encoder,
             hidden: h,
             n_layers: l,
             n_heads: self.num_attention_heads,
+            n_kv_heads: self.num_attention_heads,
             head_dim: h / self.num_attention_heads,
             intermediate: i,
             vocab: v,
             max_positions: self.max_tokens(),
             pad_id: self.pad_id(),
+            bos_id: None,
+            eos_id: None,
             capabilities,
             linear_sites,
             norm_sites,
+            hf_names: HfNames {
+                base_prefix: format!("{}.", family.model_type()),
+                peft_task_type: "FEATURE_EXTRACTION".into(),
+            },
             total_params: embeddings + per_layer * l as i64 + pooler + head,
         })
     }

@@ -7,12 +7,13 @@
 //! prompt tuning), in which case, as HF does for `inputs_embeds`, positions run
 //! sequentially from `padding_idx + 1`.
 
-use petune_core::{BackboneInput, Family, Hooks, NormRole, NormSite, Result, SeqState};
+use petune_core::{BackboneInput, Hooks, NormRole, NormSite, Result, SeqState};
 use tch::{nn, Kind, Tensor};
 
 use super::config::BertConfig;
 use crate::common::layers::{check_positions, dropout, embed_words, LayerNorm};
 use crate::common::weights::WeightSource;
+use crate::family::Family;
 
 /// The embedding block.
 #[derive(Debug)]
@@ -99,6 +100,6 @@ impl BertEmbeddings {
         }
         h += Tensor::embedding(&self.position, &positions, -1, false, false);
         let h = dropout(self.ln.forward(&h, hooks), self.dropout, train);
-        Ok(SeqState { hidden: h, pad_mask: s.pad_mask, n_prefix: p })
+        Ok(s.with_hidden(h))
     }
 }

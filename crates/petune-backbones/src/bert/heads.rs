@@ -4,13 +4,14 @@
 //! DeBERTa; here only BERT's and RoBERTa's key names), and BERT's pooler
 //! (`pooler.dense`, tanh).
 
-use petune_core::{Family, Result};
+use petune_core::Result;
 use tch::{nn, Tensor};
 
 use super::config::BertConfig;
 use crate::common::layers::{Activation, Linear};
 use crate::common::mlm_head::{MlmHead, MlmHeadShape};
 use crate::common::weights::WeightSource;
+use crate::family::Family;
 
 /// Loads the MLM head of `cfg`'s family under `root`; `word` is the tied decoder weight.
 /// RoBERTa's `lm_head` always uses exact GELU, BERT's transform the config's activation.

@@ -18,14 +18,16 @@ use heads::{load_mlm_head, Pooler};
 use layer::BertLayer;
 use petune_core::fsio::read_json;
 use petune_core::{
-    Backbone, BackboneInput, BackboneSpec, Capabilities, Family, Hooks, Result, SeqState,
+    Backbone, BackboneInput, BackboneSpec, Capabilities, Hooks, KvPrefix, Result, SeqState,
 };
 use tch::{nn::VarStore, Tensor};
 
-use crate::common::attention::{checked_prefix_mask, encoder_bias};
-use crate::common::backbone::{check_layer_range, layer_of, no_mlm_head, no_pooler};
+use crate::common::attention::encoder_bias;
+use crate::common::backbone::{layer_of, no_mlm_head, no_pooler};
+use crate::common::layer_loop::{run_layers, LayerStack};
 use crate::common::mlm_head::MlmHead;
 use crate::common::weights::{KeyAction, WeightSource};
+use crate::family::Family;
 use crate::loader::LoadOptions;
 use embeddings::BertEmbeddings;
 
@@ -120,6 +122,34 @@ impl BertBackbone {
     }
 }
 
+/// The encoder layers under the shared loop: one padding bias (none when nothing is
+/// masked) for every layer, rebuilt when a hook changed the sequence or a layer has a
+/// prefix.
+impl LayerStack for BertBackbone {
+    type Context = Option<Tensor>;
+
+    fn context(
+        &self,
+        _layer: usize,
+        s: &SeqState,
+        prefix_mask: Option<&Tensor>,
+    ) -> Result<Option<Tensor>> {
+        Ok(encoder_bias(&s.pad_mask, prefix_mask, s.hidden.kind()))
+    }
+
+    fn forward_layer(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        bias: &Option<Tensor>,
+        prefix: Option<&KvPrefix>,
+        hooks: &dyn Hooks,
+        train: bool,
+    ) -> Tensor {
+        self.layers[layer].forward(x, bias.as_ref(), prefix, hooks, train)
+    }
+}
+
 impl Backbone for BertBackbone {
     fn spec(&self) -> &BackboneSpec {
         &self.spec
@@ -135,37 +165,12 @@ impl Backbone for BertBackbone {
 
     fn layers(
         &self,
-        mut s: SeqState,
+        s: SeqState,
         range: Range<usize>,
         hooks: &dyn Hooks,
         train: bool,
     ) -> Result<SeqState> {
-        check_layer_range(&range, self.layers.len())?;
-        let (heads, head_dim) = (self.spec.n_heads, self.spec.head_dim);
-        // The bias depends only on the padding mask; rebuild it when a hook changed the
-        // sequence (a prepended prompt) or when a layer has its own prefix.
-        let mut cached: Option<(i64, Option<Tensor>)> = None;
-        for i in range {
-            s = hooks.before_layer(i, s)?;
-            let prefix = hooks.attn_prefix(i);
-            let kind = s.hidden.kind();
-            let bias =
-                match (checked_prefix_mask(prefix.as_ref(), &s, heads, head_dim, i)?, &cached) {
-                    (None, Some((len, b))) if *len == s.seq_len() => {
-                        b.as_ref().map(Tensor::shallow_clone)
-                    }
-                    (None, _) => {
-                        let b = encoder_bias(&s.pad_mask, None, kind);
-                        cached = Some((s.seq_len(), b.as_ref().map(Tensor::shallow_clone)));
-                        b
-                    }
-                    (Some(pm), _) => encoder_bias(&s.pad_mask, Some(&pm), kind),
-                };
-            let hidden =
-                self.layers[i].forward(&s.hidden, bias.as_ref(), prefix.as_ref(), hooks, train);
-            s = SeqState { hidden, pad_mask: s.pad_mask, n_prefix: s.n_prefix };
-        }
-        Ok(s)
+        run_layers(self, s, range, hooks, train)
     }
 
     fn finish(&self, s: SeqState, _hooks: &dyn Hooks, _train: bool) -> Result<SeqState> {
@@ -179,7 +184,7 @@ impl Backbone for BertBackbone {
     fn lm_logits(&self, hidden: &Tensor, _train: bool) -> Result<Tensor> {
         match &self.mlm {
             Some(head) => Ok(head.forward(hidden)),
-            None => Err(no_mlm_head(self.spec.family)),
+            None => Err(no_mlm_head(&self.spec.model_type)),
         }
     }
 

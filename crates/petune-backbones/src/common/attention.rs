@@ -1,9 +1,14 @@
 //! Multi-head attention over a [`SeqState`]'s padding mask, with optional per-layer
-//! prefix key/values (P-tuning v2) and an optional causal pattern (GPT-2).
+//! prefix key/values (P-tuning v2), an optional causal pattern (decoders) with an
+//! optional sliding window (Mistral, Qwen2), and grouped-query attention (fewer
+//! key/value heads than query heads, each shared by a group of query heads).
 //!
 //! Masks are derived from the state at every call, so tokens prepended mid-network
 //! are attended without any mask surgery by the method that inserted them. The
-//! kernel is libtorch's `scaled_dot_product_attention` with an additive float mask.
+//! kernel is libtorch's `scaled_dot_product_attention` with an additive float mask
+//! (`enable_gqa` for grouped heads). Keys and values enter [`attend`] as they are
+//! attended (after any rotary rotation), so extra keys (prefixes, later a KV cache)
+//! are concatenated in front of them there.
 
 use petune_core::{Error, KvPrefix, Result, SeqState};
 use tch::{Device, Kind, Tensor};
@@ -22,6 +27,38 @@ pub fn attention_bias(
     causal: bool,
     kind: Kind,
 ) -> Tensor {
+    masked_bias(pad_mask, prefix_mask, causal.then_some(None), kind)
+}
+
+/// A causal decoder's bias `[B, 1, T, P + T]`: query `i` attends prefix slots and the
+/// keys `j <= i`, within a sliding window `positions[i] - positions[j] < window` when
+/// there is one (transformers' `sliding_window_causal_mask_function`). The window counts
+/// the tokens' positions (`[B, T]`, as the state carries them), so neither padding nor a
+/// prompt prepended mid-network changes which real tokens a text token sees; on a plain
+/// input (positions `0..T`, or contiguous ones after left padding) it is transformers'
+/// index window.
+pub fn decoder_bias(
+    pad_mask: &Tensor,
+    positions: &Tensor,
+    prefix_mask: Option<&Tensor>,
+    window: Option<i64>,
+    kind: Kind,
+) -> Tensor {
+    let near = window.map(|w| {
+        let gap = positions.unsqueeze(2) - positions.unsqueeze(1); // [B, T, T]: p_i - p_j
+        gap.lt(w).unsqueeze(1) // [B, 1, T, T]
+    });
+    masked_bias(pad_mask, prefix_mask, Some(near), kind)
+}
+
+/// [`attention_bias`] with `causal` = `Some(window pattern)`: the text part of a causal
+/// pattern is further restricted to the `[B, 1, T, T]` pairs a sliding window allows.
+fn masked_bias(
+    pad_mask: &Tensor,
+    prefix_mask: Option<&Tensor>,
+    causal: Option<Option<Tensor>>,
+    kind: Kind,
+) -> Tensor {
     let (b, t) = (pad_mask.size()[0], pad_mask.size()[1]);
     let keys = match prefix_mask {
         Some(pm) => Tensor::cat(&[pm.to_kind(Kind::Int64), pad_mask.shallow_clone()], 1),
@@ -29,11 +66,16 @@ pub fn attention_bias(
     };
     let n_prefix = keys.size()[1] - t;
     let attend = keys.ne(0).view([b, 1, 1, n_prefix + t]); // [B, 1, 1, P+T]
-    let attend = if causal {
-        // Query i sees prefix slots and text keys j <= i.
+    let attend = if let Some(window) = causal {
+        // Query i sees prefix slots and text keys j <= i (inside the window).
         let text = Tensor::ones([t, t], (Kind::Bool, pad_mask.device())).tril(0); // [T, T]
-        let pre = Tensor::ones([t, n_prefix], (Kind::Bool, pad_mask.device())); // [T, P]
-        let pattern = Tensor::cat(&[pre, text], 1).view([1, 1, t, n_prefix + t]);
+        let text = match window {
+            Some(near) => near.logical_and(&text.view([1, 1, t, t])), // [B, 1, T, T]
+            None => text.view([1, 1, t, t]),
+        };
+        let b_pattern = text.size()[0];
+        let pre = Tensor::ones([b_pattern, 1, t, n_prefix], (Kind::Bool, pad_mask.device())); // [*, 1, T, P]
+        let pattern = Tensor::cat(&[pre, text], 3); // [*, 1, T, P+T]
         attend.logical_and(&pattern) // [B, 1, T, P+T]
     } else {
         attend
@@ -51,6 +93,17 @@ pub fn encoder_bias(pad_mask: &Tensor, prefix_mask: Option<&Tensor>, kind: Kind)
         return None;
     }
     Some(attention_bias(pad_mask, prefix_mask, false, kind))
+}
+
+/// Repeats each of `x`'s key/value heads `groups` times: `[B, kv, T, d] → [B, kv·groups,
+/// T, d]`, head `h` of the result being head `h / groups` of `x` (transformers'
+/// `repeat_kv`).
+pub fn repeat_kv(x: &Tensor, groups: i64) -> Tensor {
+    if groups == 1 {
+        return x.shallow_clone();
+    }
+    let (b, kv, t, d) = (x.size()[0], x.size()[1], x.size()[2], x.size()[3]);
+    x.unsqueeze(2).expand([b, kv, groups, t, d], false).reshape([b, kv * groups, t, d])
 }
 
 /// Splits `[B, T, H]` into heads: `[B, heads, T, H / heads]`.
@@ -86,9 +139,10 @@ pub fn check_prefix(
     Ok(())
 }
 
-/// Scaled dot-product attention of `q, k, v` (`[B, heads, T, d]`) with an optional
-/// prefix; `bias` must already cover the prefix columns. `scale` is the score scale
-/// (`None` = libtorch's `1/sqrt(d)`, BERT's): GPT-2's `scale_attn_weights = false` and
+/// Scaled dot-product attention of `q` (`[B, heads, T, d]`) over `k, v`
+/// (`[B, kv_heads, T, d]`, `kv_heads` dividing `heads`) with an optional prefix;
+/// `bias` must already cover the prefix columns. `scale` is the score scale (`None` =
+/// libtorch's `1/sqrt(d)`, BERT's): GPT-2's `scale_attn_weights = false` and
 /// `scale_attn_by_inverse_layer_idx` change it.
 pub fn attend(
     q: &Tensor,
@@ -106,10 +160,12 @@ pub fn attend(
         ),
         None => (k, v),
     };
+    let groups = q.size()[1] / k.size()[1];
     if dropout_p > 0.0 && q.device() == Device::Cpu {
         // Training on CPU: libtorch's attention runs this same arithmetic (its fused CPU
         // kernel takes no dropout) but draws the probabilities' dropout mask with float
         // Bernoulli samples, the costliest op of the step; see petune_core::dropout.
+        let (k, v) = (repeat_kv(&k, groups), repeat_kv(&v, groups));
         let d = *q.size().last().unwrap_or(&1);
         let scale = scale.unwrap_or(1.0 / (d as f64).sqrt());
         let mut scores = (q * scale).matmul(&k.transpose(-2, -1)); // [B, heads, T, P+T]
@@ -121,7 +177,7 @@ pub fn attend(
             petune_core::dropout::dropout(scores.softmax(-1, scores.kind()), dropout_p, true);
         return probs.matmul(&v); // [B, heads, T, d]
     }
-    Tensor::scaled_dot_product_attention(q, &k, &v, bias, dropout_p, false, scale, false)
+    Tensor::scaled_dot_product_attention(q, &k, &v, bias, dropout_p, false, scale, groups > 1)
 }
 
 /// The key mask `[B, P]` (1 = attend) of a prefix: its own (shape checked), or all
@@ -162,5 +218,63 @@ pub const fn kind_min(kind: Kind) -> f64 {
         Kind::BFloat16 => -3.389_531_389_251_535_5e38,
         Kind::Double => f64::MIN,
         _ => f32::MIN as f64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attention written out: scores, additive bias, softmax, values (heads repeated).
+    fn reference(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Tensor {
+        let groups = q.size()[1] / k.size()[1];
+        let (k, v) = (repeat_kv(k, groups), repeat_kv(v, groups));
+        let d = q.size()[3] as f64;
+        let scores = q.matmul(&k.transpose(-2, -1)) / d.sqrt() + bias;
+        scores.softmax(-1, q.kind()).matmul(&v)
+    }
+
+    #[test]
+    fn grouped_query_attention_with_a_sliding_window_matches_the_written_out_form() {
+        let (b, t, d) = (2, 7, 16);
+        for (kind, tol) in [(Kind::Double, 1e-9), (Kind::Float, 1e-5)] {
+            let opts = (kind, Device::Cpu);
+            let q = Tensor::randn([b, 4, t, d], opts);
+            for kv in [4, 2, 1] {
+                let k = Tensor::randn([b, kv, t, d], opts);
+                let v = Tensor::randn([b, kv, t, d], opts);
+                let mask = Tensor::from_slice2(&[[1i64, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]]);
+                for window in [None, Some(3)] {
+                    let pos = Tensor::arange(t, (Kind::Int64, Device::Cpu))
+                        .unsqueeze(0)
+                        .expand([b, t], true);
+                    let bias = decoder_bias(&mask, &pos, None, window, kind);
+                    let got = attend(
+                        &q,
+                        k.shallow_clone(),
+                        v.shallow_clone(),
+                        None,
+                        Some(&bias),
+                        0.0,
+                        None,
+                    );
+                    let want = reference(&q, &k, &v, &bias);
+                    let diff = (got - want).abs().max().double_value(&[]);
+                    assert!(diff < tol, "{kind:?} kv {kv}, window {window:?}: {diff}");
+                }
+            }
+        }
+        // The window: query 6 sees keys 3..=6 only (window 4); when a prompt at positions
+        // 0, 1 is followed by left padding and text at 2.. (the positions a late prompt
+        // gives), the window counts positions: the prompt's second token stays in view.
+        let ones = Tensor::ones([1, 7], (Kind::Int64, Device::Cpu));
+        let seen = |pos: &[i64]| -> Vec<usize> {
+            let bias =
+                decoder_bias(&ones, &Tensor::from_slice2(&[pos]), None, Some(4), Kind::Float);
+            let row = Vec::<f32>::try_from(bias.get(0).get(0).get(6)).unwrap();
+            row.iter().enumerate().filter(|(_, v)| **v == 0.0).map(|(j, _)| j).collect()
+        };
+        assert_eq!(seen(&[0, 1, 2, 3, 4, 5, 6]), [3, 4, 5, 6]);
+        assert_eq!(seen(&[0, 1, 2, 2, 2, 3, 4]), [1, 2, 3, 4, 5, 6]);
     }
 }

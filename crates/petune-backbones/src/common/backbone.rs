@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use petune_core::{Error, Family, Result};
+use petune_core::{Error, Result};
 
 /// `Backbone::layers`' range check: `range` must lie within `0..n_layers`.
 pub fn check_layer_range(range: &Range<usize>, n_layers: usize) -> Result<()> {
@@ -15,12 +15,11 @@ pub fn check_layer_range(range: &Range<usize>, n_layers: usize) -> Result<()> {
 
 /// `Backbone::lm_logits` of an encoder loaded without its MLM head: the caller is
 /// pointed at a classification head instead.
-pub fn no_mlm_head(family: Family) -> Error {
+pub fn no_mlm_head(model_type: &str) -> Error {
     Error::Unsupported {
         what: "MLM logits".into(),
         msg: format!(
-            "this {} checkpoint has no MLM head (use a linear classification head)",
-            family.hf_model_type()
+            "this {model_type} checkpoint has no MLM head (use a linear classification head)"
         ),
     }
 }

@@ -1,11 +1,11 @@
-//! What the three `config.json` types share: the serde defaults Hugging Face gives
-//! several families, the validation checks every config runs on its sizes, dropout
-//! rates, LayerNorm epsilon and padding id, and the per-layer LayerNorm sites of a spec.
+//! What the `config.json` types share: the serde defaults Hugging Face gives several
+//! families, the validation checks every config runs on its sizes, dropout rates, norm
+//! epsilon and padding id, and the norm sites of a spec.
 //!
 //! Field names are passed in because the families spell them differently (GPT-2's
 //! `n_embd` is BERT's `hidden_size`), and errors must name the field of the file.
 
-use petune_core::{Error, NormRole, NormSite, NormSiteInfo, Result};
+use petune_core::{Error, NormKind, NormRole, NormSite, NormSiteInfo, Result};
 
 /// Serde default `true` (`tie_word_embeddings` and similar switches).
 pub fn default_true() -> bool {
@@ -83,14 +83,25 @@ pub fn check_pad_id(pad: i64, vocab: i64) -> Result<()> {
     Ok(())
 }
 
-/// The LayerNorm sites of `n_layers` layers of width `dim`, layer by layer: Attn then
-/// Ffn (both with a bias). Callers add the embedding or final LayerNorm around them.
-pub fn layer_norm_sites(n_layers: usize, dim: i64) -> impl Iterator<Item = NormSiteInfo> {
+/// One norm site of width `dim` (`layer` `None` for the embedding or final norm); a
+/// LayerNorm has a bias, an RMSNorm none.
+pub fn norm_site(layer: Option<usize>, role: NormRole, dim: i64, kind: NormKind) -> NormSiteInfo {
+    NormSiteInfo {
+        site: NormSite { layer, role },
+        dim,
+        has_bias: kind == NormKind::LayerNorm,
+        kind,
+    }
+}
+
+/// The norm sites of `n_layers` layers of width `dim`, layer by layer: Attn then Ffn.
+/// Callers add the embedding or final norm around them.
+pub fn layer_norm_sites(
+    n_layers: usize,
+    dim: i64,
+    kind: NormKind,
+) -> impl Iterator<Item = NormSiteInfo> {
     (0..n_layers).flat_map(move |layer| {
-        [NormRole::Attn, NormRole::Ffn].map(|role| NormSiteInfo {
-            site: NormSite { layer: Some(layer), role },
-            dim,
-            has_bias: true,
-        })
+        [NormRole::Attn, NormRole::Ffn].map(|role| norm_site(Some(layer), role, dim, kind))
     })
 }

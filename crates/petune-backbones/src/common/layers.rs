@@ -1,14 +1,17 @@
 //! Building blocks shared by every backbone: a linear projection (in `nn.Linear` and in
-//! GPT-2's `Conv1D` layout) and a LayerNorm that fire their site hooks, the Q/K/V sites of
-//! fused projections, activations by their Hugging Face names, dropout, the end of a
-//! sublayer (dropout, then the `sublayer_out` hook), and the embeddings' word lookup
-//! and position range check.
+//! GPT-2's `Conv1D` layout), a LayerNorm and an RMSNorm that fire their site hooks, the
+//! Q/K/V sites of fused projections, activations by their Hugging Face names, dropout,
+//! the end of a sublayer (dropout, then the `sublayer_out` hook), and the embeddings'
+//! word lookup and id / position range checks.
+//!
+//! Every projection goes through [`Linear`] (or [`Conv1D`]), so a weight stored another
+//! way (a quantized frozen base) is one type to extend, not one per backbone.
 
 use petune_core::{
     BackboneInput, Error, Hooks, LinearRole, LinearSite, NormSite, Result, SeqState, Sublayer,
     SublayerSite,
 };
-use tch::{nn, Tensor};
+use tch::{nn, Kind, Tensor};
 
 use super::weights::WeightSource;
 
@@ -183,6 +186,43 @@ impl LayerNorm {
     }
 }
 
+/// RMSNorm over the last dimension (`LlamaRMSNorm`, transformers 5.24
+/// models/llama/modeling_llama.py): `w · (x / sqrt(mean(x²) + eps))`, the normalisation
+/// computed in float32 and cast back before the scale; no bias.
+#[derive(Debug)]
+pub struct RmsNorm {
+    /// Scale `[H]`.
+    pub weight: Tensor,
+    /// Epsilon (inside the square root).
+    pub eps: f64,
+    /// The site hooks will see.
+    pub site: Option<NormSite>,
+}
+
+impl RmsNorm {
+    /// Loads `p.weight`.
+    pub fn load(src: &mut WeightSource, p: &nn::Path, dim: i64, eps: f64) -> RmsNorm {
+        RmsNorm { weight: src.param(p, "weight", &[dim]), eps, site: None }
+    }
+
+    /// Names the site hooks will see.
+    pub fn at(mut self, site: NormSite) -> RmsNorm {
+        self.site = Some(site);
+        self
+    }
+
+    /// Normalise, then the site's `norm` hook.
+    pub fn forward(&self, x: &Tensor, hooks: &dyn Hooks) -> Tensor {
+        let xf = x.to_kind(Kind::Float);
+        let var = xf.square().mean_dim([-1].as_slice(), true, Kind::Float); // [.., 1]
+        let y = &self.weight * (xf * (var + self.eps).rsqrt()).to_kind(x.kind());
+        match self.site {
+            Some(site) => hooks.norm(site, y),
+            None => y,
+        }
+    }
+}
+
 /// Activation functions, by the names `config.json` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -242,11 +282,24 @@ pub fn sublayer_out(
 }
 
 /// The first step of every embedding block: `table[input_ids]` `[B, T, H]` with the
-/// input's padding mask, passed through the `input_embeds` hook (which may prepend
-/// tokens, so the state can be longer than the input).
+/// input's padding mask and positions, passed through the `input_embeds` hook (which may
+/// prepend tokens, so the state can be longer than the input).
 pub fn embed_words(table: &Tensor, input: &BackboneInput, hooks: &dyn Hooks) -> Result<SeqState> {
     let words = Tensor::embedding(table, &input.input_ids, -1, false, false); // [B, T, H]
-    hooks.input_embeds(SeqState::new(words, input.attention_mask.shallow_clone()))
+    hooks.input_embeds(SeqState::for_input(words, input))
+}
+
+/// Every input id must index the vocabulary (`0..vocab`): a typed input error instead
+/// of an out-of-range embedding lookup.
+pub fn check_ids(input: &BackboneInput, vocab: i64) -> Result<()> {
+    let (lo, hi) = (input.input_ids.min().int64_value(&[]), input.input_ids.max().int64_value(&[]));
+    if lo < 0 || hi >= vocab {
+        let bad = if lo < 0 { lo } else { hi };
+        return Err(Error::input(format!(
+            "token id {bad} is outside the model's vocabulary of {vocab}"
+        )));
+    }
+    Ok(())
 }
 
 /// The embeddings' range check: the largest of `positions` (for an input of `seq`

@@ -14,11 +14,22 @@ use petune_core::{Error, Result, ShapeMismatch, WeightReport};
 use tch::{nn, Device, Kind, Tensor};
 
 /// What a key normaliser says about one key of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyAction {
     /// Use the tensor under this canonical key.
     Use(String),
     /// A buffer or unused head that is skipped on purpose (e.g. `position_ids`).
     Skip,
+}
+
+impl KeyAction {
+    /// The canonical key, or `None` for a skipped one.
+    pub fn canonical(self) -> Option<String> {
+        match self {
+            KeyAction::Use(k) => Some(k),
+            KeyAction::Skip => None,
+        }
+    }
 }
 
 /// The tensors of a checkpoint, keyed canonically, handed out to module builders.
@@ -40,20 +51,58 @@ impl WeightSource {
         normalize: impl Fn(&str) -> KeyAction,
     ) -> Result<Self> {
         let file = read_safetensors(path, Device::Cpu)?;
-        let mut tensors = BTreeMap::new();
-        for (key, t) in file.tensors {
-            if let KeyAction::Use(canonical) = normalize(&key) {
-                tensors.insert(canonical, t);
-            }
-        }
-        Ok(WeightSource {
-            path: path.to_path_buf(),
+        Ok(Self::from_tensors(path, file.tensors, device, kind, normalize))
+    }
+
+    /// Serves tensors already in memory (named by their Hugging Face keys, e.g.
+    /// dequantized from another format), renamed with `normalize`; `origin` names them
+    /// in errors (the file they came from).
+    pub fn from_tensors(
+        origin: &Path,
+        tensors: impl IntoIterator<Item = (String, Tensor)>,
+        device: Device,
+        kind: Kind,
+        normalize: impl Fn(&str) -> KeyAction,
+    ) -> Self {
+        let tensors = tensors
+            .into_iter()
+            .filter_map(|(key, t)| match normalize(&key) {
+                KeyAction::Use(canonical) => Some((canonical, t)),
+                KeyAction::Skip => None,
+            })
+            .collect();
+        WeightSource {
+            path: origin.to_path_buf(),
             tensors,
             taken: BTreeSet::new(),
             report: WeightReport::default(),
             kind,
             device,
-        })
+        }
+    }
+
+    /// The weights of a Hugging Face folder: `model.safetensors`, or every shard that
+    /// `model.safetensors.index.json` lists (its `weight_map`), as one source.
+    pub fn open_model_dir(
+        dir: &Path,
+        device: Device,
+        kind: Kind,
+        normalize: impl Fn(&str) -> KeyAction,
+    ) -> Result<Self> {
+        let index = dir.join("model.safetensors.index.json");
+        if dir.join("model.safetensors").is_file() || !index.is_file() {
+            return Self::open(&dir.join("model.safetensors"), device, kind, normalize);
+        }
+        let v: serde_json::Value = petune_core::fsio::read_json(&index)?;
+        let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| {
+            Error::config(format!("{}: weight_map", index.display()), "missing or not an object")
+        })?;
+        let shards: BTreeSet<&str> = map.values().filter_map(|f| f.as_str()).collect();
+        let mut tensors = Vec::new();
+        for shard in shards {
+            tensors.extend(read_safetensors(&dir.join(shard), Device::Cpu)?.tensors);
+        }
+        Ok(Self::from_tensors(&index, tensors, device, kind, normalize))
     }
 
     /// The file being loaded.

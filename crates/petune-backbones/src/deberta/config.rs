@@ -3,16 +3,36 @@
 //! validation, and the spec (site inventory, parameter count) it implies.
 
 use petune_core::{
-    Arch, BackboneSpec, Capabilities, Error, Family, LinearRole, NormRole, NormSite, NormSiteInfo,
-    Result,
+    Arch, BackboneSpec, Capabilities, Error, HfModule, HfNames, LinearRole, LinearSite, NormKind,
+    NormRole, Result,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::common::config::{
     check_dropouts, check_eps, check_pad_id, check_sizes, default_dropout, default_gelu,
-    default_max_positions, default_true, layer_norm_sites,
+    default_max_positions, default_true, layer_norm_sites, norm_site,
 };
 use crate::common::layers::Activation;
+use crate::family::Family;
+
+/// The module of `site` in a bare `DebertaModel`: Query, Key and Value live in the fused
+/// `attention.self.in_proj`, whose rows interleave q/k/v per head, so no name addresses
+/// one of them alone.
+pub fn hf_module(site: LinearSite) -> HfModule {
+    let layer = format!("encoder.layer.{}", site.layer);
+    match site.role {
+        LinearRole::Query | LinearRole::Key | LinearRole::Value => HfModule::Unaddressable {
+            path: format!("{layer}.attention.self.in_proj"),
+            reason: "DeBERTa's q/k/v live in one in_proj whose rows interleave per head".into(),
+        },
+        LinearRole::AttnOut => HfModule::linear(format!("{layer}.attention.output.dense")),
+        LinearRole::FfnUp => HfModule::linear(format!("{layer}.intermediate.dense")),
+        LinearRole::FfnDown => HfModule::linear(format!("{layer}.output.dense")),
+        LinearRole::FfnGate => {
+            HfModule::Unaddressable { path: layer, reason: "DeBERTa's FFN has no gate".into() }
+        }
+    }
+}
 
 fn default_eps() -> f64 {
     1e-7
@@ -249,14 +269,12 @@ impl DebertaConfig {
         let (h, i, l, v) =
             (self.hidden_size, self.intermediate_size, self.num_hidden_layers, self.vocab_size);
         // Q and V carry `q_bias` / `v_bias`; the fused `in_proj` has no K bias.
-        let linear_sites =
-            BackboneSpec::standard_linear_sites(l, h, i, |role| !matches!(role, LinearRole::Key));
-        let mut norm_sites = vec![NormSiteInfo {
-            site: NormSite { layer: None, role: NormRole::Embeddings },
-            dim: h,
-            has_bias: true,
-        }];
-        norm_sites.extend(layer_norm_sites(l, h));
+        let linear_sites = BackboneSpec::layer_linear_sites(l, &LinearRole::PLAIN_FFN, |site| {
+            let (d_in, d_out) = BackboneSpec::square_attention_sizes(site.role, h, i);
+            (d_in, d_out, site.role != LinearRole::Key, hf_module(site))
+        });
+        let mut norm_sites = vec![norm_site(None, NormRole::Embeddings, h, NormKind::LayerNorm)];
+        norm_sites.extend(layer_norm_sites(l, h, NormKind::LayerNorm));
         let positions =
             if self.position_biased_input { self.max_position_embeddings * h } else { 0 };
         let embeddings = v * h + positions + self.type_vocab_size * h + 2 * h;
@@ -280,19 +298,26 @@ impl DebertaConfig {
             0
         };
         Ok(BackboneSpec {
-            family: Family::Deberta,
+            model_type: Family::Deberta.model_type().into(),
             arch: Arch::Encoder,
             hidden: h,
             n_layers: l,
             n_heads: self.num_attention_heads,
+            n_kv_heads: self.num_attention_heads,
             head_dim: h / self.num_attention_heads,
             intermediate: i,
             vocab: v,
             max_positions: self.max_position_embeddings,
             pad_id: self.pad_id(),
+            bos_id: None,
+            eos_id: None,
             capabilities,
             linear_sites,
             norm_sites,
+            hf_names: HfNames {
+                base_prefix: "deberta.".into(),
+                peft_task_type: "FEATURE_EXTRACTION".into(),
+            },
             total_params: embeddings + rel + per_layer * l as i64 + head_params,
         })
     }

@@ -102,6 +102,6 @@ impl DebertaEmbeddings {
         // HF multiplies by the mask after the LayerNorm, so padded rows leave as zeros.
         let mask = s.pad_mask.unsqueeze(-1).to_kind(h.kind()); // [B, P+T, 1]
         let h = dropout(self.ln.forward(&h, hooks) * mask, self.dropout, train);
-        Ok(SeqState { hidden: h, pad_mask: s.pad_mask, n_prefix: p })
+        Ok(s.with_hidden(h))
     }
 }

@@ -41,11 +41,13 @@ use std::path::Path;
 
 pub use config::{DebertaConfig, MlmHeadLayout, PosAttType};
 use petune_core::fsio::read_json;
-use petune_core::{Backbone, BackboneInput, BackboneSpec, Capabilities, Hooks, Result, SeqState};
+use petune_core::{
+    Backbone, BackboneInput, BackboneSpec, Capabilities, Hooks, KvPrefix, Result, SeqState,
+};
 use tch::{nn::VarStore, Tensor};
 
-use crate::common::attention::checked_prefix_mask;
-use crate::common::backbone::{check_layer_range, layer_of, no_mlm_head, no_pooler};
+use crate::common::backbone::{layer_of, no_mlm_head, no_pooler};
+use crate::common::layer_loop::{run_layers, LayerStack};
 use crate::common::mlm_head::MlmHead;
 use crate::common::weights::{hf_renamed_key, KeyAction, WeightSource};
 use crate::loader::LoadOptions;
@@ -149,6 +151,48 @@ impl DebertaBackbone {
     }
 }
 
+/// The attention context of a DeBERTa layer: the pairwise mask `[B, 1, T, P+T]` and the
+/// relative positions of the current length (when the model uses relative attention).
+pub struct DebertaContext {
+    allowed: Tensor,
+    rel: Option<RelativePositions>,
+}
+
+/// The encoder layers under the shared loop. Mask and relative positions follow the
+/// state as it is now, so a prompt prepended by `before_layer` is attended and
+/// positioned first.
+impl LayerStack for DebertaBackbone {
+    type Context = DebertaContext;
+
+    fn context(
+        &self,
+        _layer: usize,
+        s: &SeqState,
+        prefix_mask: Option<&Tensor>,
+    ) -> Result<DebertaContext> {
+        let (t, dev) = (s.seq_len(), s.hidden.device());
+        let allowed = pairwise_mask(&s.pad_mask, prefix_mask); // [B, 1, T, P+T]
+        let rel = self
+            .rel_embeddings
+            .as_ref()
+            .map(|_| RelativePositions::new(t, self.config.max_relative(), dev));
+        Ok(DebertaContext { allowed, rel })
+    }
+
+    fn forward_layer(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        ctx: &DebertaContext,
+        prefix: Option<&KvPrefix>,
+        hooks: &dyn Hooks,
+        train: bool,
+    ) -> Tensor {
+        let rel = ctx.rel.as_ref().zip(self.rel_embeddings.as_ref());
+        self.layers[layer].forward(x, &ctx.allowed, rel, prefix, hooks, train)
+    }
+}
+
 impl Backbone for DebertaBackbone {
     fn spec(&self) -> &BackboneSpec {
         &self.spec
@@ -164,36 +208,12 @@ impl Backbone for DebertaBackbone {
 
     fn layers(
         &self,
-        mut s: SeqState,
+        s: SeqState,
         range: Range<usize>,
         hooks: &dyn Hooks,
         train: bool,
     ) -> Result<SeqState> {
-        check_layer_range(&range, self.layers.len())?;
-        let (heads, head_dim) = (self.spec.n_heads, self.spec.head_dim);
-        for i in range {
-            s = hooks.before_layer(i, s)?;
-            // Mask and relative positions follow the state as it is now, so a prompt
-            // prepended by the hook above is attended and positioned first.
-            let (t, dev) = (s.seq_len(), s.hidden.device());
-            let prefix = hooks.attn_prefix(i);
-            let pm = checked_prefix_mask(prefix.as_ref(), &s, heads, head_dim, i)?;
-            let allowed = pairwise_mask(&s.pad_mask, pm.as_ref()); // [B, 1, T, P+T]
-            let rel = self
-                .rel_embeddings
-                .as_ref()
-                .map(|table| (RelativePositions::new(t, self.config.max_relative(), dev), table));
-            let hidden = self.layers[i].forward(
-                &s.hidden,
-                &allowed,
-                rel.as_ref().map(|(r, table)| (r, *table)),
-                prefix.as_ref(),
-                hooks,
-                train,
-            );
-            s = SeqState { hidden, pad_mask: s.pad_mask, n_prefix: s.n_prefix };
-        }
-        Ok(s)
+        run_layers(self, s, range, hooks, train)
     }
 
     fn finish(&self, s: SeqState, _hooks: &dyn Hooks, _train: bool) -> Result<SeqState> {
@@ -207,7 +227,7 @@ impl Backbone for DebertaBackbone {
     fn lm_logits(&self, hidden: &Tensor, _train: bool) -> Result<Tensor> {
         match &self.mlm {
             Some(head) => Ok(head.forward(hidden)),
-            None => Err(no_mlm_head(self.spec.family)),
+            None => Err(no_mlm_head(&self.spec.model_type)),
         }
     }
 
@@ -232,10 +252,7 @@ mod tests {
                 "position_biased_input": false}"#,
         )
         .unwrap();
-        let canonical = |k: &str| match normalize_key(&cfg, k) {
-            KeyAction::Use(k) => Some(k),
-            KeyAction::Skip => None,
-        };
+        let canonical = |k: &str| normalize_key(&cfg, k).canonical();
         assert_eq!(
             canonical("encoder.layer.0.attention.self.in_proj.weight").unwrap(),
             "deberta.encoder.layer.0.attention.self.in_proj.weight"

@@ -79,6 +79,9 @@ impl Gpt2Block {
             LinearRole::AttnOut => self.c_proj.add_to_weight(site, delta, None),
             LinearRole::FfnUp => self.c_fc.add_to_weight(site, delta, None),
             LinearRole::FfnDown => self.mlp_proj.add_to_weight(site, delta, None),
+            LinearRole::FfnGate => {
+                Err(petune_core::Error::config("site", "GPT-2's MLP has no gate projection"))
+            }
         }
     }
 

@@ -3,15 +3,41 @@
 //! `attribute_map` aliases), its validation, and the spec it implies.
 
 use petune_core::{
-    Arch, BackboneSpec, Capabilities, Error, Family, NormRole, NormSite, NormSiteInfo, Result,
+    Arch, BackboneSpec, Capabilities, Error, HfModule, HfNames, LinearRole, LinearSite, NormKind,
+    NormRole, Result,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::common::config::{
     check_dropouts, check_eps, check_pad_id, check_sizes, default_dropout, default_true,
-    layer_norm_sites,
+    layer_norm_sites, norm_site,
 };
 use crate::common::layers::Activation;
+use crate::family::Family;
+
+/// The module of `site` in a bare `GPT2Model` with hidden size `h`: every projection is a
+/// `Conv1D`, and Query, Key and Value are the three column blocks of `attn.c_attn`.
+pub fn hf_module(site: LinearSite, h: i64) -> HfModule {
+    let block = format!("h.{}", site.layer);
+    let fused = |index: i64| HfModule::FusedBlock {
+        path: format!("{block}.attn.c_attn"),
+        conv1d: true,
+        offset: index * h,
+        len: h,
+    };
+    let own = |inside: &str| HfModule::Own { path: format!("{block}.{inside}"), conv1d: true };
+    match site.role {
+        LinearRole::Query => fused(0),
+        LinearRole::Key => fused(1),
+        LinearRole::Value => fused(2),
+        LinearRole::AttnOut => own("attn.c_proj"),
+        LinearRole::FfnUp => own("mlp.c_fc"),
+        LinearRole::FfnDown => own("mlp.c_proj"),
+        LinearRole::FfnGate => {
+            HfModule::Unaddressable { path: block, reason: "GPT-2's MLP has no gate".into() }
+        }
+    }
+}
 
 fn default_eps() -> f64 {
     1e-5
@@ -33,6 +59,9 @@ fn default_layers() -> usize {
 }
 fn default_heads() -> i64 {
     12
+}
+fn default_special() -> Option<i64> {
+    Some(50256)
 }
 
 /// A GPT-2 `config.json` (HF defaults are GPT-2 small's).
@@ -94,6 +123,12 @@ pub struct Gpt2Config {
     /// Padding id: GPT-2 has none (null), petune then pads with 0 as the LPT authors do.
     #[serde(default)]
     pub pad_token_id: Option<i64>,
+    /// Beginning of sequence (`<|endoftext|>`, 50256).
+    #[serde(default = "default_special")]
+    pub bos_token_id: Option<i64>,
+    /// End of sequence (`<|endoftext|>`, 50256).
+    #[serde(default = "default_special")]
+    pub eos_token_id: Option<i64>,
 }
 
 impl Gpt2Config {
@@ -173,32 +208,38 @@ impl Gpt2Config {
         self.validate()?;
         let (h, i, l, v) = (self.n_embd, self.inner(), self.n_layer, self.vocab_size);
         // Conv1D projections all carry a bias.
-        let linear_sites = BackboneSpec::standard_linear_sites(l, h, i, |_| true);
-        let mut norm_sites: Vec<_> = layer_norm_sites(l, h).collect();
-        norm_sites.push(NormSiteInfo {
-            site: NormSite { layer: None, role: NormRole::Final },
-            dim: h,
-            has_bias: true,
+        let linear_sites = BackboneSpec::layer_linear_sites(l, &LinearRole::PLAIN_FFN, |site| {
+            let (d_in, d_out) = BackboneSpec::square_attention_sizes(site.role, h, i);
+            (d_in, d_out, true, hf_module(site, h))
         });
+        let mut norm_sites: Vec<_> = layer_norm_sites(l, h, NormKind::LayerNorm).collect();
+        norm_sites.push(norm_site(None, NormRole::Final, h, NormKind::LayerNorm));
         let embeddings = v * h + self.n_positions * h;
         // ln_1, c_attn, c_proj, ln_2, c_fc, mlp.c_proj.
         let per_layer =
             2 * h + (h * 3 * h + 3 * h) + (h * h + h) + 2 * h + (h * i + i) + (i * h + h);
         let head = if capabilities.lm_head && !self.tie_word_embeddings { v * h } else { 0 };
         Ok(BackboneSpec {
-            family: Family::Gpt2,
+            model_type: Family::Gpt2.model_type().into(),
             arch: Arch::CausalDecoder,
             hidden: h,
             n_layers: l,
             n_heads: self.n_head,
+            n_kv_heads: self.n_head,
             head_dim: h / self.n_head,
             intermediate: i,
             vocab: v,
             max_positions: self.n_positions,
             pad_id: self.pad_id(),
+            bos_id: self.bos_token_id,
+            eos_id: self.eos_token_id,
             capabilities,
             linear_sites,
             norm_sites,
+            hf_names: HfNames {
+                base_prefix: "transformer.".into(),
+                peft_task_type: "FEATURE_EXTRACTION".into(),
+            },
             total_params: embeddings + per_layer * l as i64 + 2 * h + head,
         })
     }

@@ -88,7 +88,6 @@ impl Gpt2Embeddings {
         } else {
             text
         };
-        let hidden = dropout(h, self.dropout, train);
-        Ok(SeqState { hidden, pad_mask: s.pad_mask, n_prefix: p })
+        Ok(s.with_hidden(dropout(h, self.dropout, train)))
     }
 }

@@ -38,12 +38,14 @@ pub use config::Gpt2Config;
 use embeddings::Gpt2Embeddings;
 use petune_core::fsio::read_json;
 use petune_core::{
-    Backbone, BackboneInput, BackboneSpec, Error, Hooks, NormRole, NormSite, Result, SeqState,
+    Backbone, BackboneInput, BackboneSpec, Error, Hooks, KvPrefix, NormRole, NormSite, Result,
+    SeqState,
 };
 use tch::{nn::VarStore, Tensor};
 
-use crate::common::attention::{attention_bias, checked_prefix_mask};
-use crate::common::backbone::{check_layer_range, layer_of, no_pooler};
+use crate::common::attention::attention_bias;
+use crate::common::backbone::{layer_of, no_pooler};
+use crate::common::layer_loop::{run_layers, LayerStack};
 use crate::common::layers::LayerNorm;
 use crate::common::weights::{hf_renamed_key, KeyAction, WeightSource};
 use crate::loader::LoadOptions;
@@ -127,6 +129,29 @@ impl Gpt2Backbone {
     }
 }
 
+/// The blocks under the shared loop. The causal + padding bias follows the state as it
+/// is now: a prompt prepended just above is attended by the text and sees only itself,
+/// causally.
+impl LayerStack for Gpt2Backbone {
+    type Context = Tensor;
+
+    fn context(&self, _layer: usize, s: &SeqState, prefix_mask: Option<&Tensor>) -> Result<Tensor> {
+        Ok(attention_bias(&s.pad_mask, prefix_mask, true, s.hidden.kind())) // [B, 1, T, P+T]
+    }
+
+    fn forward_layer(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        bias: &Tensor,
+        prefix: Option<&KvPrefix>,
+        hooks: &dyn Hooks,
+        train: bool,
+    ) -> Tensor {
+        self.blocks[layer].forward(x, bias, prefix, hooks, train)
+    }
+}
+
 impl Backbone for Gpt2Backbone {
     fn spec(&self) -> &BackboneSpec {
         &self.spec
@@ -142,29 +167,17 @@ impl Backbone for Gpt2Backbone {
 
     fn layers(
         &self,
-        mut s: SeqState,
+        s: SeqState,
         range: Range<usize>,
         hooks: &dyn Hooks,
         train: bool,
     ) -> Result<SeqState> {
-        check_layer_range(&range, self.blocks.len())?;
-        let (heads, head_dim) = (self.spec.n_heads, self.spec.head_dim);
-        for i in range {
-            s = hooks.before_layer(i, s)?;
-            // The bias follows the state as it is now: a prompt prepended just above
-            // is attended by the text and sees only itself, causally.
-            let prefix = hooks.attn_prefix(i);
-            let pm = checked_prefix_mask(prefix.as_ref(), &s, heads, head_dim, i)?;
-            let bias = attention_bias(&s.pad_mask, pm.as_ref(), true, s.hidden.kind()); // [B, 1, T, P+T]
-            let hidden = self.blocks[i].forward(&s.hidden, &bias, prefix.as_ref(), hooks, train);
-            s = SeqState { hidden, pad_mask: s.pad_mask, n_prefix: s.n_prefix };
-        }
-        Ok(s)
+        run_layers(self, s, range, hooks, train)
     }
 
     fn finish(&self, s: SeqState, hooks: &dyn Hooks, _train: bool) -> Result<SeqState> {
         let hidden = self.ln_f.forward(&s.hidden, hooks);
-        Ok(SeqState { hidden, pad_mask: s.pad_mask, n_prefix: s.n_prefix })
+        Ok(s.with_hidden(hidden))
     }
 
     fn word_embeddings(&self) -> Tensor {
@@ -195,10 +208,7 @@ mod tests {
     use super::*;
 
     fn canonical(key: &str) -> Option<String> {
-        match normalize_key(key) {
-            KeyAction::Use(k) => Some(k),
-            KeyAction::Skip => None,
-        }
+        normalize_key(key).canonical()
     }
 
     #[test]

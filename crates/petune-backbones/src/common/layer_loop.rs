@@ -1,0 +1,106 @@
+//! The layer-loop protocol, written once for every backbone (docs/sites.md, "Documented
+//! order"): for each layer `i` of the range, `before_layer(i)` (which may prepend
+//! tokens), then `attn_prefix(i)` checked against the batch and the key/value-head
+//! layout, then the attention context derived from the state *as it is now* (masks,
+//! relative or rotary positions), then the layer itself, whose output replaces the
+//! state's hidden states.
+//!
+//! Deriving the context from the current state is what lets a method prepend tokens
+//! mid-network without touching masks or positions. The context is reused across
+//! layers while the state's mask and positions are the very same tensors and no prefix
+//! is involved (BERT-style encoders then pass the same bias, decoders the same causal
+//! mask and rotary angles to every layer).
+
+use std::ops::Range;
+use std::rc::Rc;
+
+use petune_core::{Backbone, Hooks, KvPrefix, Result, SeqState};
+use tch::Tensor;
+
+use super::attention::checked_prefix_mask;
+use super::backbone::check_layer_range;
+
+/// A backbone's stack of transformer layers, as the shared loop drives it (the number
+/// of layers and the key/value layout prefixes must have come from its spec).
+pub trait LayerStack: Backbone {
+    /// What every layer's attention needs besides the hidden states (an additive bias,
+    /// DeBERTa's pairwise mask and relative positions, rotary angles...).
+    type Context;
+
+    /// The context for `layer` on state `s`, with the key mask `[B, P]` of the layer's
+    /// attention prefix when there is one.
+    fn context(
+        &self,
+        layer: usize,
+        s: &SeqState,
+        prefix_mask: Option<&Tensor>,
+    ) -> Result<Self::Context>;
+
+    /// Layers with the same kind share a context on the same state (Qwen2's
+    /// sliding-window layers differ from its full-attention ones). All 0 by default.
+    fn context_kind(&self, _layer: usize) -> usize {
+        0
+    }
+
+    /// Runs `layer` on `x` `[B, T, H]`.
+    fn forward_layer(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        ctx: &Self::Context,
+        prefix: Option<&KvPrefix>,
+        hooks: &dyn Hooks,
+        train: bool,
+    ) -> Tensor;
+}
+
+/// What identifies a reusable context: the state's mask and positions tensors (by
+/// storage), its length and the layer's context kind.
+type ContextKey = (usize, usize, i64, usize);
+
+fn key_of(s: &SeqState, kind: usize) -> ContextKey {
+    (s.pad_mask.data_ptr() as usize, s.positions.data_ptr() as usize, s.seq_len(), kind)
+}
+
+/// A context kept for reuse, with the tensors its key points into held alive (so their
+/// storage cannot be recycled for a different mask while the key is compared).
+struct Cached<C> {
+    key: ContextKey,
+    _held: (Tensor, Tensor),
+    ctx: Rc<C>,
+}
+
+/// `Backbone::layers` for every family: runs layers `range` of `stack` on `s`, firing
+/// `before_layer` and `attn_prefix` before each (the layer fires its own sites).
+pub fn run_layers<S: LayerStack>(
+    stack: &S,
+    mut s: SeqState,
+    range: Range<usize>,
+    hooks: &dyn Hooks,
+    train: bool,
+) -> Result<SeqState> {
+    let spec = stack.spec();
+    check_layer_range(&range, spec.n_layers)?;
+    let (kv_heads, head_dim) = (spec.n_kv_heads, spec.head_dim);
+    let mut cached: Option<Cached<S::Context>> = None;
+    for i in range {
+        s = hooks.before_layer(i, s)?;
+        let prefix = hooks.attn_prefix(i);
+        let prefix_mask = checked_prefix_mask(prefix.as_ref(), &s, kv_heads, head_dim, i)?;
+        let key = key_of(&s, stack.context_kind(i));
+        let ctx = match (&prefix_mask, &cached) {
+            (None, Some(c)) if c.key == key => Rc::clone(&c.ctx),
+            _ => {
+                let ctx = Rc::new(stack.context(i, &s, prefix_mask.as_ref())?);
+                if prefix_mask.is_none() {
+                    let held = (s.pad_mask.shallow_clone(), s.positions.shallow_clone());
+                    cached = Some(Cached { key, _held: held, ctx: Rc::clone(&ctx) });
+                }
+                ctx
+            }
+        };
+        let hidden = stack.forward_layer(i, &s.hidden, &ctx, prefix.as_ref(), hooks, train);
+        s = s.with_hidden(hidden);
+    }
+    Ok(s)
+}
