@@ -175,6 +175,7 @@ impl BertConfig {
             head_dim: h / self.num_attention_heads,
             intermediate: i,
             vocab: v,
+            type_vocab: self.type_vocab_size,
             max_positions: self.max_tokens(),
             pad_id: self.pad_id(),
             capabilities,

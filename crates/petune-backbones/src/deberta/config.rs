@@ -288,6 +288,7 @@ impl DebertaConfig {
             head_dim: h / self.num_attention_heads,
             intermediate: i,
             vocab: v,
+            type_vocab: self.type_vocab_size,
             max_positions: self.max_position_embeddings,
             pad_id: self.pad_id(),
             capabilities,
