@@ -57,7 +57,7 @@ fn lpt_with_lm_scoring_trains_and_evaluates_on_gpt2() {
     let cfg = RunConfig {
         model: fixture("gpt2-lm"),
         task: TaskConfig {
-            name: TaskName::Mr,
+            kind: TaskName::Mr.into(),
             data: DataSource::Files { train: "unused".into(), dev: None, test: None },
             fewshot: None,
             template_style: Default::default(),

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::bail;
+use clap::builder::RangedU64ValueParser;
 use clap::Args;
 use petune::backbones::spec_from_config;
 use petune::experiments::bench_suite::{bench_table, run_bench_job, run_bench_jobs, BenchJob};
@@ -28,19 +30,19 @@ pub struct BenchArgs {
     #[arg(long)]
     cache: bool,
     /// Examples per step.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(i64).range(1..=4096))]
     batch: i64,
-    /// Tokens per example.
-    #[arg(long, default_value_t = 128)]
+    /// Tokens per example (at most the model's positions).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i64).range(2..=65536))]
     seq: i64,
     /// Timed steps.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     steps: usize,
     /// Warm-up steps.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = RangedU64ValueParser::<usize>::new().range(0..=100_000))]
     warmup: usize,
     /// libtorch threads (0 = its default).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = RangedU64ValueParser::<usize>::new().range(0..=1024))]
     threads: usize,
     /// `cpu`, `cuda`, `cuda:N` or `auto`.
     #[arg(long, default_value = "auto")]
@@ -64,6 +66,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let spec = spec_from_config(&petune::backbones::ModelDir::open(&args.model)?.config_path())?;
+    petune::core::parse_device(&args.device)?;
+    check_size(args, &spec)?;
     let exe = std::env::current_exe()?;
     let base = BenchConfig {
         batch: args.batch,
@@ -110,6 +114,39 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             device, args.precision, args.batch * args.seq, spec.hidden, spec.hidden, spec.intermediate, peak
         );
         print!("{}", bench_table(&reports, peak));
+    }
+    Ok(())
+}
+
+/// Refuses a batch that cannot fit: longer than the model's positions, or activations
+/// beyond this machine's memory (a rough count: the stored activations of forward and
+/// backward, and the attention maps).
+fn check_size(args: &BenchArgs, spec: &BackboneSpec) -> anyhow::Result<()> {
+    if args.seq > spec.max_positions {
+        bail!("--seq {}: {} has {} positions", args.seq, spec.describe(), spec.max_positions);
+    }
+    let (b, t, l) = (args.batch as f64, args.seq as f64, spec.n_layers as f64);
+    let per_token = 16.0 * spec.hidden as f64 + 2.0 * spec.intermediate as f64;
+    let bytes = 4.0 * l * (b * t * per_token + 2.0 * b * spec.n_heads as f64 * t * t);
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let kib: f64 = m
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kib * 1024.0)
+    });
+    if let Some(total) = total.filter(|&m| bytes > 0.8 * m) {
+        bail!(
+            "--batch {} × --seq {} needs about {:.0} GiB of activations on {}; this machine has {:.0} GiB",
+            args.batch,
+            args.seq,
+            bytes / f64::from(1u32 << 30),
+            spec.describe(),
+            total / f64::from(1u32 << 30)
+        );
     }
     Ok(())
 }
