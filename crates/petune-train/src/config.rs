@@ -336,23 +336,24 @@ pub fn one_class(task: &str, class: &str, count: usize) -> Error {
 pub const IMBALANCE_RATIO: f64 = 0.1;
 
 impl TaskData {
-    /// Checks the training set: at least two classes must have examples (an error);
-    /// classes without examples and strong imbalance are warnings.
-    pub fn check_training_set(&self) -> Result<()> {
+    /// Checks the training set: fewer than two classes with examples is an error; the
+    /// returned warnings name classes without examples and strong imbalance (a class
+    /// with fewer than [`IMBALANCE_RATIO`] times the largest class's examples).
+    pub fn check_training_set(&self) -> Result<Vec<String>> {
         let counts = self.train.label_counts();
         let names = &self.train.label_names;
         let present: Vec<usize> = (0..counts.len()).filter(|&c| counts[c] > 0).collect();
         if let [only] = present.as_slice() {
             return Err(one_class(&self.spec.name, &names[*only], counts[*only]));
         }
+        let mut warnings = Vec::new();
         let missing: Vec<&str> =
             (0..counts.len()).filter(|&c| counts[c] == 0).map(|c| names[c].as_str()).collect();
         if !missing.is_empty() {
-            tracing::warn!(
-                task = %self.spec.name,
-                "no training examples for class(es) {}: they can never be learned",
+            warnings.push(format!(
+                "no training examples for class(es) {}: they can never be predicted well",
                 missing.join(", ")
-            );
+            ));
         }
         let largest = counts.iter().copied().max().unwrap_or(0);
         let rare: Vec<String> = (0..counts.len())
@@ -360,14 +361,13 @@ impl TaskData {
             .map(|c| format!("{} ({})", names[c], counts[c]))
             .collect();
         if !rare.is_empty() {
-            tracing::warn!(
-                task = %self.spec.name,
+            warnings.push(format!(
                 "strongly imbalanced training data: the largest class has {largest} examples, \
-                 {} fewer than a tenth of that; consider macro_f1 or matthews as the metric",
+                 {} fewer than a tenth of that; consider `macro_f1` or `matthews` as the metric",
                 rare.join(", ")
-            );
+            ));
         }
-        Ok(())
+        Ok(warnings)
     }
 }
 
@@ -664,6 +664,114 @@ pub struct RunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Example;
+
+    fn task(json: &str) -> Result<TaskConfig, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn task_configs_are_built_in_or_custom() {
+        let files = r#""data": {"kind": "files", "train": "t.csv"}"#;
+        let b = task(&format!(r#"{{"name": "SST-2", {files}}}"#)).unwrap();
+        assert_eq!(b.builtin_name(), Some(TaskName::Sst2));
+        let json = serde_json::to_value(&b).unwrap();
+        assert_eq!(json["name"], "sst2");
+        assert_eq!(json["template_style"], "authors_code");
+        assert_eq!(serde_json::from_value::<TaskConfig>(json).unwrap(), b);
+        let c = task(&format!(r#"{{"custom": {{}}, {files}}}"#)).unwrap();
+        assert_eq!(c.kind, TaskKind::Custom(CustomTask::default()));
+        let json = serde_json::to_value(&c).unwrap();
+        assert!(json.get("name").is_none() && json.get("template_style").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<TaskConfig>(json).unwrap(), c);
+        for (bad, says) in [
+            (format!(r#"{{"name": "sst3", {files}}}"#), "\"custom\": {}"),
+            (format!(r#"{{"name": "mr", "custom": {{}}, {files}}}"#), "not both"),
+            (format!(r#"{{{files}}}"#), "needs `name`"),
+            (format!(r#"{{"custom": {{}}, "template_style": "paper", {files}}}"#), "built-in"),
+            (r#"{"custom": {}, "data": {"kind": "task_dir", "dir": "x"}}"#.into(), "files"),
+            (format!(r#"{{"custom": {{"labelz": []}}, {files}}}"#), "labelz"),
+        ] {
+            let e = task(&bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    fn pool(pairs: bool) -> Dataset {
+        let ex = |t: &str, l| Example {
+            text_a: t.into(),
+            text_b: pairs.then(|| "b".to_string()),
+            label: l,
+        };
+        Dataset {
+            task: "t".into(),
+            label_names: vec!["neg".into(), "pos".into()],
+            examples: vec![ex("a", 0), ex("b", 1)],
+        }
+    }
+
+    #[test]
+    fn training_sets_of_one_class_fail_and_imbalanced_ones_warn() {
+        let spec = CustomTask::default().spec(&pool(false)).unwrap();
+        let set = |counts: &[usize]| {
+            let names: Vec<String> = (0..counts.len()).map(|c| format!("c{c}")).collect();
+            let examples = counts
+                .iter()
+                .enumerate()
+                .flat_map(|(c, &n)| (0..n).map(move |_| Example::single("x", c)))
+                .collect();
+            let train = Dataset { task: "t".into(), label_names: names, examples };
+            TaskData {
+                spec: spec.clone(),
+                dev: train.clone(),
+                train,
+                test: None,
+                test_mismatched: None,
+            }
+        };
+        assert!(set(&[5, 5, 5]).check_training_set().unwrap().is_empty());
+        let e = set(&[0, 7, 0]).check_training_set().unwrap_err().to_string();
+        assert!(e.contains("one class only") && e.contains("`c1`, 7"), "{e}");
+        let w = set(&[50, 4, 0]).check_training_set().unwrap();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("c2") && w[1].contains("imbalanced") && w[1].contains("c1 (4)"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn custom_specs_default_from_the_data() {
+        let spec = CustomTask::default().spec(&pool(false)).unwrap();
+        assert_eq!(spec.name, "custom");
+        assert_eq!(spec.label_names, vec!["neg", "pos"]);
+        assert_eq!(spec.label_words, spec.label_names);
+        assert!(spec.label_words_from_names);
+        assert_eq!(spec.template.to_string(), CustomTask::SINGLE_TEMPLATE);
+        assert_eq!(spec.metric, Metric::Accuracy);
+        assert_eq!(spec.lm_pattern.as_deref(), Some("It was %s ."));
+        let spec = CustomTask::default().spec(&pool(true)).unwrap();
+        assert_eq!(spec.template.to_string(), CustomTask::PAIR_TEMPLATE);
+        assert_eq!(spec.lm_pattern.as_deref(), Some("They are %s ."));
+        let given = CustomTask {
+            label_words: Some(vec!["bad".into(), "good".into()]),
+            metric: Some(Metric::Matthews),
+            ..Default::default()
+        };
+        let spec = given.spec(&pool(false)).unwrap();
+        assert!(!spec.label_words_from_names);
+        assert_eq!(spec.metric, Metric::Matthews);
+        let pair_off = CustomTask { pair: Some(false), ..Default::default() };
+        assert!(pair_off.spec(&pool(true)).unwrap_err().to_string().contains("text_pair"));
+        let single_tpl =
+            CustomTask { template: Some("{text} {mask}".into()), ..Default::default() };
+        assert!(single_tpl.spec(&pool(true)).unwrap_err().to_string().contains("pairs"));
+        let mut one = pool(false);
+        one.label_names.truncate(1);
+        one.examples.truncate(1);
+        let e = CustomTask::default().spec(&one).unwrap_err().to_string();
+        assert!(e.contains("one class only"), "{e}");
+    }
 
     #[test]
     fn epochs_count_partial_last_batches() {

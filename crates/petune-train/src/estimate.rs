@@ -11,10 +11,14 @@
 //! The first forward pass of a process pays one-off allocation costs, so the faster of
 //! two is used. The figure is an estimate; the progress bar's ETA then follows the real
 //! steps.
+//!
+//! Memory is estimated too, before anything is allocated ([`check_fits`]): a batch whose
+//! activations cannot fit in the machine's memory is refused with a typed error rather
+//! than ending in an allocation failure inside libtorch (a panic) or the OOM killer.
 
 use std::time::Instant;
 
-use petune_core::Result;
+use petune_core::{BackboneSpec, Error, Result};
 
 use crate::config::TrainConfig;
 use crate::features::{collate, Feature};
@@ -65,6 +69,57 @@ pub(crate) fn estimate_seconds(
     Ok(remaining as f64 * step
         + (evals as f64 * dev_batches as f64 + test_batches as f64) * fwd_eval)
 }
+
+/// Rough bytes of the activations of `batch` sequences of `seq` tokens on `spec`: per
+/// layer and token about 16 hidden-size and 2 FFN-size float vectors (projections,
+/// norms, dropout masks) plus the attention maps; a training step keeps them for the
+/// backward pass, evaluation holds about a quarter at a time.
+pub fn activation_bytes(spec: &BackboneSpec, batch: i64, seq: i64, training: bool) -> f64 {
+    let (b, t, l) = (batch as f64, seq as f64, spec.n_layers as f64);
+    let per_token = 16.0 * spec.hidden as f64 + 2.0 * spec.intermediate as f64;
+    let attention = 2.0 * b * spec.n_heads as f64 * t * t;
+    let bytes = 4.0 * l * (b * t * per_token + attention);
+    if training {
+        bytes
+    } else {
+        bytes / 4.0
+    }
+}
+
+/// The machine's memory (`MemTotal`), when the system says (Linux).
+pub fn total_memory_bytes() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
+}
+
+/// Refuses (naming `field`) a batch whose activations ([`activation_bytes`]) would take
+/// more than 80 % of the machine's memory.
+pub fn check_fits(
+    spec: &BackboneSpec,
+    batch: i64,
+    seq: i64,
+    training: bool,
+    field: &str,
+) -> Result<()> {
+    let need = activation_bytes(spec, batch, seq, training);
+    match total_memory_bytes() {
+        Some(total) if need > 0.8 * total => Err(Error::config(
+            field,
+            format!(
+                "{batch} sequences of {seq} tokens need about {:.0} GiB of activations on {}; \
+                 this machine has {:.0} GiB: use a smaller batch (or shorter inputs)",
+                need / GIB,
+                spec.describe(),
+                total / GIB
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
 
 /// `42 s`, `3 min`, `1 h 20 min`.
 pub fn human_duration(seconds: f64) -> String {

@@ -14,14 +14,13 @@ use std::time::Instant;
 use petune_core::fsio::write_json_atomic;
 use petune_core::tensor_io::{read_safetensors, write_safetensors};
 use petune_core::{Error, Result};
-use tch::nn::VarStore;
 use tch::Tensor;
 
 use crate::checkpoint::{save_checkpoint, try_resume, Progress};
 use crate::config::{NonFinitePolicy, RunConfig, TaskData};
 use crate::data::sampler::epoch_order;
 use crate::data::Metric;
-use crate::estimate::estimate_seconds;
+use crate::estimate::{check_fits, estimate_seconds};
 use crate::features::{collate, Feature};
 use crate::memory::{peak_rss_mib, rss_mib};
 use crate::optim::{linear_schedule, AdamW, AdamWConfig};
@@ -29,7 +28,7 @@ use crate::precision::LossScaler;
 use crate::prefix_cache::PrefixCache;
 use crate::progress::Bar;
 use crate::run_dir::{fingerprint, RunDir};
-use crate::trained::{build_head, feature_encoder, input_limit, DeltaManifest, TrainedModel};
+use crate::trained::{build_trainable, feature_encoder, input_limit, DeltaManifest, TrainedModel};
 use crate::trainer::{EventHandler, FitResult, TrainEvent, TrainReport, Trainer};
 
 /// The encoded splits of a run.
@@ -79,7 +78,9 @@ impl Run {
             Some(d) => d,
             None => cfg.task.load()?,
         };
-        data.check_training_set()?;
+        for warning in data.check_training_set()? {
+            tracing::warn!(task = %data.spec.name, "{warning}");
+        }
         // Lock and check the folder before anything is built or written there.
         let out = match &cfg.out_dir {
             Some(dir) => Some(RunDir::open(dir, &fingerprint(&cfg, &data)?, restart)?),
@@ -88,16 +89,8 @@ impl Run {
         let crate::trainer::LoadedModel { backbone, tokenizer } = model;
         let device = backbone.device();
         tch::manual_seed(tc.seed as i64);
-        let trainable = VarStore::new(device);
-        let delta = cfg.method.build(&(trainable.root() / "delta"), backbone.as_ref())?;
-        let (head, head_cfg) = build_head(
-            cfg.head,
-            &cfg.method,
-            backbone.as_ref(),
-            &tokenizer,
-            &data.spec,
-            &trainable,
-        )?;
+        let (trainable, delta, head, head_cfg) =
+            build_trainable(cfg.head, &cfg.method, backbone.as_ref(), &tokenizer, &data.spec)?;
         let limit = input_limit(tc.max_len, backbone.spec());
         let encoder =
             feature_encoder(head_cfg, &cfg.method, tokenizer, &data.spec, limit, tc.truncate)?;
@@ -111,6 +104,27 @@ impl Run {
                 .map(|t| encoder.encode(t))
                 .transpose()?,
         };
+        if device == tch::Device::Cpu {
+            let longest = |f: &[Feature]| f.iter().map(|x| x.ids.len()).max().unwrap_or(0) as i64;
+            let n = |f: &[Feature], b: usize| f.len().min(b) as i64;
+            let spec = backbone.spec();
+            check_fits(
+                spec,
+                n(&features.train, tc.batch_size),
+                longest(&features.train),
+                true,
+                "batch_size",
+            )?;
+            for set in [Some(&features.dev), features.test.as_ref()].into_iter().flatten() {
+                check_fits(
+                    spec,
+                    n(set, tc.eval_batch_size),
+                    longest(set),
+                    false,
+                    "eval_batch_size",
+                )?;
+            }
+        }
         let manifest = DeltaManifest {
             petune_version: env!("CARGO_PKG_VERSION").into(),
             method: cfg.method.clone(),

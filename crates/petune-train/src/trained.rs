@@ -142,6 +142,25 @@ pub fn resolve_head_for_words(
     Ok(resolved)
 }
 
+/// The trainable parameters' store with `method`'s delta (under `delta`) and the head
+/// (under `head`) built in it, `auto` resolved: what training starts from (seeded by
+/// the caller) and what loading fills.
+pub(crate) type Trainable = (VarStore, Option<Box<dyn Delta>>, Head, HeadConfig);
+
+/// Builds [`Trainable`] for `method` and `head` on `backbone`.
+pub(crate) fn build_trainable(
+    head: HeadConfig,
+    method: &MethodConfig,
+    backbone: &dyn Backbone,
+    tokenizer: &TextTokenizer,
+    task: &TaskSpec,
+) -> Result<Trainable> {
+    let trainable = VarStore::new(backbone.device());
+    let delta = method.build(&(trainable.root() / "delta"), backbone)?;
+    let (head, resolved) = build_head(head, method, backbone, tokenizer, task, &trainable)?;
+    Ok((trainable, delta, head, resolved))
+}
+
 /// Resolves `auto` and builds the head (in `vs` under `head`).
 pub(crate) fn build_head(
     cfg: HeadConfig,
@@ -471,15 +490,12 @@ impl TrainedModel {
                 reason: format!("it was trained on {}", manifest.backbone),
             });
         }
-        let trainable = VarStore::new(backbone.device());
-        let delta = manifest.method.build(&(trainable.root() / "delta"), backbone.as_ref())?;
-        let (head, _) = build_head(
+        let (trainable, delta, head, _) = build_trainable(
             manifest.head,
             &manifest.method,
             backbone.as_ref(),
             &tokenizer,
             &manifest.task,
-            &trainable,
         )?;
         let path = dir.join("delta.safetensors");
         let file = read_safetensors(&path, backbone.device())?;

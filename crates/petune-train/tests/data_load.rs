@@ -301,3 +301,36 @@ fn missing_file_is_io_error() {
     let r = load_glue_tsv(TaskName::Sst2, &fixture("glue/SST-2/nope.tsv"));
     assert!(matches!(r, Err(Error::Io { ref path, .. }) if path.ends_with("nope.tsv")), "{r:?}");
 }
+
+/// Parquet as pyarrow 26.0.1 writes it (`tests/fixtures/data/README.md`): int64 labels with
+/// a null `text_pair` (snappy), and string labels (uncompressed).
+#[cfg(feature = "parquet")]
+#[test]
+fn parquet_files_read_like_jsonl() {
+    use petune_train::data::load::load_file;
+    let d = load_file(&fixture("generic/train.parquet"), "pq", None).unwrap();
+    assert_eq!(d.label_names, vec!["0", "1"]);
+    assert_eq!(
+        d.examples,
+        vec![
+            Example::single("A warm, funny film.", 1),
+            Example::pair("Is it raining?", "The sky is grey.", 0),
+            Example::single("Dull.", 0),
+        ]
+    );
+    let d = load_file(&fixture("generic/string_labels.parquet"), "pq", None).unwrap();
+    assert_eq!(d.label_names, vec!["neg", "pos"]);
+    assert_eq!(d.examples.iter().map(|e| e.label).collect::<Vec<_>>(), vec![1, 0]);
+    let names = vec!["neg".to_string()];
+    let m = input_err(load_file(&fixture("generic/string_labels.parquet"), "pq", Some(&names)));
+    assert!(m.contains("row 1") && m.contains("unknown label `pos`"), "{m}");
+}
+
+/// Without the feature a Parquet file is an error that says how to enable it.
+#[cfg(not(feature = "parquet"))]
+#[test]
+fn parquet_without_the_feature_says_how_to_enable_it() {
+    let r = petune_train::data::load::load_file(&fixture("generic/train.parquet"), "pq", None);
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("--features parquet") && e.contains("train.parquet"), "{e}");
+}

@@ -14,6 +14,7 @@ use petune::experiments::catalog::parse_method;
 use petune::experiments::runner::Runner;
 use petune::prelude::*;
 use petune::train::bench::BenchConfig;
+use petune::train::estimate::check_fits;
 use petune::train::Precision;
 
 /// Arguments of `petune bench`.
@@ -119,36 +120,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Refuses a batch that cannot fit: longer than the model's positions, or activations
-/// beyond this machine's memory (a rough count: the stored activations of forward and
-/// backward, and the attention maps).
+/// beyond this machine's memory (petune_train::estimate::check_fits).
 fn check_size(args: &BenchArgs, spec: &BackboneSpec) -> anyhow::Result<()> {
     if args.seq > spec.max_positions {
         bail!("--seq {}: {} has {} positions", args.seq, spec.describe(), spec.max_positions);
     }
-    let (b, t, l) = (args.batch as f64, args.seq as f64, spec.n_layers as f64);
-    let per_token = 16.0 * spec.hidden as f64 + 2.0 * spec.intermediate as f64;
-    let bytes = 4.0 * l * (b * t * per_token + 2.0 * b * spec.n_heads as f64 * t * t);
-    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-        let kib: f64 = m
-            .lines()
-            .find(|l| l.starts_with("MemTotal:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        Some(kib * 1024.0)
-    });
-    if let Some(total) = total.filter(|&m| bytes > 0.8 * m) {
-        bail!(
-            "--batch {} × --seq {} needs about {:.0} GiB of activations on {}; this machine has {:.0} GiB",
-            args.batch,
-            args.seq,
-            bytes / f64::from(1u32 << 30),
-            spec.describe(),
-            total / f64::from(1u32 << 30)
-        );
-    }
-    Ok(())
+    Ok(check_fits(spec, args.batch, args.seq, true, "--batch × --seq")?)
 }
 
 fn parse_precision(s: &str) -> Result<Precision, String> {

@@ -72,6 +72,9 @@ pub struct TrainArgs {
     /// `cpu`, `cuda`, `cuda:N` or `auto`.
     #[arg(long)]
     device: Option<String>,
+    /// libtorch threads (0 = its default, one per core; 1 is faster on a busy machine).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Print the full run config (JSON) and exit without training; save it, edit it,
     /// and run it with `--config`.
     #[arg(long)]
@@ -161,6 +164,9 @@ fn apply_overrides(cfg: &mut RunConfig, args: &TrainArgs) {
     }
     if let Some(d) = &args.device {
         t.device = d.clone();
+    }
+    if let Some(n) = args.threads {
+        t.threads = n;
     }
     if let Some(out) = &args.out {
         cfg.out_dir = Some(out.clone());

@@ -179,7 +179,6 @@ pub fn dataset(
     task: &str,
     path: &Path,
 ) -> Result<Dataset> {
-    let shown = path.display();
     // A JSON number and a JSON string are different things; guessing how `1` and `"pos"`
     // relate would silently misnumber classes, so a mix needs explicit names. (In CSV every
     // cell is text: a mix of digits and words just means that all are names.)
@@ -188,9 +187,10 @@ pub fn dataset(
         if let Some(first) = rows.first() {
             if let Some(odd) = rows.iter().find(|r| is_index(r) != is_index(first)) {
                 return Err(Error::input(format!(
-                    "{shown}:{}: labels mix integers and strings (line {} differs); give the \
-                     class names (`labels` in the task) or use one kind",
-                    odd.line, first.line
+                    "{}: labels mix integers and strings (row {} differs); give the class \
+                     names (`labels` in the task) or use one kind",
+                    location(path, odd.line),
+                    first.line
                 )));
             }
         }
@@ -203,7 +203,7 @@ pub fn dataset(
     let mut examples = Vec::with_capacity(rows.len());
     for row in rows {
         let Some(raw) = &row.label else {
-            return Err(Error::input(format!("{shown}:{}: missing `label`", row.line)));
+            return Err(Error::input(format!("{}: missing `label`", location(path, row.line))));
         };
         let label = match names.iter().position(|n| n == raw.text()) {
             Some(i) => i,
@@ -213,16 +213,16 @@ pub fn dataset(
                 }
                 RawLabel::Index { value, .. } if index_fallback => {
                     return Err(Error::input(format!(
-                        "{shown}:{}: label {value} is out of range for {} classes ({})",
-                        row.line,
+                        "{}: label {value} is out of range for {} classes ({})",
+                        location(path, row.line),
                         names.len(),
                         names.join(", ")
                     )))
                 }
                 _ => {
                     return Err(Error::input(format!(
-                        "{shown}:{}: unknown label `{}` (the classes are {})",
-                        row.line,
+                        "{}: unknown label `{}` (the classes are {})",
+                        location(path, row.line),
                         raw.text(),
                         names.join(", ")
                     )))
@@ -232,6 +232,14 @@ pub fn dataset(
         examples.push(Example { text_a: row.text, text_b: row.text_pair, label });
     }
     Ok(Dataset { task: task.to_string(), label_names: names, examples })
+}
+
+/// Where row `line` of `path` is, in messages: `file:line`, or `file: row N` (Parquet).
+fn location(path: &Path, line: usize) -> String {
+    match FileFormat::of(path) {
+        Ok(FileFormat::Parquet) => format!("{}: row {line}", path.display()),
+        _ => format!("{}:{line}", path.display()),
+    }
 }
 
 fn parse_index(s: &str) -> Option<u64> {
