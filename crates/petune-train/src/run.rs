@@ -17,11 +17,11 @@ use petune_core::{Error, Result};
 use tch::Tensor;
 
 use crate::checkpoint::{save_checkpoint, try_resume, Progress};
-use crate::config::{NonFinitePolicy, RunConfig, TaskData};
+use crate::config::{NonFinitePolicy, RunConfig, TaskData, TrainConfig};
 use crate::data::sampler::epoch_order;
 use crate::data::Metric;
 use crate::estimate::{check_fits, estimate_seconds};
-use crate::features::{collate, Feature};
+use crate::features::{collate, Feature, FeatureEncoder};
 use crate::memory::{peak_rss_mib, rss_mib};
 use crate::optim::{linear_schedule, AdamW, AdamWConfig};
 use crate::precision::LossScaler;
@@ -63,6 +63,93 @@ pub(crate) struct Run {
     observer: Option<EventHandler>,
 }
 
+impl Features {
+    /// Every split of `data`, tokenized once.
+    fn encode(encoder: &FeatureEncoder, data: &TaskData) -> Result<Features> {
+        let opt =
+            |d: &Option<crate::data::Dataset>| d.as_ref().map(|t| encoder.encode(t)).transpose();
+        Ok(Features {
+            train: encoder.encode(&data.train)?,
+            dev: encoder.encode(&data.dev)?,
+            test: opt(&data.test)?,
+            test_mismatched: opt(&data.test_mismatched)?,
+        })
+    }
+
+    /// Refuses batch sizes whose largest batch cannot fit in memory (CPU), before any
+    /// allocation ([`check_fits`]).
+    fn check_memory(&self, spec: &petune_core::BackboneSpec, tc: &TrainConfig) -> Result<()> {
+        let longest = |f: &[Feature]| f.iter().map(|x| x.ids.len()).max().unwrap_or(0) as i64;
+        let n = |f: &[Feature], b: usize| f.len().min(b) as i64;
+        let train = &self.train;
+        check_fits(spec, n(train, tc.batch_size), longest(train), true, "batch_size")?;
+        for set in [Some(&self.dev), self.test.as_ref()].into_iter().flatten() {
+            check_fits(spec, n(set, tc.eval_batch_size), longest(set), false, "eval_batch_size")?;
+        }
+        Ok(())
+    }
+}
+
+/// Resumes from `out`'s checkpoint when it has one (tensors and moments into `opt`, the
+/// progress, the best tensors so far; the log cut back to that step), else starts the
+/// folder afresh.
+fn resume(
+    out: &RunDir,
+    opt: &mut AdamW,
+    quiet: bool,
+) -> Result<(Progress, Option<Vec<(String, Tensor)>>)> {
+    let ck = out.checkpoint_dir();
+    let Some(progress) = try_resume(&ck, opt)? else {
+        out.start_fresh()?;
+        return Ok((Progress { best_step: -1, ..Default::default() }, None));
+    };
+    tracing::info!(step = progress.step, dir = %out.path().display(), "resuming from a checkpoint");
+    out.trim_log(progress.step)?;
+    if !quiet {
+        eprintln!(
+            "resuming {} from its checkpoint at step {}",
+            out.path().display(),
+            progress.step
+        );
+    }
+    let device = opt.params().first().map_or(tch::Device::Cpu, |p| p.tensor.device());
+    let best = if progress.best_step >= 0 {
+        let f = read_safetensors(&ck.join("best.safetensors"), device)?;
+        Some(f.tensors.into_iter().collect())
+    } else {
+        None
+    };
+    Ok((progress, best))
+}
+
+/// The frozen-prefix cache when the config asks for it (spilling into the output folder,
+/// or a temporary one); an error for methods without a frozen prefix.
+fn prefix_cache(
+    cfg: &RunConfig,
+    trained: &TrainedModel,
+    out: Option<&RunDir>,
+) -> Result<Option<PrefixCache>> {
+    match (cfg.train.frozen_prefix_cache, trained.delta.as_deref()) {
+        (false, _) => Ok(None),
+        (true, Some(d)) if d.frozen_prefix_cacheable() && d.grad_floor() > 0 => {
+            let dir = match out {
+                Some(o) => o.path().join("prefix-cache"),
+                None => {
+                    std::env::temp_dir().join(format!("petune-prefix-cache-{}", std::process::id()))
+                }
+            };
+            Ok(Some(PrefixCache::new(cfg.train.cache_budget_mib, dir)))
+        }
+        (true, _) => Err(Error::config(
+            "frozen_prefix_cache",
+            format!(
+                "{} has no frozen prefix: only LPT and fixed AdapterDrop leave the lowest layers untouched",
+                cfg.method.label()
+            ),
+        )),
+    }
+}
+
 impl Run {
     /// Loads and encodes the data, builds delta, head and optimizer (seeded), locks and
     /// checks the output folder, resumes from its checkpoint, and says how long the run
@@ -94,36 +181,9 @@ impl Run {
         let limit = input_limit(tc.max_len, backbone.spec());
         let encoder =
             feature_encoder(head_cfg, &cfg.method, tokenizer, &data.spec, limit, tc.truncate)?;
-        let features = Features {
-            train: encoder.encode(&data.train)?,
-            dev: encoder.encode(&data.dev)?,
-            test: data.test.as_ref().map(|t| encoder.encode(t)).transpose()?,
-            test_mismatched: data
-                .test_mismatched
-                .as_ref()
-                .map(|t| encoder.encode(t))
-                .transpose()?,
-        };
+        let features = Features::encode(&encoder, &data)?;
         if device == tch::Device::Cpu {
-            let longest = |f: &[Feature]| f.iter().map(|x| x.ids.len()).max().unwrap_or(0) as i64;
-            let n = |f: &[Feature], b: usize| f.len().min(b) as i64;
-            let spec = backbone.spec();
-            check_fits(
-                spec,
-                n(&features.train, tc.batch_size),
-                longest(&features.train),
-                true,
-                "batch_size",
-            )?;
-            for set in [Some(&features.dev), features.test.as_ref()].into_iter().flatten() {
-                check_fits(
-                    spec,
-                    n(set, tc.eval_batch_size),
-                    longest(set),
-                    false,
-                    "eval_batch_size",
-                )?;
-            }
+            features.check_memory(backbone.spec(), tc)?;
         }
         let manifest = DeltaManifest {
             petune_version: env!("CARGO_PKG_VERSION").into(),
@@ -148,30 +208,10 @@ impl Run {
             AdamWConfig { weight_decay: tc.weight_decay, ..Default::default() },
         )?;
 
-        let mut progress = Progress { best_step: -1, ..Default::default() };
-        let mut best_tensors: Option<Vec<(String, Tensor)>> = None;
-        if let Some(out) = &out {
-            let ck = out.checkpoint_dir();
-            match try_resume(&ck, &mut opt)? {
-                Some(p) => {
-                    tracing::info!(step = p.step, dir = %out.path().display(), "resuming from a checkpoint");
-                    out.trim_log(p.step)?;
-                    if !quiet {
-                        eprintln!(
-                            "resuming {} from its checkpoint at step {}",
-                            out.path().display(),
-                            p.step
-                        );
-                    }
-                    progress = p;
-                    if progress.best_step >= 0 {
-                        let f = read_safetensors(&ck.join("best.safetensors"), device)?;
-                        best_tensors = Some(f.tensors.into_iter().collect());
-                    }
-                }
-                None => out.start_fresh()?,
-            }
-        }
+        let (progress, best_tensors) = match &out {
+            Some(out) => resume(out, &mut opt, quiet)?,
+            None => (Progress { best_step: -1, ..Default::default() }, None),
+        };
         let log = out.as_ref().map(RunDir::open_log).transpose()?;
         let rss_start = rss_mib();
         let total = tc.total_steps(features.train.len());
@@ -188,26 +228,7 @@ impl Run {
             device = ?device,
             "training"
         );
-        let cache = match (tc.frozen_prefix_cache, trained.delta.as_deref()) {
-            (false, _) => None,
-            (true, Some(d)) if d.frozen_prefix_cacheable() && d.grad_floor() > 0 => {
-                let dir = match &out {
-                    Some(o) => o.path().join("prefix-cache"),
-                    None => std::env::temp_dir()
-                        .join(format!("petune-prefix-cache-{}", std::process::id())),
-                };
-                Some(PrefixCache::new(tc.cache_budget_mib, dir))
-            }
-            (true, _) => {
-                return Err(Error::config(
-                    "frozen_prefix_cache",
-                    format!(
-                        "{} has no frozen prefix: only LPT and fixed AdapterDrop leave the lowest layers untouched",
-                        cfg.method.label()
-                    ),
-                ))
-            }
-        };
+        let cache = prefix_cache(&cfg, &trained, out.as_ref())?;
         tc.precision.check_device(device)?;
         let scaler = LossScaler::new(tc.precision, progress.loss_scale);
         let lengths: Vec<usize> = features.train.iter().map(|f| f.ids.len()).collect();

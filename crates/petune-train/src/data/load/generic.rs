@@ -107,10 +107,7 @@ pub fn read_rows(path: &Path, labels: Labels) -> Result<Vec<TextRow>> {
         FileFormat::Jsonl => jsonl_rows(path, labels)?,
         FileFormat::Parquet => parquet_rows(path, labels)?,
     };
-    if rows.is_empty() {
-        return Err(Error::input(format!("{}: empty file (no examples)", path.display())));
-    }
-    Ok(rows)
+    non_empty(rows, path)
 }
 
 /// Loads a labelled CSV, JSONL or Parquet file (by extension); labels resolve as the
