@@ -31,6 +31,9 @@ use crate::run_dir::{fingerprint, RunDir};
 use crate::trained::{build_trainable, feature_encoder, input_limit, DeltaManifest, TrainedModel};
 use crate::trainer::{EventHandler, FitResult, TrainEvent, TrainReport, Trainer};
 
+/// Tensors by name (the best dev tensors kept in memory).
+type NamedTensors = Vec<(String, Tensor)>;
+
 /// The encoded splits of a run.
 pub(crate) struct Features {
     pub train: Vec<Feature>,
@@ -52,7 +55,7 @@ pub(crate) struct Run {
     out: Option<RunDir>,
     log: Option<std::fs::File>,
     bar: Bar,
-    best_tensors: Option<Vec<(String, Tensor)>>,
+    best_tensors: Option<NamedTensors>,
     lengths: Vec<usize>,
     order: Vec<usize>,
     total: i64,
@@ -93,11 +96,7 @@ impl Features {
 /// Resumes from `out`'s checkpoint when it has one (tensors and moments into `opt`, the
 /// progress, the best tensors so far; the log cut back to that step), else starts the
 /// folder afresh.
-fn resume(
-    out: &RunDir,
-    opt: &mut AdamW,
-    quiet: bool,
-) -> Result<(Progress, Option<Vec<(String, Tensor)>>)> {
+fn resume(out: &RunDir, opt: &mut AdamW, quiet: bool) -> Result<(Progress, Option<NamedTensors>)> {
     let ck = out.checkpoint_dir();
     let Some(progress) = try_resume(&ck, opt)? else {
         out.start_fresh()?;
