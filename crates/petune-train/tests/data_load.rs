@@ -134,18 +134,20 @@ fn generic_csv() {
     assert_eq!(d.examples.iter().map(|e| e.label).collect::<Vec<_>>(), vec![1, 0]);
 }
 
+/// The examples of `generic/train.jsonl` and `generic/train.parquet` (class 1 = `pos`).
+fn generic_examples() -> Vec<Example> {
+    vec![
+        Example::single("A warm, funny film.", 1),
+        Example::pair("Is it raining?", "The sky is grey.", 0),
+        Example::single("Dull.", 0),
+    ]
+}
+
 #[test]
 fn generic_jsonl() {
     let d = load_jsonl(&fixture("generic/train.jsonl"), "custom", None).unwrap();
     assert_eq!(d.label_names, vec!["neg", "pos"]);
-    assert_eq!(
-        d.examples,
-        vec![
-            Example::single("A warm, funny film.", 1),
-            Example::pair("Is it raining?", "The sky is grey.", 0),
-            Example::single("Dull.", 0),
-        ]
-    );
+    assert_eq!(d.examples, generic_examples());
     let d = load_jsonl(&fixture("generic/int_labels.jsonl"), "ints", None).unwrap();
     assert_eq!(d.label_names, vec!["0", "2"]);
     assert_eq!(d.examples.iter().map(|e| e.label).collect::<Vec<_>>(), vec![1, 0]);
@@ -310,14 +312,7 @@ fn parquet_files_read_like_jsonl() {
     use petune_train::data::load::load_file;
     let d = load_file(&fixture("generic/train.parquet"), "pq", None).unwrap();
     assert_eq!(d.label_names, vec!["0", "1"]);
-    assert_eq!(
-        d.examples,
-        vec![
-            Example::single("A warm, funny film.", 1),
-            Example::pair("Is it raining?", "The sky is grey.", 0),
-            Example::single("Dull.", 0),
-        ]
-    );
+    assert_eq!(d.examples, generic_examples());
     let d = load_file(&fixture("generic/string_labels.parquet"), "pq", None).unwrap();
     assert_eq!(d.label_names, vec!["neg", "pos"]);
     assert_eq!(d.examples.iter().map(|e| e.label).collect::<Vec<_>>(), vec![1, 0]);
