@@ -172,6 +172,8 @@ fn corpus() -> &'static Corpus {
         // A config (no weights needed) of a model with 65,536 positions.
         copy_dir(&bert, &m.join("wide"));
         edit_config(&m.join("wide"), |v| v["max_position_embeddings"] = 65_536.into());
+        copy_dir(&bert, &m.join("huge_types"));
+        edit_config(&m.join("huge_types"), |v| v["type_vocab_size"] = (1i64 << 62).into());
         copy_dir(&bert, &m.join("huge_vocab"));
         edit_config(&m.join("huge_vocab"), |v| v["vocab_size"] = (1i64 << 40).into());
         // ---- data
@@ -326,6 +328,12 @@ fn forward_refuses_hostile_models_and_inputs() {
         ),
         mk("unsupported model type", a(fwd("models/t5", "data/inputs.jsonl")), 1, "t5"),
         mk("absurd vocab size", a(fwd("models/huge_vocab", "data/inputs.jsonl")), 1, "vocab"),
+        mk(
+            "absurd segment types",
+            a(fwd("models/huge_types", "data/inputs.jsonl")),
+            1,
+            "type_vocab_size",
+        ),
         mk("missing model", a(fwd("models/nope", "data/inputs.jsonl")), 1, "config.json"),
         mk("empty input", a(fwd("models/tiny", "data/empty.jsonl")), 1, "empty"),
         mk("non-UTF-8 input", a(fwd("models/tiny", "data/latin1.jsonl")), 1, "UTF-8"),
