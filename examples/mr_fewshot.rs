@@ -135,7 +135,7 @@ fn main() -> anyhow::Result<()> {
             let cfg = RunConfig {
                 model: model.clone(),
                 task: TaskConfig {
-                    name: TaskName::Mr,
+                    kind: TaskName::Mr.into(),
                     data: DataSource::MrSnippets { path: mr.clone() },
                     fewshot: Some(FewShotConfig { k: args.k, seed, k_dev: args.k_dev }),
                     template_style: Default::default(),

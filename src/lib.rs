@@ -11,7 +11,8 @@
 //!   `config.json` + `model.safetensors`, and tokenization from `tokenizer.json` (or
 //!   `vocab.json` + `merges.txt`);
 //! - [`lpt`]: Late Prompt Tuning (static prompt, NPG, APPG, MPPG);
-//! - [`train`]: the common trainer (`LptTrainer::new(model, cfg).fit()`), tasks, data,
+//! - [`train`]: the common trainer (`Trainer::from_config(cfg)?.fit()`), tasks (the
+//!   paper's and your own), data,
 //!   few-shot protocol, metrics, heads, AdamW, checkpoints;
 //! - [`experiments`]: the paper's methods by name and the settings of its tables and
 //!   figures, grids, sweeps, plots and result tables.
@@ -54,7 +55,7 @@ pub mod prelude {
     pub use petune_lpt::{GeneratorConfig, LptConfig, LptDelta, PoolKind, PromptInit};
     pub use petune_train::data::TaskName;
     pub use petune_train::{
-        DataSource, FewShotConfig, HeadConfig, LoadedModel, LptTrainer, MethodConfig, RunConfig,
-        TaskConfig, TrainConfig, TrainReport, TrainedModel, Trainer,
+        CustomTask, DataSource, FewShotConfig, HeadConfig, LoadedModel, LptTrainer, MethodConfig,
+        RunConfig, TaskConfig, TrainConfig, TrainReport, TrainedModel, Trainer,
     };
 }

@@ -82,7 +82,7 @@ fn lpt_with_lm_scoring(name: &str) {
     let cfg = RunConfig {
         model: fixture(name),
         task: TaskConfig {
-            name: TaskName::Mr,
+            kind: TaskName::Mr.into(),
             data: DataSource::Files { train: "unused".into(), dev: None, test: None },
             fewshot: None,
             template_style: Default::default(),

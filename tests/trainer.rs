@@ -3,8 +3,8 @@
 //!   off, the prompt layer and above with it on, and only delta tensors get gradients;
 //! - the backbone is bit-identical after LPT training while every delta tensor moved
 //!   (model tuning, in contrast, changes the backbone);
-//! - a run killed right after a checkpoint and resumed by `petune train` ends with the
-//!   same `delta.safetensors`, bit for bit, as an uninterrupted run;
+//! - (a killed and resumed run, the output folder's lock and fingerprint, and non-finite
+//!   losses: tests/run_safety.rs);
 //! - save → load gives identical predictions; the same seed gives bit-identical deltas;
 //! - bad input (multi-token label word, empty training set, prompt layer out of range)
 //!   is a typed error that names the problem;
@@ -14,15 +14,14 @@ mod common;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use common::tiny_task::*;
 use common::*;
 use petune::core::tensor_io::read_safetensors;
 use petune::core::{BindCtx, Stack};
 use petune::prelude::*;
-use petune::train::data::{Example, TaskSpec};
+use petune::train::data::TaskSpec;
 use petune::train::features::{collate, label_word_ids, Feature, FeatureEncoder};
 use petune::train::{FitResult, Head, HeadToken, TaskData, VerbalizerLoss};
 use tch::nn::VarStore;
@@ -371,123 +370,6 @@ fn fp16_on_cpu_and_a_missing_gpu_are_config_errors() {
     }
 }
 
-// ---------------------------------------------------------------- resume after a kill
-
-fn write_jsonl(path: &Path, examples: &[Example]) {
-    let lines: Vec<String> = examples
-        .iter()
-        .map(|e| serde_json::json!({"text": e.text_a, "label": e.label}).to_string())
-        .collect();
-    std::fs::write(path, lines.join("\n") + "\n").unwrap();
-}
-
-fn petune_train(config: &Path, out: &Path, abort_after: Option<i64>) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_petune"));
-    cmd.args(["train", "--json", "--config"]).arg(config).arg("--out").arg(out);
-    cmd.env_remove("PETUNE_ABORT_AFTER_STEP");
-    if let Some(step) = abort_after {
-        cmd.env("PETUNE_ABORT_AFTER_STEP", step.to_string());
-    }
-    cmd.output().unwrap()
-}
-
-fn delta_file(dir: &Path) -> HashMap<String, Tensor> {
-    read_safetensors(&dir.join("delta.safetensors"), CPU)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .tensors
-        .into_iter()
-        .collect()
-}
-
-/// Runs `petune train` on JSONL files twice into separate folders: once killed by
-/// `PETUNE_ABORT_AFTER_STEP=abort_after` and resumed, once straight through; the
-/// delta files must be bit-identical and the reports agree.
-fn resume_matches_straight_run(tag: &str, cfg: impl FnOnce(&mut RunConfig), abort_after: i64) {
-    let root = std::env::temp_dir().join(format!("petune-resume-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).unwrap();
-    let (train, dev, test) =
-        (root.join("train.jsonl"), root.join("dev.jsonl"), root.join("test.jsonl"));
-    write_jsonl(&train, &examples(24, 0));
-    write_jsonl(&dev, &examples(12, 3));
-    write_jsonl(&test, &examples(12, 1));
-    let mut run = run_config(npg(), HeadConfig::Auto);
-    run.task.data = DataSource::Files { train, dev: Some(dev), test: Some(test) };
-    run.train.lr = 5e-3;
-    cfg(&mut run);
-    let config = root.join("RUN.json");
-    std::fs::write(&config, serde_json::to_string_pretty(&run).unwrap()).unwrap();
-
-    let killed = root.join("killed");
-    let out = petune_train(&config, &killed, Some(abort_after));
-    assert!(!out.status.success(), "{tag}: PETUNE_ABORT_AFTER_STEP must abort the process");
-    let progress_path = killed.join("checkpoint").join("progress.json");
-    assert!(progress_path.is_file(), "{tag}: no checkpoint written");
-    assert!(!killed.join("delta.safetensors").exists(), "{tag}: the killed run must not finish");
-    let progress: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&progress_path).unwrap()).unwrap();
-    assert_eq!(progress["progress"]["step"], abort_after, "{tag}: {progress}");
-
-    let out = petune_train(&config, &killed, None);
-    assert!(out.status.success(), "{tag}: resume failed: {}", String::from_utf8_lossy(&out.stderr));
-    let straight = root.join("straight");
-    let out = petune_train(&config, &straight, None);
-    assert!(out.status.success(), "{tag}: run failed: {}", String::from_utf8_lossy(&out.stderr));
-
-    let (a, b) = (delta_file(&killed), delta_file(&straight));
-    assert_eq!(a.len(), b.len(), "{tag}");
-    for (name, t) in &b {
-        assert!(a[name].equal(t), "{tag}: {name}: resumed run differs from the uninterrupted one");
-    }
-    let metrics = |d: &Path| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(d.join("metrics.json")).unwrap()).unwrap()
-    };
-    let (ma, mb) = (metrics(&killed), metrics(&straight));
-    for key in ["best_dev", "best_step", "test", "steps"] {
-        assert_eq!(ma[key], mb[key], "{tag}: metrics.json `{key}` differs");
-    }
-    assert_eq!(ma["steps"], run.train.max_steps, "{tag}");
-    let _ = std::fs::remove_dir_all(&root);
-}
-
-#[test]
-fn resumed_run_equals_an_uninterrupted_one() {
-    init();
-    // Verbalizer head; 6 steps per epoch (the resumed part crosses into epoch 1),
-    // evaluations at 3, 6 and 8 (the best-so-far of step 3 is carried over the kill),
-    // dropout on in the generator and the frozen layers.
-    resume_matches_straight_run(
-        "verbalizer",
-        |c| {
-            c.train.max_steps = 8;
-            c.train.save_every = Some(2);
-            c.train.eval_every = 3;
-        },
-        4,
-    );
-}
-
-#[test]
-fn resumed_run_equals_an_uninterrupted_one_with_accumulation() {
-    init();
-    // Trainable linear head (in the checkpoint too), 2 micro-batches of 5 per step (the
-    // last 4 examples of each epoch are left over), killed at an epoch boundary (step 4
-    // ends the second epoch).
-    resume_matches_straight_run(
-        "accum",
-        |c| {
-            c.head = HeadConfig::Linear { token: HeadToken::Mask };
-            c.train.batch_size = 5;
-            c.train.grad_accum = 2;
-            c.train.max_steps = 7;
-            c.train.save_every = Some(2);
-            c.train.eval_every = 2;
-            c.train.warmup_rate = 0.3;
-        },
-        4,
-    );
-}
-
 // ---------------------------------------------------------------- loading
 
 /// `LoadedModel::from_dir` reads `vocab.json` + `merges.txt` when a folder has no
@@ -523,7 +405,7 @@ fn mnli_task_dir_loads_matched_and_mismatched() {
     common::init();
     let dir = common::fixture("data").join("glue").join("MNLI");
     let cfg = TaskConfig {
-        name: TaskName::Mnli,
+        kind: TaskName::Mnli.into(),
         data: DataSource::TaskDir { dir },
         fewshot: None,
         template_style: Default::default(),

@@ -69,7 +69,7 @@ pub fn run_config_for(
     RunConfig {
         model: model.to_path_buf(),
         task: TaskConfig {
-            name: TaskName::Mr,
+            kind: TaskName::Mr.into(),
             data: DataSource::Files { train: "unused.jsonl".into(), dev: None, test: None },
             fewshot: None,
             template_style: Default::default(),

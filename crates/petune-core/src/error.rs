@@ -21,6 +21,15 @@ pub struct ShapeMismatch {
     pub found: Vec<i64>,
 }
 
+/// A weight stored with a dtype the model cannot use (integers where floats belong).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindMismatch {
+    /// Canonical key of the weight.
+    pub key: String,
+    /// The dtype found in the file (libtorch's name, e.g. `Int64`).
+    pub found: String,
+}
+
 /// Everything strict loading found wrong with a checkpoint, reported at once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WeightReport {
@@ -30,12 +39,17 @@ pub struct WeightReport {
     pub unexpected: Vec<String>,
     /// Keys present in both with different shapes.
     pub mismatched: Vec<ShapeMismatch>,
+    /// Keys whose values are not floating point where the model needs floats.
+    pub mistyped: Vec<KindMismatch>,
 }
 
 impl WeightReport {
     /// True when the checkpoint matched the model exactly.
     pub fn is_clean(&self) -> bool {
-        self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
+        self.missing.is_empty()
+            && self.unexpected.is_empty()
+            && self.mismatched.is_empty()
+            && self.mistyped.is_empty()
     }
 }
 
@@ -52,6 +66,12 @@ impl fmt::Display for WeightReport {
             parts.push(format!(
                 "`{}` has shape {:?}, the model expects {:?}",
                 m.key, m.found, m.expected
+            ));
+        }
+        for m in &self.mistyped {
+            parts.push(format!(
+                "`{}` holds {} values, the model needs floating-point weights",
+                m.key, m.found
             ));
         }
         f.write_str(&parts.join("; "))
@@ -141,6 +161,24 @@ pub enum Error {
     /// Bad user input (an empty file, an over-long text, an unknown label...).
     #[error("{0}")]
     Input(String),
+    /// Another process holds the output folder (its lock file names the holder).
+    #[error("{path} is in use by another petune run (pid {pid}); wait for it to finish or use another output folder")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The process holding it.
+        pid: u32,
+    },
+    /// Training produced a NaN or infinite loss (or gradient norm).
+    #[error("training diverged at step {step}: the {what} is {value} — lower the learning rate, check the data and weights, or set `\"on_non_finite\": \"skip\"` in `train` to skip such steps")]
+    NonFinite {
+        /// The optimizer step (1-based) at which it happened.
+        step: i64,
+        /// What was not finite (`loss`, `gradient norm`).
+        what: String,
+        /// The value (`NaN`, `inf`).
+        value: f64,
+    },
     /// A method that cannot apply to a backbone.
     #[error("{method} cannot be used with {backbone}: {reason}")]
     Incompatible {

@@ -1,8 +1,13 @@
-//! The validated input of a backbone forward pass (design.md §3, `BackboneInput`).
+//! The validated input of a backbone forward pass (design.md §3, `BackboneInput`):
+//! shapes are checked when it is built, value ranges against a backbone's tables
+//! ([`BackboneInput::check_against`]) before any embedding lookup, so ids from a
+//! tokenizer that belongs to another model are a typed error instead of an
+//! out-of-range index inside libtorch.
 
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::spec::BackboneSpec;
 
 /// Token ids plus the optional tensors that go with them; shapes checked once here.
 ///
@@ -44,6 +49,11 @@ fn check_bt(ctx: &str, t: &Tensor, b: i64, seq: i64) -> Result<()> {
         return Err(Error::input(format!("{ctx}: expected int64 values, got {:?}", t.kind())));
     }
     Ok(())
+}
+
+/// Smallest and largest value of a non-empty int64 tensor (checked at construction).
+fn min_max(t: &Tensor) -> (i64, i64) {
+    (t.min().int64_value(&[]), t.max().int64_value(&[]))
 }
 
 impl BackboneInput {
@@ -94,6 +104,44 @@ impl BackboneInput {
         check_bt("context_mask", &mask, self.batch(), self.seq_len())?;
         self.context_mask = Some(mask);
         Ok(self)
+    }
+
+    /// Checks the values against `spec`'s tables before any lookup: token ids in
+    /// `0..vocab`, token types in `0..type_vocab` (when the model has segment
+    /// embeddings), explicit positions not negative (their upper bound depends on the
+    /// family's offsets; the embeddings check it). An id past the vocabulary almost
+    /// always means a tokenizer that belongs to another model, and the error says so.
+    pub fn check_against(&self, spec: &BackboneSpec) -> Result<()> {
+        let model = spec.describe();
+        let (lo, hi) = min_max(&self.input_ids);
+        if lo < 0 || hi >= spec.vocab {
+            let bad = if lo < 0 { lo } else { hi };
+            return Err(Error::input(format!(
+                "token id {bad} is outside the vocabulary of {model} (ids 0..{}): the \
+                 tokenizer does not belong to this model",
+                spec.vocab
+            )));
+        }
+        if let (Some(types), true) = (&self.token_type_ids, spec.type_vocab > 0) {
+            let (lo, hi) = min_max(types);
+            if lo < 0 || hi >= spec.type_vocab {
+                let bad = if lo < 0 { lo } else { hi };
+                return Err(Error::input(format!(
+                    "token type {bad} is outside the {} segment type(s) of {model}: this model \
+                     cannot embed a second segment (a sentence pair from a tokenizer made for \
+                     another model?); join the pair into one text or use the model's own \
+                     tokenizer",
+                    spec.type_vocab
+                )));
+            }
+        }
+        if let Some(p) = &self.position_ids {
+            let (lo, _) = min_max(p);
+            if lo < 0 {
+                return Err(Error::input(format!("position id {lo} is negative")));
+            }
+        }
+        Ok(())
     }
 
     /// Batch size `B`.

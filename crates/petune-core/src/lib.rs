@@ -24,7 +24,7 @@ pub mod tensor_io;
 pub use backbone::{all_hidden_states, Backbone};
 pub use delta::{BindCtx, Delta};
 pub use device::{cuda_backend_load_result, is_device_name, load_cuda_backend, parse_device};
-pub use error::{Error, Result, ShapeMismatch, WeightReport};
+pub use error::{Error, KindMismatch, Result, ShapeMismatch, WeightReport};
 pub use hooks::{Hooks, KvPrefix, NoHooks, Stack};
 pub use input::BackboneInput;
 pub use mixed::{bind_mixed, MixedHooks};

@@ -59,6 +59,11 @@ pub struct BackboneSpec {
     pub intermediate: i64,
     /// Vocabulary size.
     pub vocab: i64,
+    /// Token-type (segment) vocabulary size; 0 when the model has no segment
+    /// embeddings or ignores token types (GPT-2). Inputs are checked against it
+    /// ([`crate::BackboneInput::check_against`]).
+    #[serde(default)]
+    pub type_vocab: i64,
     /// Longest input the position embeddings allow, in tokens.
     pub max_positions: i64,
     /// Id of the padding token.

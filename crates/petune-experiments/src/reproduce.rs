@@ -145,7 +145,7 @@ impl PaperSetting {
         RunConfig {
             model: target.model.clone(),
             task: TaskConfig {
-                name: task,
+                kind: task.into(),
                 data,
                 fewshot: self.fewshot_k.map(|k| FewShotConfig { k, seed, k_dev: self.k_dev }),
                 template_style: Default::default(),

@@ -115,20 +115,52 @@ pub fn mask_token(tok: &TextTokenizer) -> Result<(String, i64)> {
     })
 }
 
+/// The tokens of each label word that is not exactly one token for `tok` (with the
+/// leading space BPE vocabularies need), as `(word, tokens)`; empty when all are one.
+pub fn multi_token_words(
+    tok: &TextTokenizer,
+    words: &[String],
+) -> Result<Vec<(String, Vec<String>)>> {
+    let mut out = Vec::new();
+    for w in words {
+        let ids = tok.ids_without_special(&format!(" {}", w.trim()))?;
+        if ids.len() != 1 {
+            let tokens =
+                ids.iter().map(|&i| tok.token(i).unwrap_or_else(|| format!("#{i}"))).collect();
+            out.push((w.clone(), tokens));
+        }
+    }
+    Ok(out)
+}
+
 /// Vocabulary ids of the label words; each must be exactly one token (with the leading
-/// space BPE vocabularies need: ` great` → `Ġgreat`).
+/// space BPE vocabularies need: ` great` → `Ġgreat`). The error names every word that is
+/// not, shows its tokens, and says how to fix it.
 pub fn label_word_ids(tok: &TextTokenizer, words: &[String]) -> Result<Vec<i64>> {
+    let bad = multi_token_words(tok, words)?;
+    if !bad.is_empty() {
+        let shown: Vec<String> = bad
+            .iter()
+            .map(|(w, t)| format!("`{w}` is {} tokens [{}]", t.len(), t.join(", ")))
+            .collect();
+        return Err(Error::config(
+            "label_words",
+            format!(
+                "{} for this tokenizer; an MLM verbalizer head needs one token per class: give \
+                 `label_words` in the task (one single-token word per class, in class order), or \
+                 use a linear head (`\"head\": {{\"kind\": \"linear\", \"token\": \"mask\"}}`, \
+                 `petune train --head linear`)",
+                shown.join("; ")
+            ),
+        ));
+    }
     words
         .iter()
         .map(|w| {
             let ids = tok.ids_without_special(&format!(" {}", w.trim()))?;
-            match ids.as_slice() {
-                [id] => Ok(*id),
-                _ => Err(Error::config(
-                    "label_words",
-                    format!("label word `{w}` is {} tokens for this tokenizer; a verbalizer needs exactly one", ids.len()),
-                )),
-            }
+            ids.first()
+                .copied()
+                .ok_or_else(|| Error::config("label_words", format!("`{w}` has no tokens")))
         })
         .collect()
 }

@@ -1,11 +1,13 @@
-//! petune-train: the trainer every petune method shares (`LptTrainer::new(model,
-//! cfg).fit()`), with its tasks and data loaders, the LPT authors' few-shot protocol,
-//! the paper's metrics, heads, HF-faithful AdamW and schedule, checkpoints and resume.
+//! petune-train: the trainer every petune method shares (`Trainer::from_config(cfg)?
+//! .fit()`), with its tasks (the paper's and the user's own) and data loaders, the LPT
+//! authors' few-shot protocol, the paper's metrics, heads, HF-faithful AdamW and
+//! schedule, locked and fingerprinted output folders, checkpoints and resume.
 
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod estimate;
 pub mod features;
 pub mod head;
 pub mod memory;
@@ -16,12 +18,23 @@ pub mod precision;
 pub mod prefix_cache;
 pub mod probe;
 pub mod progress;
+pub mod quickstart;
+pub(crate) mod run;
+pub mod run_dir;
 pub mod trained;
 pub mod trainer;
 
-pub use config::{DataSource, FewShotConfig, RunConfig, TaskConfig, TaskData, TrainConfig};
+pub use config::{
+    CustomTask, DataSource, FewShotConfig, NonFinitePolicy, RunConfig, TaskConfig, TaskData,
+    TaskKind, TrainConfig,
+};
 pub use head::{Head, HeadConfig, HeadToken, VerbalizerLoss};
 pub use method::{MethodConfig, METHOD_NAMES};
 pub use precision::{LossScaler, Precision};
-pub use trained::{head_params, resolve_head, DeltaManifest, Prediction, TrainedModel};
-pub use trainer::{FitResult, LoadedModel, LptTrainer, TrainReport, Trainer};
+pub use run_dir::{OutputLock, RunDir};
+pub use trained::{
+    head_params, resolve_head, resolve_head_for_words, DeltaManifest, Prediction, TrainedModel,
+};
+pub use trainer::{
+    EventHandler, FitResult, LoadedModel, LptTrainer, TrainEvent, TrainReport, Trainer,
+};

@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-use crate::data::{Dataset, Example, Metric, MetricReport, TaskSpec};
-use crate::features::{collate, label_word_ids, Batch, Feature, FeatureEncoder, LmScoring};
+use crate::data::metrics::classification_report;
+use crate::data::{ClassificationReport, Dataset, Example, Metric, MetricReport, TaskSpec};
+use crate::features::{
+    collate, label_word_ids, multi_token_words, Batch, Feature, FeatureEncoder, LmScoring,
+};
 use crate::head::{Head, HeadConfig, HeadToken};
 use crate::method::MethodConfig;
 
@@ -109,6 +112,55 @@ pub fn head_params(head: HeadConfig, spec: &BackboneSpec, classes: i64) -> i64 {
     }
 }
 
+/// [`resolve_head`], then, for an `auto` head on a task whose label words are its class
+/// names by default ([`TaskSpec::label_words_from_names`]), a linear head at the mask
+/// instead of the verbalizer when some name is not one token for `tokenizer` (a
+/// verbalizer the user did not ask for must not fail on words the user did not choose).
+pub fn resolve_head_for_words(
+    cfg: HeadConfig,
+    method: &MethodConfig,
+    spec: &BackboneSpec,
+    tokenizer: &TextTokenizer,
+    task: &TaskSpec,
+) -> Result<HeadConfig> {
+    let resolved = resolve_head(cfg, method, spec)?;
+    if cfg == HeadConfig::Auto
+        && task.label_words_from_names
+        && matches!(resolved, HeadConfig::Verbalizer { .. })
+    {
+        let bad = multi_token_words(tokenizer, &task.label_words)?;
+        if !bad.is_empty() {
+            let names: Vec<&str> = bad.iter().map(|(w, _)| w.as_str()).collect();
+            tracing::info!(
+                "class names {} are not single tokens: using a linear head at the mask (give \
+                 `label_words` for the MLM verbalizer)",
+                names.join(", ")
+            );
+            return Ok(HeadConfig::Linear { token: HeadToken::Mask });
+        }
+    }
+    Ok(resolved)
+}
+
+/// The trainable parameters' store with `method`'s delta (under `delta`) and the head
+/// (under `head`) built in it, `auto` resolved: what training starts from (seeded by
+/// the caller) and what loading fills.
+pub(crate) type Trainable = (VarStore, Option<Box<dyn Delta>>, Head, HeadConfig);
+
+/// Builds [`Trainable`] for `method` and `head` on `backbone`.
+pub(crate) fn build_trainable(
+    head: HeadConfig,
+    method: &MethodConfig,
+    backbone: &dyn Backbone,
+    tokenizer: &TextTokenizer,
+    task: &TaskSpec,
+) -> Result<Trainable> {
+    let trainable = VarStore::new(backbone.device());
+    let delta = method.build(&(trainable.root() / "delta"), backbone)?;
+    let (head, resolved) = build_head(head, method, backbone, tokenizer, task, &trainable)?;
+    Ok((trainable, delta, head, resolved))
+}
+
 /// Resolves `auto` and builds the head (in `vs` under `head`).
 pub(crate) fn build_head(
     cfg: HeadConfig,
@@ -118,7 +170,7 @@ pub(crate) fn build_head(
     task: &TaskSpec,
     vs: &VarStore,
 ) -> Result<(Head, HeadConfig)> {
-    let resolved = resolve_head(cfg, method, backbone.spec())?;
+    let resolved = resolve_head_for_words(cfg, method, backbone.spec(), tokenizer, task)?;
     let head = match resolved {
         HeadConfig::Verbalizer { loss } => {
             Head::verbalizer(backbone, label_word_ids(tokenizer, &task.label_words)?, loss)?
@@ -143,6 +195,13 @@ pub(crate) fn build_head(
         HeadConfig::Auto => unreachable_auto()?,
     };
     Ok((head, resolved))
+}
+
+/// The longest input the encoder lets through: `max_len`, but never more than the
+/// backbone's positions (a longer input would only fail at the embeddings; this way it
+/// fails at tokenization with a message that says how to fix it, or is truncated).
+pub(crate) fn input_limit(max_len: usize, spec: &BackboneSpec) -> usize {
+    max_len.min(spec.max_positions.max(3) as usize)
 }
 
 /// The feature encoder a method and head need: the task template for prompt methods,
@@ -311,6 +370,15 @@ impl TrainedModel {
         features: &[Feature],
         batch_size: usize,
     ) -> Result<MetricReport> {
+        Ok(self.evaluate_features_detailed(features, batch_size)?.0)
+    }
+
+    /// The metric and the per-class report of encoded features, from one pass.
+    pub(crate) fn evaluate_features_detailed(
+        &self,
+        features: &[Feature],
+        batch_size: usize,
+    ) -> Result<(MetricReport, ClassificationReport)> {
         let preds = self.predictions(features, batch_size)?;
         let golds: Vec<usize> = features.iter().map(|f| f.label).collect();
         let metric = if self.manifest.task.metric == Metric::MnliAvg {
@@ -318,7 +386,8 @@ impl TrainedModel {
         } else {
             self.manifest.task.metric
         };
-        metric.compute(&preds, &golds)
+        let classes = classification_report(&preds, &golds, &self.manifest.task.label_names)?;
+        Ok((metric.compute(&preds, &golds)?, classes))
     }
 
     /// MNLI: matched and mismatched accuracy and their average.
@@ -339,8 +408,34 @@ impl TrainedModel {
         self.evaluate_features(&self.encoder.encode(ds)?, batch_size)
     }
 
-    /// Predicts the class of each `(text, text_pair)`.
+    /// Evaluates on a labelled dataset: the task's metric, and per-class precision,
+    /// recall, F1 with the confusion matrix.
+    pub fn evaluate_detailed(
+        &self,
+        ds: &Dataset,
+        batch_size: usize,
+    ) -> Result<(MetricReport, ClassificationReport)> {
+        self.evaluate_features_detailed(&self.encoder.encode(ds)?, batch_size)
+    }
+
+    /// Cut over-long inputs instead of failing (overrides what the delta was trained
+    /// with, e.g. for `petune predict --truncate`).
+    pub fn set_truncate(&mut self, truncate: bool) {
+        self.encoder.truncate = truncate;
+    }
+
+    /// Predicts the class of each `(text, text_pair)`, 32 per forward pass.
     pub fn predict(&self, texts: &[(String, Option<String>)]) -> Result<Vec<Prediction>> {
+        self.predict_batched(texts, 32)
+    }
+
+    /// Predicts the class of each `(text, text_pair)`, `batch_size` per forward pass
+    /// (at least 1).
+    pub fn predict_batched(
+        &self,
+        texts: &[(String, Option<String>)],
+        batch_size: usize,
+    ) -> Result<Vec<Prediction>> {
         let examples: Vec<Example> = texts
             .iter()
             .map(|(a, b)| Example { text_a: a.clone(), text_b: b.clone(), label: 0 })
@@ -350,7 +445,8 @@ impl TrainedModel {
             label_names: self.manifest.task.label_names.clone(),
             examples,
         };
-        let probs = self.scores(&self.encoder.encode(&ds)?, 32)?.softmax(-1, Kind::Double);
+        let probs =
+            self.scores(&self.encoder.encode(&ds)?, batch_size.max(1))?.softmax(-1, Kind::Double);
         let rows = probs.size()[0];
         (0..rows)
             .map(|i| {
@@ -394,15 +490,12 @@ impl TrainedModel {
                 reason: format!("it was trained on {}", manifest.backbone),
             });
         }
-        let trainable = VarStore::new(backbone.device());
-        let delta = manifest.method.build(&(trainable.root() / "delta"), backbone.as_ref())?;
-        let (head, _) = build_head(
+        let (trainable, delta, head, _) = build_trainable(
             manifest.head,
             &manifest.method,
             backbone.as_ref(),
             &tokenizer,
             &manifest.task,
-            &trainable,
         )?;
         let path = dir.join("delta.safetensors");
         let file = read_safetensors(&path, backbone.device())?;
@@ -416,7 +509,7 @@ impl TrainedModel {
             &manifest.method,
             tokenizer,
             &manifest.task,
-            manifest.max_len,
+            input_limit(manifest.max_len, backbone.spec()),
             manifest.truncate,
         )?;
         Ok(TrainedModel {

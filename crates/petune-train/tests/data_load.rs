@@ -116,39 +116,42 @@ fn layout_mismatch_is_a_config_error() {
 fn generic_csv() {
     let d = load_csv(&fixture("generic/train.csv"), "custom", None).unwrap();
     assert_eq!(d.task, "custom");
-    // Names in first-appearance order.
-    assert_eq!(d.label_names, vec!["pos", "neg"]);
-    assert_eq!(d.examples[0], Example::single("A warm, funny film.", 0));
-    assert_eq!(d.examples[1], Example::single("Dull from start to end.", 1));
+    // Without names, the classes are the sorted distinct labels.
+    assert_eq!(d.label_names, vec!["neg", "pos"]);
+    assert_eq!(d.examples[0], Example::single("A warm, funny film.", 1));
+    assert_eq!(d.examples[1], Example::single("Dull from start to end.", 0));
     assert_eq!(
         d.examples[2],
-        Example::pair("He said \"wow\",\nthen left.", "Was he impressed?", 0)
+        Example::pair("He said \"wow\",\nthen left.", "Was he impressed?", 1)
     );
     // Given names fix the numbering.
-    let names = vec!["neg".to_string(), "pos".to_string()];
+    let names = vec!["pos".to_string(), "neg".to_string()];
     let d = load_csv(&fixture("generic/train.csv"), "custom", Some(&names)).unwrap();
-    assert_eq!(d.examples.iter().map(|e| e.label).collect::<Vec<_>>(), vec![1, 0, 1]);
-    // Integer labels are class indices.
+    assert_eq!(d.examples.iter().map(|e| e.label).collect::<Vec<_>>(), vec![0, 1, 0]);
+    // Integer labels: sorted numerically, each a class of its own.
     let d = load_csv(&fixture("generic/int_labels.csv"), "ints", None).unwrap();
-    assert_eq!(d.label_names, vec!["0", "1", "2"]);
-    assert_eq!(d.examples.iter().map(|e| e.label).collect::<Vec<_>>(), vec![2, 0]);
+    assert_eq!(d.label_names, vec!["0", "2"]);
+    assert_eq!(d.examples.iter().map(|e| e.label).collect::<Vec<_>>(), vec![1, 0]);
+}
+
+/// The examples of `generic/train.jsonl` and `generic/train.parquet` (class 1 = `pos`).
+fn generic_examples() -> Vec<Example> {
+    vec![
+        Example::single("A warm, funny film.", 1),
+        Example::pair("Is it raining?", "The sky is grey.", 0),
+        Example::single("Dull.", 0),
+    ]
 }
 
 #[test]
 fn generic_jsonl() {
     let d = load_jsonl(&fixture("generic/train.jsonl"), "custom", None).unwrap();
-    assert_eq!(d.label_names, vec!["pos", "neg"]);
-    assert_eq!(
-        d.examples,
-        vec![
-            Example::single("A warm, funny film.", 0),
-            Example::pair("Is it raining?", "The sky is grey.", 1),
-            Example::single("Dull.", 1),
-        ]
-    );
+    assert_eq!(d.label_names, vec!["neg", "pos"]);
+    assert_eq!(d.examples, generic_examples());
     let d = load_jsonl(&fixture("generic/int_labels.jsonl"), "ints", None).unwrap();
-    assert_eq!(d.label_names, vec!["0", "1", "2"]);
-    assert_eq!(d.examples.iter().map(|e| e.label).collect::<Vec<_>>(), vec![2, 0]);
+    assert_eq!(d.label_names, vec!["0", "2"]);
+    assert_eq!(d.examples.iter().map(|e| e.label).collect::<Vec<_>>(), vec![1, 0]);
+    // With word names, an integer label is the class index.
     let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
     let d = load_jsonl(&fixture("generic/int_labels.jsonl"), "ints", Some(&names)).unwrap();
     assert_eq!(d.label_names, names);
@@ -156,6 +159,55 @@ fn generic_jsonl() {
     let two: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
     let m = input_err(load_jsonl(&fixture("generic/int_labels.jsonl"), "ints", Some(&two)));
     assert!(m.contains(":1:") && m.contains("out of range"), "{m}");
+}
+
+#[test]
+fn bom_crlf_and_unlabelled_files_read_alike() {
+    let dir = std::env::temp_dir().join(format!("petune-data-bom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plain = dir.join("plain.csv");
+    let excel = dir.join("excel.csv");
+    std::fs::write(&plain, "text,label\nfirst,a\nsecond,b\n").unwrap();
+    std::fs::write(&excel, "\u{feff}text,label\r\nfirst,a\r\n\r\nsecond,b\r\n").unwrap();
+    assert_eq!(load_csv(&plain, "t", None).unwrap(), load_csv(&excel, "t", None).unwrap());
+    let texts = dir.join("texts.csv");
+    std::fs::write(&texts, "id,text\n1,first\n2,second\n").unwrap();
+    let got = petune_train::data::load::load_texts(&texts).unwrap();
+    assert_eq!(got, vec![("first".to_string(), None), ("second".to_string(), None)]);
+    let m = input_err(load_csv(&texts, "t", None));
+    assert!(m.contains("texts.csv:1") && m.contains("`label`"), "{m}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn duplicate_columns_keys_and_empty_cells_are_errors() {
+    let dir = std::env::temp_dir().join(format!("petune-data-dup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        ("dup.csv", "text,label,text\na,1,b\n", "dup.csv:1", "column `text` appears twice"),
+        (
+            "dup.jsonl",
+            "{\"text\": \"a\", \"label\": 1, \"label\": 2}\n",
+            "dup.jsonl:1",
+            "key `label` appears twice",
+        ),
+        ("blank.csv", "text,label\nok,1\n  ,0\n", "blank.csv:3", "empty `text`"),
+        (
+            "nolabel.jsonl",
+            "{\"text\": \"a\", \"label\": \"\"}\n",
+            "nolabel.jsonl:1",
+            "empty `label`",
+        ),
+        ("arr.jsonl", "[1, 2]\n", "arr.jsonl:1", "expected a JSON object"),
+        ("ext.txt", "text,label\n", "ext.txt", "unknown data file type"),
+    ];
+    for (name, body, file, what) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, body).unwrap();
+        let m = input_err(petune_train::data::load::load_file(&path, "t", None));
+        assert!(m.contains(file) && m.contains(what), "want `{file}` and `{what}` in: {m}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -250,4 +302,30 @@ fn malformed_files_name_file_and_line() {
 fn missing_file_is_io_error() {
     let r = load_glue_tsv(TaskName::Sst2, &fixture("glue/SST-2/nope.tsv"));
     assert!(matches!(r, Err(Error::Io { ref path, .. }) if path.ends_with("nope.tsv")), "{r:?}");
+}
+
+/// Parquet as pyarrow 26.0.1 writes it (`tests/fixtures/data/README.md`): int64 labels with
+/// a null `text_pair` (snappy), and string labels (uncompressed).
+#[cfg(feature = "parquet")]
+#[test]
+fn parquet_files_read_like_jsonl() {
+    use petune_train::data::load::load_file;
+    let d = load_file(&fixture("generic/train.parquet"), "pq", None).unwrap();
+    assert_eq!(d.label_names, vec!["0", "1"]);
+    assert_eq!(d.examples, generic_examples());
+    let d = load_file(&fixture("generic/string_labels.parquet"), "pq", None).unwrap();
+    assert_eq!(d.label_names, vec!["neg", "pos"]);
+    assert_eq!(d.examples.iter().map(|e| e.label).collect::<Vec<_>>(), vec![1, 0]);
+    let names = vec!["neg".to_string()];
+    let m = input_err(load_file(&fixture("generic/string_labels.parquet"), "pq", Some(&names)));
+    assert!(m.contains("row 1") && m.contains("unknown label `pos`"), "{m}");
+}
+
+/// Without the feature a Parquet file is an error that says how to enable it.
+#[cfg(not(feature = "parquet"))]
+#[test]
+fn parquet_without_the_feature_says_how_to_enable_it() {
+    let r = petune_train::data::load::load_file(&fixture("generic/train.parquet"), "pq", None);
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("--features parquet") && e.contains("train.parquet"), "{e}");
 }

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::bail;
+use clap::builder::RangedU64ValueParser;
 use clap::Args;
 use petune::backbones::spec_from_config;
 use petune::experiments::bench_suite::{bench_table, run_bench_job, run_bench_jobs, BenchJob};
@@ -12,6 +14,7 @@ use petune::experiments::catalog::parse_method;
 use petune::experiments::runner::Runner;
 use petune::prelude::*;
 use petune::train::bench::BenchConfig;
+use petune::train::estimate::check_fits;
 use petune::train::Precision;
 
 /// Arguments of `petune bench`.
@@ -28,19 +31,19 @@ pub struct BenchArgs {
     #[arg(long)]
     cache: bool,
     /// Examples per step.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(i64).range(1..=4096))]
     batch: i64,
-    /// Tokens per example.
-    #[arg(long, default_value_t = 128)]
+    /// Tokens per example (at most the model's positions).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i64).range(2..=65536))]
     seq: i64,
     /// Timed steps.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     steps: usize,
     /// Warm-up steps.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = RangedU64ValueParser::<usize>::new().range(0..=100_000))]
     warmup: usize,
     /// libtorch threads (0 = its default).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = RangedU64ValueParser::<usize>::new().range(0..=1024))]
     threads: usize,
     /// `cpu`, `cuda`, `cuda:N` or `auto`.
     #[arg(long, default_value = "auto")]
@@ -64,6 +67,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let spec = spec_from_config(&petune::backbones::ModelDir::open(&args.model)?.config_path())?;
+    petune::core::parse_device(&args.device)?;
+    check_size(args, &spec)?;
     let exe = std::env::current_exe()?;
     let base = BenchConfig {
         batch: args.batch,
@@ -112,6 +117,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         print!("{}", bench_table(&reports, peak));
     }
     Ok(())
+}
+
+/// Refuses a batch that cannot fit: longer than the model's positions, or activations
+/// beyond this machine's memory (petune_train::estimate::check_fits).
+fn check_size(args: &BenchArgs, spec: &BackboneSpec) -> anyhow::Result<()> {
+    if args.seq > spec.max_positions {
+        bail!("--seq {}: {} has {} positions", args.seq, spec.describe(), spec.max_positions);
+    }
+    Ok(check_fits(spec, args.batch, args.seq, true, "--batch × --seq")?)
 }
 
 fn parse_precision(s: &str) -> Result<Precision, String> {

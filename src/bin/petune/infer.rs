@@ -1,13 +1,28 @@
 //! `petune predict` and `petune eval`: a trained delta folder (`delta.json` +
 //! `delta.safetensors`, as `petune train` writes it) on its backbone, for new texts or
-//! a labelled JSONL / CSV file.
+//! a labelled file. Both read CSV, JSONL and Parquet exactly as `train` does
+//! (petune_train::data::load: BOM, CRLF, quoting; `predict` needs no `label` column).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use clap::Args;
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
 use petune::prelude::*;
-use petune::train::data::load::{load_csv, load_jsonl};
+use petune::train::data::load::{load_file, load_texts};
+use petune::train::data::{ClassificationReport, Dataset};
+use petune::train::Prediction;
+
+use crate::train::class_table;
+
+/// How `predict` writes its predictions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON object per line: text, label name, class probabilities by name.
+    Jsonl,
+    /// A header `text,[text_pair,]label,p_<class>...` and one row per input.
+    Csv,
+}
 
 /// Arguments shared by `predict` and `eval`.
 #[derive(Args, Debug)]
@@ -18,89 +33,180 @@ pub struct InferArgs {
     /// The backbone it was trained on (a Hugging Face folder).
     #[arg(long)]
     model: PathBuf,
-    /// JSONL (`{"text": ..., "text_pair": ..., "label": ...}`) or CSV with a header.
+    /// CSV with a header, JSONL (`{"text": ..., "text_pair": ..., "label": ...}`) or
+    /// Parquet; `predict` needs no label.
     #[arg(long)]
     input: PathBuf,
-    /// Evaluation batch size.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    /// Print JSON only.
+    /// Examples per forward pass.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    batch_size: u32,
+    /// Cut over-long inputs instead of failing.
+    #[arg(long)]
+    truncate: bool,
+    /// `predict`: output format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: Format,
+    /// `predict`: write here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// `eval`: print JSON only (`predict`: the same as `--format jsonl`).
     #[arg(long)]
     json: bool,
 }
 
-fn load(args: &InferArgs) -> anyhow::Result<TrainedModel> {
-    load_trained(&args.model, &args.delta)
-}
-
 /// A trained delta folder on its backbone folder.
 pub fn load_trained(model: &Path, delta: &Path) -> anyhow::Result<TrainedModel> {
+    if !delta.join("delta.json").is_file() {
+        bail!(
+            "{}: no delta.json here; --delta takes the output folder of `petune train`",
+            delta.display()
+        );
+    }
     let m = LoadedModel::from_dir(model, &LoadOptions::default())
         .with_context(|| format!("loading {}", model.display()))?;
     TrainedModel::load(delta, m.backbone, m.tokenizer)
         .with_context(|| format!("loading the delta in {}", delta.display()))
 }
 
-pub fn dataset(path: &Path, model: &TrainedModel) -> anyhow::Result<petune::train::data::Dataset> {
-    let task = &model.manifest().task;
-    let labels = Some(task.label_names.as_slice());
-    let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    Ok(if csv {
-        load_csv(path, &task.name, labels)?
-    } else {
-        load_jsonl(path, &task.name, labels)?
-    })
+fn load(args: &InferArgs) -> anyhow::Result<TrainedModel> {
+    let mut model = load_trained(&args.model, &args.delta)?;
+    if args.truncate {
+        model.set_truncate(true);
+    }
+    Ok(model)
 }
 
-/// Runs `petune predict`: one JSON line per input (label, index, probabilities).
+/// A labelled file for `model`'s task (its class names).
+pub fn dataset(path: &Path, model: &TrainedModel) -> anyhow::Result<Dataset> {
+    let task = &model.manifest().task;
+    Ok(load_file(path, &task.name, Some(task.label_names.as_slice()))?)
+}
+
+/// A CSV field, quoted when it must be (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The predictions in `format`, one line per input.
+fn render(
+    format: Format,
+    labels: &[String],
+    texts: &[(String, Option<String>)],
+    preds: &[Prediction],
+) -> anyhow::Result<String> {
+    let pairs = texts.iter().any(|t| t.1.is_some());
+    let mut out = String::new();
+    if format == Format::Csv {
+        let mut head = vec!["text".to_string()];
+        if pairs {
+            head.push("text_pair".into());
+        }
+        head.push("label".into());
+        head.extend(labels.iter().map(|l| csv_field(&format!("p_{l}"))));
+        out.push_str(&head.join(","));
+        out.push('\n');
+    }
+    for ((text, pair), p) in texts.iter().zip(preds) {
+        match format {
+            Format::Jsonl => {
+                // Written field by field: text first, probabilities in class order.
+                let js = |v: &str| serde_json::to_string(v);
+                let probs: Vec<String> = labels
+                    .iter()
+                    .zip(&p.probs)
+                    .map(|(l, v)| Ok(format!("{}: {v:.6}", js(l)?)))
+                    .collect::<serde_json::Result<_>>()?;
+                out.push_str(&format!("{{\"text\": {}", js(text)?));
+                if let Some(b) = pair {
+                    out.push_str(&format!(", \"text_pair\": {}", js(b)?));
+                }
+                out.push_str(&format!(
+                    ", \"label\": {}, \"probs\": {{{}}}}}",
+                    js(&p.label)?,
+                    probs.join(", ")
+                ));
+            }
+            Format::Csv => {
+                let mut row = vec![csv_field(text)];
+                if pairs {
+                    row.push(csv_field(pair.as_deref().unwrap_or("")));
+                }
+                row.push(csv_field(&p.label));
+                row.extend(p.probs.iter().map(|v| format!("{v:.6}")));
+                out.push_str(&row.join(","));
+            }
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Runs `petune predict`: the predicted class name and the probability of every class.
 pub fn predict(args: &InferArgs) -> anyhow::Result<()> {
+    let texts = load_texts(&args.input)?;
     let model = load(args)?;
-    let ds = dataset(&args.input, &model).or_else(|_| unlabelled(&args.input))?;
-    let texts: Vec<(String, Option<String>)> =
-        ds.examples.iter().map(|e| (e.text_a.clone(), e.text_b.clone())).collect();
-    for (text, p) in texts.iter().zip(model.predict(&texts)?) {
-        if args.json {
-            println!("{}", serde_json::to_string(&p)?);
-        } else {
-            println!("{:<10} {:.3}  {}", p.label, p.probs[p.index], text.0);
+    let preds = model.predict_batched(&texts, args.batch_size as usize)?;
+    let format = if args.json { Format::Jsonl } else { args.format };
+    let text = render(format, &model.manifest().task.label_names, &texts, &preds)?;
+    match &args.out {
+        Some(path) => {
+            petune::core::fsio::write_atomic(path, text.as_bytes())?;
+            eprintln!("wrote {} predictions to {}", preds.len(), path.display());
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe (`| head`) ends the output, not the program with a panic.
+            let _ = stdout.write_all(text.as_bytes());
         }
     }
     Ok(())
 }
 
-/// Texts without labels: a JSONL file whose lines have only `text` / `text_pair`.
-fn unlabelled(path: &Path) -> anyhow::Result<petune::train::data::Dataset> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut examples = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
-        let a = v["text"]
-            .as_str()
-            .with_context(|| format!("{}:{}: no \"text\"", path.display(), i + 1))?;
-        let b = v.get("text_pair").and_then(|t| t.as_str()).map(str::to_string);
-        examples.push(petune::train::data::Example { text_a: a.to_string(), text_b: b, label: 0 });
+/// The confusion matrix as a table (rows: gold, columns: predicted).
+fn confusion_table(c: &ClassificationReport) -> String {
+    let names: Vec<&str> = c.classes.iter().map(|s| s.label.as_str()).collect();
+    let w = names.iter().map(|n| n.chars().count()).max().unwrap_or(4).max(4);
+    let cells = c.confusion.iter().flatten().map(|v| v.to_string().len()).max().unwrap_or(1);
+    let col = w.max(cells);
+    let mut out = format!("confusion matrix (rows: gold, columns: predicted)\n  {:<w$}", "");
+    for n in &names {
+        out.push_str(&format!("  {n:>col$}"));
     }
-    Ok(petune::train::data::Dataset { task: "predict".into(), label_names: vec![], examples })
+    out.push('\n');
+    for (n, row) in names.iter().zip(&c.confusion) {
+        out.push_str(&format!("  {n:<w$}"));
+        for v in row {
+            out.push_str(&format!("  {v:>col$}"));
+        }
+        out.push('\n');
+    }
+    out
 }
 
-/// Runs `petune eval`: the task's metric on a labelled file.
+/// Runs `petune eval`: the task's metric, per-class precision / recall / F1 and the
+/// confusion matrix on a labelled file.
 pub fn eval(args: &InferArgs) -> anyhow::Result<()> {
     let model = load(args)?;
     let ds = dataset(&args.input, &model)?;
-    let report = model.evaluate(&ds, args.batch_size)?;
+    let (report, classes) = model.evaluate_detailed(&ds, args.batch_size as usize)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "{} on {} ({} examples): {} = {:.4}",
-            model.manifest().method.label(),
-            args.input.display(),
-            ds.examples.len(),
-            report.key,
-            report.headline
-        );
+        let out = serde_json::json!({"metric": report, "classes": classes});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
     }
+    println!(
+        "{} on {} ({} examples): {} = {:.4}",
+        model.manifest().method.label(),
+        args.input.display(),
+        ds.examples.len(),
+        report.key,
+        report.headline
+    );
+    print!("{}", class_table(&classes, &args.input.display().to_string()));
+    print!("{}", confusion_table(&classes));
     Ok(())
 }

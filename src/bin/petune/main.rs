@@ -41,7 +41,7 @@ fn init_logging(verbose: u8) {
 enum Command {
     /// Run a checkpoint on texts and write every hidden state (and MLM logits) to safetensors.
     Forward(forward::ForwardArgs),
-    /// Train a method (LPT or any baseline) from a run config.
+    /// Train a method (LPT or any baseline) on your data or from a run config.
     Train(train::TrainArgs),
     /// Train-step speed and memory of methods on a backbone (docs/benchmarks.md).
     Bench(bench::BenchArgs),
@@ -59,11 +59,46 @@ enum Command {
     Probe(probe::ProbeArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// Exit status of every failure, usage errors included: scripts only need to tell
+/// success (0) from failure (1); anything else would be a crash.
+const FAILURE: i32 = 1;
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { FAILURE } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     init_logging(cli.verbose);
+    if let Err(e) = run(cli.command) {
+        eprintln!("error: {}", one_line(&e));
+        std::process::exit(FAILURE);
+    }
+}
+
+/// The error and its causes on one line (`loading X: model.safetensors: ...`), leaving
+/// out a cause whose text the message already holds (petune's errors quote their
+/// source).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
     petune::train::memory::tune_allocator();
-    match cli.command {
+    match command {
         Command::Forward(args) => forward::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Params(args) => params::run(&args),

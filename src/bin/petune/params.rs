@@ -31,7 +31,7 @@ pub struct ParamsArgs {
     #[arg(long, default_value = "auto")]
     head: String,
     /// Number of classes of the task (linear heads).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i64).range(2..=1_000_000))]
     classes: i64,
     /// Print JSON only.
     #[arg(long)]

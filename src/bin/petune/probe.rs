@@ -108,6 +108,14 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
         let keep = shuffled_indices(ds.examples.len(), 0);
         ds.examples = keep[..n].iter().map(|&i| ds.examples[i].clone()).collect();
     }
+    let classes: std::collections::BTreeSet<usize> = ds.examples.iter().map(|e| e.label).collect();
+    if classes.len() < 2 {
+        anyhow::bail!(
+            "{} examples of {} class(es): mutual information with the label needs at least two classes",
+            ds.examples.len(),
+            classes.len()
+        );
+    }
     let token = match args.token.as_deref() {
         None => None,
         Some(t) => Some(

@@ -160,6 +160,7 @@ impl Backbone for BertBackbone {
     }
 
     fn embed(&self, input: &BackboneInput, hooks: &dyn Hooks, train: bool) -> Result<SeqState> {
+        input.check_against(&self.spec)?;
         self.embeddings.forward(input, hooks, train)
     }
 

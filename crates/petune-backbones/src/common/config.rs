@@ -27,8 +27,14 @@ pub fn default_max_positions() -> i64 {
     512
 }
 
-/// The shape checks every config runs, in this order: each `positive` field `> 0`,
-/// `layers` (named, value) `> 0`, and `hidden` divisible by `heads` (both named).
+/// The largest size (vocabulary, hidden, heads, FFN, positions) a config may give.
+pub const MAX_SIZE: i64 = 1 << 24;
+/// The most layers a config may give.
+pub const MAX_LAYERS: usize = 1024;
+
+/// The shape checks every config runs, in this order: each `positive` field in
+/// `1..=MAX_SIZE`, `layers` (named, value) in `1..=MAX_LAYERS`, and `hidden` divisible
+/// by `heads` (both named).
 pub fn check_sizes(
     positive: &[(&str, i64)],
     layers: (&str, usize),
@@ -39,9 +45,20 @@ pub fn check_sizes(
         if v <= 0 {
             return Err(Error::config(field, format!("must be positive, got {v}")));
         }
+        // Far above any real model, and low enough that parameter counts cannot
+        // overflow and a placeholder shape cannot ask for petabytes.
+        if v > MAX_SIZE {
+            return Err(Error::config(
+                field,
+                format!("{v} is absurdly large (at most {MAX_SIZE})"),
+            ));
+        }
     }
-    if layers.1 == 0 {
-        return Err(Error::config(layers.0, "must be positive, got 0"));
+    if layers.1 == 0 || layers.1 > MAX_LAYERS {
+        return Err(Error::config(
+            layers.0,
+            format!("must be in 1..={MAX_LAYERS}, got {}", layers.1),
+        ));
     }
     // Checked after `positive`, which callers make cover `heads`: no division by zero.
     if hidden.1 % heads.1 != 0 {

@@ -289,19 +289,6 @@ pub fn embed_words(table: &Tensor, input: &BackboneInput, hooks: &dyn Hooks) -> 
     hooks.input_embeds(SeqState::for_input(words, input))
 }
 
-/// Every input id must index the vocabulary (`0..vocab`): a typed input error instead
-/// of an out-of-range embedding lookup.
-pub fn check_ids(input: &BackboneInput, vocab: i64) -> Result<()> {
-    let (lo, hi) = (input.input_ids.min().int64_value(&[]), input.input_ids.max().int64_value(&[]));
-    if lo < 0 || hi >= vocab {
-        let bad = if lo < 0 { lo } else { hi };
-        return Err(Error::input(format!(
-            "token id {bad} is outside the model's vocabulary of {vocab}"
-        )));
-    }
-    Ok(())
-}
-
 /// The embeddings' range check: the largest of `positions` (for an input of `seq`
 /// tokens) must index a table of `max_positions` rows, else a typed input error
 /// instead of an out-of-range embedding lookup.

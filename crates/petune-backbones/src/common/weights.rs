@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use petune_core::tensor_io::read_safetensors;
-use petune_core::{Error, Result, ShapeMismatch, WeightReport};
+use petune_core::{Error, KindMismatch, Result, ShapeMismatch, WeightReport};
 use tch::{nn, Device, Kind, Tensor};
 
 /// What a key normaliser says about one key of the file.
@@ -139,11 +139,14 @@ impl WeightSource {
 
     /// Like [`WeightSource::param`] but returns the tensor without registering it.
     pub fn raw(&mut self, key: &str, shape: &[i64]) -> Tensor {
-        let placeholder = || Tensor::zeros(shape, (Kind::Float, Device::Cpu));
-        let t = match self.tensors.get(key) {
+        self.taken.insert(key.to_string());
+        // A zero-stride view in the target dtype and device: no memory, whatever the
+        // (possibly absurd) shape; the load fails in `finish` before anything reads it.
+        let placeholder = Tensor::zeros([], (self.kind, self.device)).expand(shape, false).detach();
+        match self.tensors.get(key) {
             None => {
                 self.report.missing.push(key.to_string());
-                placeholder()
+                placeholder
             }
             Some(t) if t.size() != shape => {
                 self.report.mismatched.push(ShapeMismatch {
@@ -151,13 +154,17 @@ impl WeightSource {
                     expected: shape.to_vec(),
                     found: t.size(),
                 });
-                placeholder()
+                placeholder
             }
-            Some(t) => t.shallow_clone(),
-        };
-        self.taken.insert(key.to_string());
-        let kind = if t.is_floating_point() { self.kind } else { t.kind() };
-        t.to_device(self.device).to_kind(kind).detach()
+            Some(t) if !t.is_floating_point() => {
+                self.report
+                    .mistyped
+                    .push(KindMismatch { key: key.to_string(), found: format!("{:?}", t.kind()) });
+                placeholder
+            }
+            // Every parameter is floating point (integers were refused above).
+            Some(t) => t.to_device(self.device).to_kind(self.kind).detach(),
+        }
     }
 
     /// Ends loading: an error listing every problem, or `Ok` when the file matched.

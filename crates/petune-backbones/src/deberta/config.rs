@@ -229,8 +229,8 @@ impl DebertaConfig {
             ("hidden_size", self.hidden_size),
             ("num_attention_heads", self.num_attention_heads),
         )?;
-        if self.type_vocab_size < 0 {
-            return Err(Error::config("type_vocab_size", "must not be negative"));
+        if !(0..=crate::common::config::MAX_SIZE).contains(&self.type_vocab_size) {
+            return Err(Error::config("type_vocab_size", "must be in 0..=2^24"));
         }
         check_dropouts(&[
             ("hidden_dropout_prob", self.hidden_dropout_prob),
@@ -307,6 +307,7 @@ impl DebertaConfig {
             head_dim: h / self.num_attention_heads,
             intermediate: i,
             vocab: v,
+            type_vocab: self.type_vocab_size,
             max_positions: self.max_position_embeddings,
             pad_id: self.pad_id(),
             bos_id: None,

@@ -203,6 +203,7 @@ impl Backbone for DebertaBackbone {
     }
 
     fn embed(&self, input: &BackboneInput, hooks: &dyn Hooks, train: bool) -> Result<SeqState> {
+        input.check_against(&self.spec)?;
         self.embeddings.forward(input, hooks, train)
     }
 

@@ -229,6 +229,7 @@ impl Gpt2Config {
             head_dim: h / self.n_head,
             intermediate: i,
             vocab: v,
+            type_vocab: 0,
             max_positions: self.n_positions,
             pad_id: self.pad_id(),
             bos_id: self.bos_token_id,

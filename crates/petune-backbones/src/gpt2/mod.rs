@@ -162,6 +162,7 @@ impl Backbone for Gpt2Backbone {
     }
 
     fn embed(&self, input: &BackboneInput, hooks: &dyn Hooks, train: bool) -> Result<SeqState> {
+        input.check_against(&self.spec)?;
         self.embeddings.forward(input, hooks, train)
     }
 

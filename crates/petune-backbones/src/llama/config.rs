@@ -528,6 +528,7 @@ impl LlamaConfig {
             head_dim: self.head_size(),
             intermediate: self.intermediate_size,
             vocab: v,
+            type_vocab: 0,
             max_positions: self.max_position_embeddings,
             pad_id: self.pad_id(),
             bos_id: self.bos_token_id,

@@ -48,7 +48,7 @@ use tch::{nn::VarStore, Tensor};
 use crate::common::attention::decoder_bias;
 use crate::common::backbone::{layer_of, no_pooler};
 use crate::common::layer_loop::{run_layers, LayerStack};
-use crate::common::layers::{check_ids, embed_words, RmsNorm};
+use crate::common::layers::{embed_words, RmsNorm};
 use crate::common::rotary::Rotary;
 use crate::common::weights::{KeyAction, WeightSource};
 use crate::loader::LoadOptions;
@@ -212,7 +212,7 @@ impl Backbone for LlamaBackbone {
     }
 
     fn embed(&self, input: &BackboneInput, hooks: &dyn Hooks, _train: bool) -> Result<SeqState> {
-        check_ids(input, self.spec.vocab)?;
+        input.check_against(&self.spec)?;
         let s = embed_words(&self.embed_tokens, input, hooks)?;
         let (p, t) = (s.n_prefix, input.seq_len());
         if s.seq_len() != p + t {

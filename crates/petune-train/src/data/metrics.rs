@@ -5,6 +5,11 @@
 //! MNLI evaluates matched and mismatched dev sets and selects on their mean, `avg_acc`
 //! (`get_metric_key` and `train()` in `encoder-only/run_roberta.py`). MR/MPQA/Subj/TREC use
 //! the SST-2 metric, plain accuracy.
+//!
+//! For the user's own tasks there are also macro-F1 and Matthews' correlation, both as
+//! scikit-learn computes them (`f1_score(average="macro")`, `matthews_corrcoef`), and a
+//! per-class report (precision, recall, F1, support) with the confusion matrix, as
+//! `classification_report` and `confusion_matrix` print them.
 
 use std::collections::BTreeMap;
 
@@ -16,11 +21,124 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// Accuracy; key `acc`.
+    #[serde(alias = "acc")]
     Accuracy,
     /// (accuracy + binary F1 of class 1) / 2; key `acc_and_f1`.
     AccAndF1,
     /// Mean of MNLI matched and mismatched accuracy; key `avg_acc`.
     MnliAvg,
+    /// Unweighted mean of the per-class F1 over the classes that occur in the gold labels
+    /// or the predictions (scikit-learn's `average="macro"`); key `macro_f1`.
+    #[serde(alias = "f1_macro")]
+    MacroF1,
+    /// Matthews' correlation coefficient, multi-class form (scikit-learn's
+    /// `matthews_corrcoef`; 0 when undefined); key `mcc`.
+    #[serde(alias = "mcc")]
+    Matthews,
+}
+
+/// Precision, recall and F1 of one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassScores {
+    /// Class name.
+    pub label: String,
+    /// Of the examples predicted as this class, the fraction that are (0 when none is).
+    pub precision: f64,
+    /// Of the examples of this class, the fraction predicted as it (0 when none exists).
+    pub recall: f64,
+    /// Harmonic mean of precision and recall (0 when both are 0).
+    pub f1: f64,
+    /// Gold examples of this class.
+    pub support: usize,
+}
+
+/// A per-class evaluation: what `petune eval` prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationReport {
+    /// One entry per class, in class order.
+    pub classes: Vec<ClassScores>,
+    /// `confusion[gold][predicted]`: example counts.
+    pub confusion: Vec<Vec<usize>>,
+    /// Accuracy.
+    pub accuracy: f64,
+    /// Macro-F1 ([`Metric::MacroF1`]).
+    pub macro_f1: f64,
+}
+
+/// `confusion[gold][predicted]` over `n` classes; labels at or past `n` are an error.
+pub fn confusion_matrix(preds: &[usize], golds: &[usize], n: usize) -> Result<Vec<Vec<usize>>> {
+    check(preds, golds)?;
+    let mut m = vec![vec![0usize; n]; n];
+    for (&p, &g) in preds.iter().zip(golds) {
+        if p >= n || g >= n {
+            return Err(Error::input(format!("metric: label {} but only {n} classes", p.max(g))));
+        }
+        m[g][p] += 1;
+    }
+    Ok(m)
+}
+
+fn ratio(num: usize, den: usize) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+/// Per-class precision / recall / F1, the confusion matrix, accuracy and macro-F1 of
+/// `preds` against `golds` for the classes `labels` (index = position).
+pub fn classification_report(
+    preds: &[usize],
+    golds: &[usize],
+    labels: &[String],
+) -> Result<ClassificationReport> {
+    let n = labels.len();
+    let confusion = confusion_matrix(preds, golds, n)?;
+    let classes: Vec<ClassScores> = (0..n)
+        .map(|c| {
+            let tp = confusion[c][c];
+            let predicted: usize = (0..n).map(|g| confusion[g][c]).sum();
+            let support: usize = confusion[c].iter().sum();
+            let (precision, recall) = (ratio(tp, predicted), ratio(tp, support));
+            let f1 = ratio(2 * tp, predicted + support);
+            ClassScores { label: labels[c].clone(), precision, recall, f1, support }
+        })
+        .collect();
+    let occurring: Vec<usize> =
+        (0..n).filter(|&c| classes[c].support > 0 || (0..n).any(|g| confusion[g][c] > 0)).collect();
+    let macro_f1 =
+        occurring.iter().map(|&c| classes[c].f1).sum::<f64>() / occurring.len().max(1) as f64;
+    Ok(ClassificationReport { accuracy: accuracy(preds, golds)?, macro_f1, classes, confusion })
+}
+
+/// Macro-F1 ([`Metric::MacroF1`]).
+pub fn macro_f1(preds: &[usize], golds: &[usize]) -> Result<f64> {
+    let n = preds.iter().chain(golds).max().map_or(0, |m| m + 1);
+    let names: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    Ok(classification_report(preds, golds, &names)?.macro_f1)
+}
+
+/// Matthews' correlation coefficient for any number of classes, as scikit-learn:
+/// `(c·s − Σ p_k t_k) / √((s² − Σ p_k²)(s² − Σ t_k²))`, 0 when the denominator is.
+pub fn matthews(preds: &[usize], golds: &[usize]) -> Result<f64> {
+    check(preds, golds)?;
+    let n = preds.iter().chain(golds).max().map_or(0, |m| m + 1);
+    let (mut t, mut p) = (vec![0f64; n], vec![0f64; n]);
+    let mut correct = 0f64;
+    for (&pr, &g) in preds.iter().zip(golds) {
+        t[g] += 1.0;
+        p[pr] += 1.0;
+        if pr == g {
+            correct += 1.0;
+        }
+    }
+    let s = preds.len() as f64;
+    let pt: f64 = p.iter().zip(&t).map(|(a, b)| a * b).sum();
+    let pp: f64 = p.iter().map(|a| a * a).sum();
+    let tt: f64 = t.iter().map(|a| a * a).sum();
+    let denom = ((s * s - pp) * (s * s - tt)).sqrt();
+    Ok(if denom == 0.0 { 0.0 } else { (correct * s - pt) / denom })
 }
 
 /// What [`Metric::compute`] returns.
@@ -106,6 +224,8 @@ impl Metric {
             Metric::Accuracy => "acc",
             Metric::AccAndF1 => "acc_and_f1",
             Metric::MnliAvg => "avg_acc",
+            Metric::MacroF1 => "macro_f1",
+            Metric::Matthews => "mcc",
         }
     }
 
@@ -126,6 +246,14 @@ impl Metric {
                 values.insert("acc".to_string(), acc);
                 values.insert("f1".to_string(), f);
                 values.insert("acc_and_f1".to_string(), (acc + f) / 2.0);
+            }
+            Metric::MacroF1 => {
+                values.insert("acc".to_string(), accuracy(preds, golds)?);
+                values.insert("macro_f1".to_string(), macro_f1(preds, golds)?);
+            }
+            Metric::Matthews => {
+                values.insert("acc".to_string(), accuracy(preds, golds)?);
+                values.insert("mcc".to_string(), matthews(preds, golds)?);
             }
             Metric::MnliAvg => return Err(Error::input(
                 "MNLI's metric averages matched and mismatched accuracy: use Metric::compute_mnli",
@@ -207,6 +335,36 @@ mod tests {
         assert_eq!(r.key, "avg_acc");
         assert_eq!(r.metric, Metric::MnliAvg);
         assert!(Metric::MnliAvg.compute(&[0], &[0]).is_err());
+    }
+
+    #[test]
+    fn macro_f1_mcc_and_per_class_match_sklearn() {
+        // Hand-computed with scikit-learn's formulas (macro over classes in golds ∪ preds;
+        // the multi-class MCC of `matthews_corrcoef`).
+        let g = [0, 0, 1, 1, 2, 2, 2, 0];
+        let p = [0, 1, 1, 1, 2, 0, 1, 0];
+        // class 0: tp 2, pred 3, gold 3 → F1 2/3; class 1: tp 2, pred 4, gold 2 → 2/3;
+        // class 2: tp 1, pred 1, gold 3 → 1/2.
+        let r = classification_report(&p, &g, &["a".into(), "b".into(), "c".into()]).unwrap();
+        assert!(close(r.classes[0].f1, 2.0 / 3.0) && close(r.classes[1].f1, 2.0 / 3.0));
+        assert!(close(r.classes[2].f1, 0.5) && close(r.classes[2].precision, 1.0));
+        assert!(close(r.classes[1].recall, 1.0) && r.classes[2].support == 3);
+        assert_eq!(r.confusion, vec![vec![2, 1, 0], vec![0, 2, 0], vec![1, 1, 1]]);
+        assert!(close(r.macro_f1, (2.0 / 3.0 + 2.0 / 3.0 + 0.5) / 3.0));
+        assert!(close(macro_f1(&p, &g).unwrap(), r.macro_f1));
+        // c = 5, s = 8, p = (3, 4, 1), t = (3, 2, 3): (40 − 20) / √((64 − 26)(64 − 22)).
+        let mcc = 20.0 / ((38.0f64) * 42.0).sqrt();
+        assert!(close(matthews(&p, &g).unwrap(), mcc));
+        let m = Metric::Matthews.compute(&p, &g).unwrap();
+        assert_eq!(m.key, "mcc");
+        assert!(close(m.headline, mcc));
+        // A class absent from golds and predictions does not count in the macro average.
+        let r =
+            classification_report(&[0, 1], &[0, 1], &["a".into(), "b".into(), "c".into()]).unwrap();
+        assert!(close(r.macro_f1, 1.0));
+        assert_eq!(matthews(&[0, 0], &[0, 0]).unwrap(), 0.0);
+        assert_eq!(serde_json::from_str::<Metric>("\"mcc\"").unwrap(), Metric::Matthews);
+        assert_eq!(serde_json::from_str::<Metric>("\"macro_f1\"").unwrap(), Metric::MacroF1);
     }
 
     #[test]

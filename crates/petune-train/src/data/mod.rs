@@ -19,6 +19,6 @@ pub use fewshot::{
     authors_split, authors_splits, sample_few_shot, sample_few_shot_with_dev, stratified_split,
     FewShotSplit, AUTHORS_SEEDS, K_DEV,
 };
-pub use metrics::{Metric, MetricReport};
+pub use metrics::{ClassScores, ClassificationReport, Metric, MetricReport};
 pub use task::{FileLayout, LmVerbalizer, Split, TaskName, TaskSpec, TemplateStyle};
 pub use template::{Slot, Template, TemplatePart, TextTransform};

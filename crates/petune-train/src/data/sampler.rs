@@ -39,7 +39,7 @@ pub fn epoch_order(
         return order;
     }
     let mut steps: Vec<Vec<usize>> = Vec::new();
-    for pool in order.chunks(per_step * bucket_batches) {
+    for pool in order.chunks(per_step.saturating_mul(bucket_batches)) {
         let mut pool = pool.to_vec();
         // Stable: equal lengths keep their shuffled order.
         pool.sort_by_key(|&i| lengths[i]);

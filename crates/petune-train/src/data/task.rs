@@ -137,6 +137,11 @@ pub struct TaskSpec {
     /// task has one (lpt-reference.md §4.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lm_pattern: Option<String>,
+    /// The label words are the class names because none were given (a custom task). An
+    /// `auto` head then uses the MLM verbalizer only when every name is one token for
+    /// the tokenizer, and a linear head at the mask otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub label_words_from_names: bool,
 }
 
 impl TaskSpec {
@@ -158,6 +163,7 @@ impl TaskSpec {
             template: Template::parse(template)?,
             metric: Metric::Accuracy,
             lm_pattern: None,
+            label_words_from_names: false,
         };
         spec.validate()?;
         Ok(spec)
@@ -401,6 +407,7 @@ impl TaskName {
             template: self.template(style),
             metric: self.metric(),
             lm_pattern: self.gpt2_verbalizer().map(|v| v.pattern),
+            label_words_from_names: false,
         }
     }
 

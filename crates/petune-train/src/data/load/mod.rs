@@ -8,13 +8,15 @@
 //! | authors' `label\ttext` TSV (MR, MPQA, Subj, TREC) | [`load_lmbff_tsv`] |
 //! | LM-BFF `label,"text"` CSV (same tasks) | [`load_lmbff_csv`] |
 //! | either, chosen by task and extension | [`load_task_file`], [`load_split`] |
-//! | custom CSV with header / JSON Lines | [`load_csv`], [`load_jsonl`] |
+//! | the user's CSV with header / JSON Lines / Parquet | [`load_file`] ([`load_csv`], [`load_jsonl`]); unlabelled: [`load_texts`] |
 //! | vaderSentiment's MR snippets | [`load_mr_snippets`], then [`mr_split`] |
 
 mod generic;
 mod glue;
 mod lmbff;
 mod mr;
+#[cfg(feature = "parquet")]
+mod parquet;
 pub(crate) mod text;
 
 use std::path::Path;
@@ -24,7 +26,10 @@ use petune_core::Result;
 use super::example::Dataset;
 use super::task::{FileLayout, Split, TaskName};
 
-pub use generic::{load_csv, load_jsonl};
+pub use generic::{
+    dataset, infer_label_names, load_csv, load_file, load_jsonl, load_texts, read_rows, FileFormat,
+    Labels, RawLabel, TextRow,
+};
 pub use glue::load_glue_tsv;
 pub use lmbff::{load_lmbff_csv, load_lmbff_tsv};
 pub use mr::{

@@ -1,15 +1,33 @@
-//! Reading text files the way the authors' Python does: universal newlines, tab splitting
-//! with quoting off (`csv.reader(f, delimiter="\t", quotechar=None)`, lpt-reference §6), and a
-//! small RFC 4180 CSV reader for LM-BFF's and generic CSV files (quotes, `""` escapes,
-//! delimiters and newlines inside quotes, as Python's `csv` and pandas read them).
+//! Reading text files the way the authors' Python does: UTF-8 (a byte-order mark dropped,
+//! invalid bytes an error naming the line), universal newlines, tab splitting with quoting
+//! off (`csv.reader(f, delimiter="\t", quotechar=None)`, lpt-reference §6), and CSV through
+//! the `csv` crate (RFC 4180: quotes, `""` escapes, delimiters and newlines inside quotes,
+//! as Python's `csv` and pandas read them) with petune's own line numbers.
+//!
+//! The `csv` crate reports a record's position as where its reader stood, which after a
+//! blank line or a CRLF is the previous line end, and it ends a quoted field that is still
+//! open at the end of the input silently. Both matter for error messages, so records are
+//! located by their first byte here, and a sentinel record appended to the text tells
+//! whether the last quote was closed.
 
 use std::path::Path;
 
 use petune_core::{Error, Result};
 
-/// Reads a UTF-8 file; a leading byte-order mark is dropped (Excel writes one).
+/// Reads a UTF-8 file; a leading byte-order mark is dropped (Excel writes one). Invalid
+/// UTF-8 is an [`Error::Input`] naming the file, line and byte.
 pub(crate) fn read_text(path: &Path) -> Result<String> {
-    let mut s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut s = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let good = &e.as_bytes()[..at];
+        let line = 1 + good.iter().filter(|&&b| b == b'\n').count();
+        Error::input(format!(
+            "{}:{line}: not UTF-8 text (invalid byte 0x{:02x} at byte {at}); save the file as UTF-8",
+            path.display(),
+            e.as_bytes()[at],
+        ))
+    })?;
     if s.starts_with('\u{feff}') {
         s.drain(..'\u{feff}'.len_utf8());
     }
@@ -46,6 +64,34 @@ pub(crate) fn numbered_lines(text: &str) -> Vec<(usize, &str)> {
     out
 }
 
+/// Byte offsets where lines start (universal newlines), to turn offsets into lines.
+struct LineStarts(Vec<usize>);
+
+impl LineStarts {
+    fn new(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        let mut starts = vec![0];
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\r' if bytes.get(i + 1) == Some(&b'\n') => i += 2,
+                b'\r' | b'\n' => i += 1,
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            }
+            starts.push(i);
+        }
+        LineStarts(starts)
+    }
+
+    /// The 1-based line holding byte `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        self.0.partition_point(|&s| s <= offset)
+    }
+}
+
 /// One parsed CSV record and the line it starts on.
 #[derive(Debug)]
 pub(crate) struct CsvRecord {
@@ -53,89 +99,44 @@ pub(crate) struct CsvRecord {
     pub fields: Vec<String>,
 }
 
-/// Parses comma-separated text. Blank lines are skipped (pandas' `skip_blank_lines`); text
-/// after a closing quote is kept, as Python's non-strict reader does; a quote that is still
-/// open at the end of the file is an error naming the line where it opened.
+/// The record appended to every text before parsing: it comes back as a record of its
+/// own exactly when every quote of the text was closed.
+const SENTINEL_FIELD: &str = "petune-end-of-file";
+
+/// Parses comma-separated text with the `csv` crate. Blank lines are skipped (pandas'
+/// `skip_blank_lines`); text after a closing quote is kept, as Python's non-strict reader
+/// does; a quote still open at the end of the file is an error naming the line of the
+/// record it opened in.
 pub(crate) fn parse_csv(text: &str, path: &Path) -> Result<Vec<CsvRecord>> {
-    let mut records = Vec::new();
-    let mut fields: Vec<String> = Vec::new();
-    let mut field = String::new();
-    let mut in_quotes = false;
-    // The current field has content or opened with a quote: a later quote is then literal,
-    // and a line holding only `""` is a record with one empty field, not a blank line.
-    let mut field_started = false;
-    let mut line = 1usize;
-    let mut record_line = 1usize;
-    let mut quote_line = 0usize;
-    let mut chars = text.chars().peekable();
-
-    let mut end_record =
-        |fields: &mut Vec<String>, field: &mut String, started: bool, at: usize| {
-            let blank = fields.is_empty() && field.is_empty() && !started;
-            fields.push(std::mem::take(field));
-            let fs = std::mem::take(fields);
-            if !blank {
-                records.push(CsvRecord { line: at, fields: fs });
-            }
-        };
-
-    while let Some(c) = chars.next() {
-        if in_quotes {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => in_quotes = false,
-                '\r' => {
-                    // Inside quotes a CRLF is one line break of the text; keep it as `\n`.
-                    if chars.peek() == Some(&'\n') {
-                        chars.next();
-                    }
-                    field.push('\n');
-                    line += 1;
-                }
-                '\n' => {
-                    field.push('\n');
-                    line += 1;
-                }
-                c => field.push(c),
-            }
-            continue;
+    let full = format!("{text}\n\"{SENTINEL_FIELD}\"\n");
+    let lines = LineStarts::new(text);
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(full.as_bytes());
+    let mut records: Vec<CsvRecord> = Vec::new();
+    let mut closed = false;
+    for rec in reader.records() {
+        let rec = rec.map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
+        // The reader's position may be the previous line end; the record starts at the
+        // first byte that is not a line terminator.
+        let mut start = rec.position().map_or(0, |p| p.byte() as usize);
+        while matches!(full.as_bytes().get(start), Some(b'\r' | b'\n')) {
+            start += 1;
         }
-        match c {
-            '"' if field.is_empty() && !field_started => {
-                in_quotes = true;
-                field_started = true;
-                quote_line = line;
-            }
-            ',' => {
-                fields.push(std::mem::take(&mut field));
-                field_started = false;
-            }
-            '\r' | '\n' => {
-                if c == '\r' && chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                end_record(&mut fields, &mut field, field_started, record_line);
-                field_started = false;
-                line += 1;
-                record_line = line;
-            }
-            c => {
-                field.push(c);
-                field_started = true;
-            }
+        if start >= text.len() {
+            closed = rec.len() == 1 && &rec[0] == SENTINEL_FIELD;
+            break;
         }
+        records.push(CsvRecord {
+            line: lines.line_of(start),
+            fields: rec.iter().map(str::to_string).collect(),
+        });
     }
-    if in_quotes {
+    if !closed {
+        let line = records.last().map_or(1, |r| r.line);
         return Err(Error::input(format!(
-            "{}:{quote_line}: quoted field is never closed",
+            "{}:{line}: a quoted field that starts in this record is never closed",
             path.display()
         )));
-    }
-    if !fields.is_empty() || !field.is_empty() || field_started {
-        end_record(&mut fields, &mut field, field_started, record_line);
     }
     Ok(records)
 }
@@ -150,6 +151,9 @@ mod tests {
         assert_eq!(l, vec![(1, "a"), (2, "b"), (3, "c"), (4, ""), (5, "d")]);
         assert_eq!(numbered_lines("x\n"), vec![(1, "x")]);
         assert!(numbered_lines("").is_empty());
+        let starts = LineStarts::new("a\r\nb\rc\n\nd");
+        let got: Vec<usize> = [0, 3, 5, 7, 8].iter().map(|&o| starts.line_of(o)).collect();
+        assert_eq!(got, vec![1, 2, 3, 4, 5]);
     }
 
     #[test]
@@ -168,11 +172,30 @@ mod tests {
                 (6, vec!["3", ""]),
             ]
         );
+        // CRLF and blank lines do not shift the numbers.
+        let r = parse_csv("a,b\r\n\r\nc,d\r\n", p).unwrap();
+        assert_eq!(r.iter().map(|r| r.line).collect::<Vec<_>>(), vec![1, 3]);
         // A quote inside an unquoted field is literal; text after a closing quote is kept.
         let r = parse_csv("a\"b,\"c\"d\n\"\"", p).unwrap();
         assert_eq!(r[0].fields, vec!["a\"b", "cd"]);
         assert_eq!(r[1].fields, vec![""]);
-        let e = parse_csv("0,ok\n1,\"never closed\n", p).unwrap_err();
-        assert!(e.to_string().contains("t.csv:2"), "{e}");
+        let e = parse_csv("0,ok\n1,\"never closed\n2,x\n", p).unwrap_err();
+        assert!(e.to_string().contains("t.csv:2") && e.to_string().contains("never closed"), "{e}");
+        let e = parse_csv("0,\"open", p).unwrap_err();
+        assert!(e.to_string().contains("t.csv:1"), "{e}");
+        assert!(parse_csv("", p).unwrap().is_empty());
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_line() {
+        let dir = std::env::temp_dir().join(format!("petune-utf8-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("latin1.csv");
+        std::fs::write(&path, b"text,label\ncaf\xe9,1\n").unwrap();
+        let e = read_text(&path).unwrap_err().to_string();
+        assert!(e.contains("latin1.csv:2") && e.contains("UTF-8"), "{e}");
+        std::fs::write(&path, "\u{feff}text,label\n").unwrap();
+        assert_eq!(read_text(&path).unwrap(), "text,label\n");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
