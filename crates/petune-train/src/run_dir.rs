@@ -14,6 +14,9 @@
 //!   outputs are removed first; other files are left alone).
 //! - **Log**: on resume `log.jsonl` is cut back to the checkpoint's step, so steps run
 //!   after the checkpoint and before the crash are not logged twice.
+//! - **Finished**: `metrics.json` is written last and atomically, so a folder whose
+//!   fingerprint matches and that holds a readable `metrics.json` holds the run finished
+//!   ([`finished_report`]; `petune train --skip-finished` and Slurm sweeps use it).
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -25,7 +28,10 @@ use serde_json::Value;
 
 use crate::config::{RunConfig, TaskData};
 use crate::data::Dataset;
+use crate::trainer::TrainReport;
 
+/// The report's name, written last when a run finishes.
+pub const METRICS_FILE: &str = "metrics.json";
 /// The lock file's name.
 pub const LOCK_FILE: &str = ".petune.lock";
 /// The fingerprint file's name.
@@ -317,6 +323,27 @@ impl RunDir {
             .open(&path)
             .map_err(|e| Error::io(&path, e))
     }
+}
+
+/// The recorded report of the run fingerprinted `fp` when `dir` holds it finished (a
+/// matching fingerprint and a readable `metrics.json`); `None` when the folder does not
+/// exist, has not finished this run, or holds another run (which [`RunDir::open`] then
+/// refuses with the differing fields). The folder's lock is held while it looks, so a
+/// run in progress there is [`Error::Locked`]; nothing is written.
+pub fn finished_report(dir: &Path, fp: &Value) -> Result<Option<TrainReport>> {
+    let fp_path = dir.join(FINGERPRINT_FILE);
+    let metrics = dir.join(METRICS_FILE);
+    if !fp_path.is_file() || !metrics.is_file() {
+        return Ok(None);
+    }
+    let _lock = OutputLock::acquire(dir)?;
+    let old: Value = read_json(&fp_path)?;
+    if !differences(&old, fp).is_empty() {
+        return Ok(None);
+    }
+    // A report that does not parse (written by another petune version) is not trusted
+    // as finished: the run is trained again (resumed) instead.
+    Ok(read_json::<TrainReport>(&metrics).ok())
 }
 
 #[cfg(test)]
