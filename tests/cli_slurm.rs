@@ -78,17 +78,15 @@ fn emitted_array_run_task_by_task_collects_to_the_local_sweep() {
     }
     assert!(!script.contains("--nproc"), "--nproc only when asked:\n{script}");
     assert!(script.contains(env!("CARGO_BIN_EXE_petune")), "{script}");
-    let ids: Vec<String> = std::fs::read_to_string(arr.join(POINTS_LIST))
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
+    let ids: Vec<String> =
+        std::fs::read_to_string(arr.join(POINTS_LIST)).unwrap().lines().map(String::from).collect();
     assert_eq!(ids.len(), 4, "{ids:?}");
     assert_eq!(ids[0], "LPTNPG-prompt_layer1-seed1-lr1e-2-bs4-wu0", "{ids:?}");
     let m = read_manifest(&arr).unwrap();
     assert_eq!(m.points.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), ids);
     for id in &ids {
-        let cfg: RunConfig = petune::core::fsio::read_json(&arr.join("points").join(id).join("run.json")).unwrap();
+        let cfg: RunConfig =
+            petune::core::fsio::read_json(&arr.join("points").join(id).join("run.json")).unwrap();
         assert_eq!(cfg.out_dir.as_deref(), Some(arr.join("points").join(id).as_path()));
     }
 

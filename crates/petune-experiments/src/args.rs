@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser};
 use petune_train::data::TaskName;
 
+use crate::collect::Collected;
 use crate::error::{ExperimentError, Result};
 use crate::paper::PaperSetting;
 use crate::reproduce::{DataRoot, Target};
 use crate::runner::Runner;
-use crate::collect::Collected;
 use crate::slurm::SlurmOptions;
 
 /// The job array's resources (`--emit-slurm`), shared with the paper examples.
@@ -82,6 +82,7 @@ impl SlurmArgs {
             extra: self.slurm_extra.clone(),
             nproc: self.nproc,
             force: self.force,
+            collect_command: "petune sweep --collect".into(),
         })
     }
 }
@@ -224,9 +225,12 @@ pub fn run_example(paper: PaperSetting, assets: &Path) -> Result<()> {
     if let Some(dir) = &args.emit_slurm {
         let (study, jobs) = crate::reproduce::paper_jobs(&setting, &target)?;
         let n = jobs.len();
-        let dir = crate::slurm::emit(dir, study, jobs, &args.slurm.options()?)?;
-        let exe = std::env::current_exe().map_err(|e| ExperimentError::io("<this executable>", e))?;
-        print_emitted(&dir, n, &format!("{} --collect", exe.display()));
+        let exe =
+            std::env::current_exe().map_err(|e| ExperimentError::io("<this executable>", e))?;
+        let collect = format!("{} --collect", exe.display());
+        let opts = SlurmOptions { collect_command: collect.clone(), ..args.slurm.options()? };
+        let dir = crate::slurm::emit(dir, study, jobs, &opts)?;
+        print_emitted(&dir, n, &collect);
         return Ok(());
     }
     petune_train::memory::tune_allocator();

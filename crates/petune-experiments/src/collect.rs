@@ -132,7 +132,11 @@ fn groups(points: &[ManifestPoint]) -> Vec<&[ManifestPoint]> {
 }
 
 /// The selected run of every group whose grid runs all finished.
-fn selected(dir: &Path, points: &[ManifestPoint], states: &[(String, PointState)]) -> Result<Vec<(ManifestPoint, crate::grid::Selected)>> {
+fn selected(
+    dir: &Path,
+    points: &[ManifestPoint],
+    states: &[(String, PointState)],
+) -> Result<Vec<(ManifestPoint, crate::grid::Selected)>> {
     let finished = |id: &str| states.iter().any(|(i, s)| i == id && *s == PointState::Finished);
     let mut out = Vec::new();
     for group in groups(points) {
@@ -165,7 +169,10 @@ pub fn collect(dir: &Path, out: Option<&Path>, allow_missing: bool) -> Result<Co
     }
     let done = states.iter().filter(|(_, s)| *s == PointState::Finished).count();
     if done < states.len() && !allow_missing {
-        return Err(ExperimentError::Incomplete { dir: dir.to_path_buf(), detail: summary(&states) });
+        return Err(ExperimentError::Incomplete {
+            dir: dir.to_path_buf(),
+            detail: summary(&states),
+        });
     }
     let out: PathBuf = out.map_or_else(|| dir.to_path_buf(), Path::to_path_buf);
     std::fs::create_dir_all(&out).map_err(|e| ExperimentError::io(&out, e))?;
@@ -174,7 +181,12 @@ pub fn collect(dir: &Path, out: Option<&Path>, allow_missing: bool) -> Result<Co
         Study::Sweep { axis } => {
             let points: Vec<SweepPoint> = chosen
                 .into_iter()
-                .map(|(p, sel)| SweepPoint { method: p.method, x: p.x, seed: p.seed, outcome: sel.outcome })
+                .map(|(p, sel)| SweepPoint {
+                    method: p.method,
+                    x: p.x,
+                    seed: p.seed,
+                    outcome: sel.outcome,
+                })
                 .collect();
             let plots = write_sweep_outputs(&out, *axis, &points)?;
             let mut files = vec!["sweep.csv".to_string()];
@@ -205,11 +217,9 @@ pub fn collect(dir: &Path, out: Option<&Path>, allow_missing: bool) -> Result<Co
                 _ => {
                     let mut cells = Vec::new();
                     for (p, sel) in chosen {
-                        let task = p.task.ok_or_else(|| {
-                            ExperimentError::Manifest {
-                                path: dir.join(crate::slurm::MANIFEST),
-                                msg: format!("point `{}` of a paper table has no task", p.id),
-                            }
+                        let task = p.task.ok_or_else(|| ExperimentError::Manifest {
+                            path: dir.join(crate::slurm::MANIFEST),
+                            msg: format!("point `{}` of a paper table has no task", p.id),
                         })?;
                         cells.push(Cell {
                             task,

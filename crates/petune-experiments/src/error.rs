@@ -41,7 +41,9 @@ pub enum ExperimentError {
         msg: String,
     },
     /// A folder to emit into exists and is not empty.
-    #[error("{path} exists and is not empty: choose another folder, or pass --force to write over it")]
+    #[error(
+        "{path} exists and is not empty: choose another folder, or pass --force to write over it"
+    )]
     OutputExists {
         /// The folder.
         path: PathBuf,

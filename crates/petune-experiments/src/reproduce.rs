@@ -23,9 +23,9 @@ use crate::bench_suite::{added_mib, bench_table, run_bench_jobs, BenchJob};
 use crate::catalog::{at_prompt_layer, paper_method, scaled_lr};
 use crate::error::{ExperimentError, Result};
 use crate::grid::{grid_configs, search, Grid, GridPoint, GridRun};
-use crate::slurm::{id_part, EmitJob, ManifestPoint, Study as SlurmStudy};
 use crate::paper::{scale_layer, PaperSetting, Study};
 use crate::runner::Runner;
+use crate::slurm::{id_part, EmitJob, ManifestPoint, Study as SlurmStudy};
 use crate::sweep::{plan_points, run_sweep, write_sweep_outputs, Axis, SweepPlan, SweepPoint};
 use crate::tables::{
     accuracy_table, curve_table, efficiency_table, paper_task_name, tradeoff_table,
@@ -466,6 +466,20 @@ fn point_json(p: &SweepPoint) -> serde_json::Value {
     })
 }
 
+/// One job per grid point of `point`'s grid search, ids `<prefix>-<grid point>`.
+fn grid_jobs(
+    jobs: &mut Vec<EmitJob>,
+    prefix: &str,
+    point: ManifestPoint,
+    cfg: &RunConfig,
+    grid: &Grid,
+) {
+    for (gp, cfg) in grid_configs(cfg, grid) {
+        let id = format!("{prefix}-{}", gp.tag());
+        jobs.push(EmitJob { point: ManifestPoint { id, grid: gp, ..point.clone() }, cfg });
+    }
+}
+
 /// `setting` on `target` as job-array points (`slurm::emit`), one per task × method ×
 /// seed × grid point, ids `<task>-<method>-seed<s>-<grid point>` (curves:
 /// `<task>-<method>-<axis><x>-seed<s>-<grid point>`), with what collecting needs to
@@ -476,12 +490,6 @@ pub fn paper_jobs(setting: &PaperSetting, target: &Target) -> Result<(SlurmStudy
     let setting = fitted(setting, &spec);
     let methods = methods_of(&setting, &spec)?;
     let mut jobs = Vec::new();
-    let grid_jobs = |jobs: &mut Vec<EmitJob>, prefix: &str, point: ManifestPoint, cfg, grid| {
-        for (gp, cfg) in grid_configs(cfg, grid) {
-            let id = format!("{prefix}-{}", gp.tag());
-            jobs.push(EmitJob { point: ManifestPoint { id, grid: gp, ..point.clone() }, cfg });
-        }
-    };
     let (rows, values) = match setting.study {
         Study::Accuracy => {
             for &task in &setting.tasks {
@@ -489,7 +497,11 @@ pub fn paper_jobs(setting: &PaperSetting, target: &Target) -> Result<(SlurmStudy
                     for &seed in &setting.seeds {
                         let cfg = setting.run_config(target, task, method, seed);
                         let label = method.label();
-                        let prefix = format!("{}-{}-seed{seed}", id_part(task.data_dir_name()), id_part(&label));
+                        let prefix = format!(
+                            "{}-{}-seed{seed}",
+                            id_part(task.data_dir_name()),
+                            id_part(&label)
+                        );
                         let point = ManifestPoint {
                             id: String::new(),
                             task: Some(task),
@@ -534,7 +546,7 @@ pub fn paper_jobs(setting: &PaperSetting, target: &Target) -> Result<(SlurmStudy
         }
     };
     let study = SlurmStudy::Paper {
-        setting,
+        setting: Box::new(setting),
         target: target.clone(),
         backbone: spec.describe(),
         rows,

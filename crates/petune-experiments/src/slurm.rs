@@ -50,7 +50,7 @@ pub enum Study {
     /// A paper item (`examples/table*.rs`, `fig*.rs`): its table in the paper's layout.
     Paper {
         /// The setting as it ran (scaled, overridden, fitted to the model).
-        setting: PaperSetting,
+        setting: Box<PaperSetting>,
         /// Model, data and output folder.
         target: Target,
         /// The backbone as `BackboneSpec::describe` says it (the table's header).
@@ -134,6 +134,9 @@ pub struct SlurmOptions {
     pub nproc: Option<usize>,
     /// Write into a folder that exists and is not empty.
     pub force: bool,
+    /// The command that collects the array (`petune sweep --collect`, or the paper
+    /// example's `--collect`), named in the script's header.
+    pub collect_command: String,
 }
 
 impl Default for SlurmOptions {
@@ -148,6 +151,7 @@ impl Default for SlurmOptions {
             extra: Vec::new(),
             nproc: None,
             force: false,
+            collect_command: "petune sweep --collect".into(),
         }
     }
 }
@@ -220,10 +224,11 @@ pub fn sbatch_script(dir: &Path, cwd: &Path, n: usize, opts: &SlurmOptions) -> R
         "# petune {} job array: array task i trains the point on line i+1 of points.txt,\n\
          # each in its own folder points/<id> (run.json there is its config).\n\
          # Submit:  sbatch {dir_s}/{SCRIPT}\n\
-         # Collect: petune sweep --collect {dir_s}\n\
+         # Collect: {collect} {dir_s}\n\
          # Without Slurm, task i runs as: SLURM_ARRAY_TASK_ID=i bash {SCRIPT}\n\
          # A finished point is skipped, a checkpointed one resumes: resubmitting is safe.\n",
-        env!("CARGO_PKG_VERSION")
+        env!("CARGO_PKG_VERSION"),
+        collect = opts.collect_command.replace(['\n', '\r'], " "),
     );
     s += &format!("#SBATCH --job-name={}\n", opts.job_name.trim());
     s += &format!("#SBATCH --array=0-{last}\n");
@@ -296,10 +301,8 @@ fn is_empty_dir(dir: &Path) -> Result<bool> {
 /// already there stay, so a point whose config changed is refused by its folder's
 /// fingerprint when it runs (delete that folder to retrain it).
 pub fn emit(dir: &Path, study: Study, jobs: Vec<EmitJob>, opts: &SlurmOptions) -> Result<PathBuf> {
-    if dir.exists() && !opts.force {
-        if !dir.is_dir() || !is_empty_dir(dir)? {
-            return Err(ExperimentError::OutputExists { path: dir.to_path_buf() });
-        }
+    if dir.exists() && !opts.force && (!dir.is_dir() || !is_empty_dir(dir)?) {
+        return Err(ExperimentError::OutputExists { path: dir.to_path_buf() });
     }
     let mut seen = std::collections::BTreeSet::new();
     for j in &jobs {
@@ -370,7 +373,8 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         }
     }
     let list_path = dir.join(POINTS_LIST);
-    let list = std::fs::read_to_string(&list_path).map_err(|e| ExperimentError::io(&list_path, e))?;
+    let list =
+        std::fs::read_to_string(&list_path).map_err(|e| ExperimentError::io(&list_path, e))?;
     let ids: Vec<&str> = list.lines().collect();
     let expected: Vec<&str> = m.points.iter().map(|p| p.id.as_str()).collect();
     if ids != expected {

@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::Args;
 use petune::core::fsio::read_json;
+use petune::experiments::args::{print_collected, print_emitted, SlurmArgs};
 use petune::experiments::catalog::parse_method;
 use petune::experiments::grid::{grid_configs, Grid};
 use petune::experiments::runner::Runner;
-use petune::experiments::args::{print_collected, print_emitted, SlurmArgs};
 use petune::experiments::slurm::{self, EmitJob, ManifestPoint, Study};
 use petune::experiments::sweep::{plan_points, run_sweep, write_sweep_outputs, Axis, SweepPlan};
 use petune::prelude::*;
@@ -65,7 +65,8 @@ pub struct SweepArgs {
 /// Runs `petune sweep`.
 pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.collect {
-        let c = petune::experiments::collect::collect(dir, args.out.as_deref(), args.allow_missing)?;
+        let c =
+            petune::experiments::collect::collect(dir, args.out.as_deref(), args.allow_missing)?;
         print_collected(&c, args.out.as_deref().unwrap_or(dir));
         return Ok(());
     }
