@@ -147,17 +147,30 @@ fn emitted_array_run_task_by_task_collects_to_the_local_sweep() {
     std::fs::write(failed.join("run.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
     let o = array_task(&arr, 2);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // A finished point whose run.json changed since (emitted again over old runs) is stale.
+    let stale = arr.join("points").join(&ids[3]).join("run.json");
+    let mut cfg: RunConfig = petune::core::fsio::read_json(&stale).unwrap();
+    cfg.train.lr = 2e-2;
+    cfg.train.threads = 2; // not part of what is trained: not named
+    std::fs::write(&stale, serde_json::to_string(&cfg).unwrap()).unwrap();
     let o = petune(&["sweep", "--collect"], &[&arr]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let msg = stderr(&o);
     assert!(msg.contains(&format!("{}: missing (never started)", ids[1])), "{msg}");
     assert!(msg.contains(&format!("{}: failed: error:", ids[2])) && msg.contains("lr"), "{msg}");
-    assert!(msg.contains("2 finished, 0 running, 1 failed, 1 missing"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "{}: stale: it finished with another config (train.lr: 0.01 → 0.02)",
+            ids[3]
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("1 finished, 0 running, 1 failed, 1 missing, 1 stale"), "{msg}");
     let out = dir.join("partial");
     let o = petune(&["sweep", "--allow-missing", "--collect"], &[&arr, Path::new("--out"), &out]);
     assert!(o.status.success(), "{}", stderr(&o));
     let partial = results(&out.join("sweep.csv"));
-    assert_eq!(partial, vec![collected[0].clone(), collected[1].clone(), collected[4].clone()]);
+    assert_eq!(partial, vec![collected[0].clone(), collected[1].clone()]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

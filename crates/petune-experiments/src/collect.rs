@@ -9,14 +9,17 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use petune_core::fsio::read_json;
-use petune_train::run_dir::{OutputLock, FINGERPRINT_FILE, LOCK_FILE, LOG_FILE, METRICS_FILE};
-use petune_train::TrainReport;
+use petune_train::run_dir::{
+    config_fingerprint, differences, OutputLock, FINGERPRINT_FILE, LOCK_FILE, LOG_FILE,
+    METRICS_FILE,
+};
+use petune_train::{RunConfig, TrainReport};
 
 use crate::error::{ExperimentError, Result};
 use crate::grid::select;
 use crate::reproduce::{accuracy_report, curve_report, Cell};
 use crate::runner::{read_losses, RunOutcome};
-use crate::slurm::{read_manifest, ManifestPoint, Study, POINTS_DIR, STDERR_LOG};
+use crate::slurm::{read_manifest, ManifestPoint, Study, POINTS_DIR, RUN_CONFIG, STDERR_LOG};
 use crate::sweep::{write_sweep_outputs, SweepPoint};
 
 /// Where a point stands.
@@ -36,6 +39,12 @@ pub enum PointState {
     },
     /// Never started (no trace in its folder).
     Missing,
+    /// Finished, but with another config than its `run.json` now holds (the sweep was
+    /// emitted again with `--force` over old runs): not collected.
+    Stale {
+        /// The fields that differ, as `field: ran → planned`.
+        differences: String,
+    },
 }
 
 impl fmt::Display for PointState {
@@ -48,6 +57,10 @@ impl fmt::Display for PointState {
                 write!(f, "failed: stopped without recording an error (killed or timed out?)")
             }
             PointState::Missing => write!(f, "missing (never started)"),
+            PointState::Stale { differences } => write!(
+                f,
+                "stale: it finished with another config ({differences}); delete its folder and run it again"
+            ),
         }
     }
 }
@@ -57,7 +70,7 @@ impl fmt::Display for PointState {
 pub fn point_state(dir: &Path) -> Result<PointState> {
     if dir.join(METRICS_FILE).is_file() && read_json::<TrainReport>(&dir.join(METRICS_FILE)).is_ok()
     {
-        return Ok(PointState::Finished);
+        return finished_state(dir);
     }
     if dir.join(LOCK_FILE).is_file() {
         match OutputLock::acquire(dir) {
@@ -76,6 +89,21 @@ pub fn point_state(dir: &Path) -> Result<PointState> {
         text.lines().find(|l| l.starts_with("error:")).map(|l| l.trim().to_string())
     });
     Ok(PointState::Failed { error })
+}
+
+/// A finished folder: [`PointState::Finished`] when what ran (its fingerprint) is its
+/// `run.json`, else [`PointState::Stale`] naming the fields.
+fn finished_state(dir: &Path) -> Result<PointState> {
+    let planned: RunConfig = read_json(&dir.join(RUN_CONFIG))?;
+    let ran: serde_json::Value = read_json(&dir.join(FINGERPRINT_FILE))?;
+    let planned = config_fingerprint(&planned)?;
+    let ran = ran.get("config").cloned().unwrap_or_default();
+    let diff = differences(&ran, &planned);
+    if diff.is_empty() {
+        Ok(PointState::Finished)
+    } else {
+        Ok(PointState::Stale { differences: diff.join("; ") })
+    }
 }
 
 /// What collecting found and wrote.
@@ -108,12 +136,13 @@ fn summary(states: &[(String, PointState)]) -> String {
         s += &format!("  {id}: {state}\n");
     }
     s += &format!(
-        "{} points: {} finished, {} running, {} failed, {} missing",
+        "{} points: {} finished, {} running, {} failed, {} missing, {} stale",
         states.len(),
         count(|s| *s == PointState::Finished),
         count(|s| matches!(s, PointState::Running { .. })),
         count(|s| matches!(s, PointState::Failed { .. })),
         count(|s| *s == PointState::Missing),
+        count(|s| matches!(s, PointState::Stale { .. })),
     );
     s
 }
@@ -233,7 +262,13 @@ pub fn collect(dir: &Path, out: Option<&Path>, allow_missing: bool) -> Result<Co
                     accuracy_report(setting, &target, backbone, &cells, rows)?
                 }
             };
-            (vec![format!("{}.md", setting.id), format!("{}.json", setting.id)], Some(md))
+            let mut files = vec![format!("{}.md", setting.id), format!("{}.json", setting.id)];
+            if matches!(setting.study, crate::paper::Study::Curve(_)) {
+                files.extend(
+                    setting.tasks.iter().map(|t| format!("{}/sweep.csv", t.data_dir_name())),
+                );
+            }
+            (files, Some(md))
         }
     };
     Ok(Collected { states, written, markdown })

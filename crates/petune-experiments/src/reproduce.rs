@@ -524,7 +524,7 @@ pub fn paper_jobs(setting: &PaperSetting, target: &Target) -> Result<(SlurmStudy
             for &task in &setting.tasks {
                 let plan = curve_plan(&setting, target, task, &methods, axis, &values);
                 for p in plan_points(&plan)? {
-                    let prefix = format!("{}-{}", id_part(task.data_dir_name()), p.tag);
+                    let prefix = format!("{}-{}", id_part(task.data_dir_name()), id_part(&p.tag));
                     let point = ManifestPoint {
                         id: String::new(),
                         task: Some(task),

@@ -31,6 +31,8 @@ pub const MANIFEST: &str = "sweep.json";
 pub const POINTS_LIST: &str = "points.txt";
 /// The sbatch script's file name.
 pub const SCRIPT: &str = "sweep.sbatch";
+/// A point's run config, in its folder.
+pub const RUN_CONFIG: &str = "run.json";
 /// The folder holding one sub-folder per point.
 pub const POINTS_DIR: &str = "points";
 /// Where the script writes a point's `petune train` error output.
@@ -322,7 +324,7 @@ pub fn emit(dir: &Path, study: Study, jobs: Vec<EmitJob>, opts: &SlurmOptions) -
     for EmitJob { point, mut cfg } in jobs {
         let folder = dir.join(POINTS_DIR).join(&point.id);
         cfg.out_dir = Some(folder.clone());
-        write_json_atomic(&folder.join("run.json"), &cfg)?;
+        write_json_atomic(&folder.join(RUN_CONFIG), &cfg)?;
         points.push(point);
     }
     let list: String = points.iter().map(|p| format!("{}\n", p.id)).collect();

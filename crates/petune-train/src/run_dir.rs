@@ -162,8 +162,15 @@ pub fn data_hash(data: &TaskData) -> String {
     format!("{h:016x}")
 }
 
-/// The fingerprint of a run: the config without [`NOT_FINGERPRINTED`] and the data hash.
+/// The fingerprint of a run: the config without [`NOT_FINGERPRINTED`]
+/// ([`config_fingerprint`]) and the data hash.
 pub fn fingerprint(cfg: &RunConfig, data: &TaskData) -> Result<Value> {
+    Ok(serde_json::json!({ "config": config_fingerprint(cfg)?, "data": data_hash(data) }))
+}
+
+/// The config part of a run's fingerprint: the config without [`NOT_FINGERPRINTED`], so
+/// that a run folder can be checked against a config without loading its data.
+pub fn config_fingerprint(cfg: &RunConfig) -> Result<Value> {
     let mut config = serde_json::to_value(cfg)
         .map_err(|source| Error::Json { path: "<run config>".into(), source })?;
     for field in NOT_FINGERPRINTED {
@@ -176,7 +183,7 @@ pub fn fingerprint(cfg: &RunConfig, data: &TaskData) -> Result<Value> {
             obj.remove(parts[parts.len() - 1]);
         }
     }
-    Ok(serde_json::json!({ "config": config, "data": data_hash(data) }))
+    Ok(config)
 }
 
 /// Every leaf where `a` and `b` differ, as `path: a → b` (`data` names the examples).

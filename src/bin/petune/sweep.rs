@@ -116,7 +116,7 @@ fn emit(plan: &SweepPlan, dir: &std::path::Path, slurm_args: &SlurmArgs) -> anyh
     for p in plan_points(plan)? {
         for (grid, cfg) in grid_configs(&p.cfg, &p.grid) {
             let point = ManifestPoint {
-                id: format!("{}-{}", p.tag, grid.tag()),
+                id: slurm::id_part(&format!("{}-{}", p.tag, grid.tag())),
                 task: None,
                 method: p.method.clone(),
                 x: p.x,
