@@ -1,7 +1,7 @@
 //! Collecting a job array emitted by [`slurm::emit`](crate::slurm::emit): the state of
 //! every point (finished, running, failed, never started) read from its run folder
 //! (`petune_train::run_dir`: `metrics.json` written last, the `flock`ed `.petune.lock`),
-//! selection on dev per grid as a local run does ([`grid::select`]), and the outputs of
+//! selection on dev per grid as a local run does ([`crate::grid::select`]), and the outputs of
 //! the local run written by the same functions (`sweep::write_sweep_outputs`,
 //! `reproduce::accuracy_report` / `curve_report`).
 
