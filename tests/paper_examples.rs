@@ -153,3 +153,76 @@ fn curves_write_csv_plots_and_a_table_per_task() {
     assert_eq!(csv.lines().count(), 1 + 2 + 1, "{csv}");
     assert!(t.out.join("mr/prompt_lengths.svg").is_file());
 }
+
+/// Array task `i` of an emitted job array, run by bash without Slurm.
+fn array_task(dir: &Path, i: usize) -> std::process::Output {
+    std::process::Command::new("bash")
+        .arg(dir.join(petune::experiments::slurm::SCRIPT))
+        .env("SLURM_ARRAY_TASK_ID", i.to_string())
+        .env_remove("SLURM_CPUS_PER_TASK")
+        .output()
+        .unwrap()
+}
+
+/// The table rows of a paper markdown file (`| ...` lines).
+fn table_rows(md: &str) -> Vec<&str> {
+    md.lines().filter(|l| l.starts_with('|')).collect()
+}
+
+#[test]
+fn a_paper_grid_emitted_as_a_job_array_collects_to_the_local_table() {
+    use petune::experiments::reproduce::paper_jobs;
+    use petune::experiments::slurm::{emit, SlurmOptions};
+    init();
+    let mut p = tiny(paper::table2());
+    p.methods = vec!["npg".into()];
+    p.seeds = vec![13];
+    let t = target("paper-slurm");
+    let (study, jobs) = paper_jobs(&p, &t).unwrap();
+    let ids: Vec<String> = jobs.iter().map(|j| j.point.id.clone()).collect();
+    // One task × method × seed, two learning rates: two array tasks.
+    assert_eq!(ids, ["mr-LPTNPGPL2-seed13-lr1e-3-bs4-wu0", "mr-LPTNPGPL2-seed13-lr5e-3-bs4-wu0"]);
+    let opts = SlurmOptions { petune: env!("CARGO_BIN_EXE_petune").into(), ..Default::default() };
+    let arr = emit(&t.out.with_file_name("array"), study, jobs, &opts).unwrap();
+    for i in 0..2 {
+        let o = array_task(&arr, i);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let c = petune::experiments::collect::collect(&arr, None, false).unwrap();
+    assert_eq!(c.finished(), 2);
+    let collected = c.markdown.unwrap();
+    assert!(arr.join("table2.md").is_file() && arr.join("table2.json").is_file());
+    let local = reproduce(&runner(), &p, &t).unwrap();
+    assert_eq!(table_rows(&collected), table_rows(&local), "{collected}\n{local}");
+    assert_eq!(table_rows(&local).len(), 3, "{local}");
+
+    // A curve: per task CSV, plots and the table, as a local run writes them.
+    let mut p = tiny(paper::fig5());
+    p.methods = vec!["wo_pg".into()];
+    p.values = vec![1, 4];
+    p.seeds = vec![13];
+    let t = target("paper-slurm-curve");
+    let (study, jobs) = paper_jobs(&p, &t).unwrap();
+    assert_eq!(jobs.len(), 2 * 2, "lengths × learning rates");
+    assert_eq!(jobs[0].point.id, "mr-LPTwoPG-prompt_len1-seed13-lr1e-3-bs4-wu0");
+    let arr = emit(&t.out.with_file_name("array"), study, jobs, &opts).unwrap();
+    for i in 0..4 {
+        let o = array_task(&arr, i);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let collected = petune::experiments::collect::collect(&arr, None, false).unwrap();
+    let local = reproduce(&runner(), &p, &t).unwrap();
+    let collected = collected.markdown.unwrap();
+    assert!(collected.contains("| Method | l 1 | l 4 |"), "{collected}");
+    assert_eq!(table_rows(&collected), table_rows(&local), "{collected}\n{local}");
+    let csv = |dir: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(dir.join("mr/sweep.csv")).unwrap();
+        text.lines().map(|l| l.split(',').take(7).collect::<Vec<_>>().join(",")).collect()
+    };
+    assert_eq!(csv(&arr), csv(&t.out));
+    assert!(arr.join("mr/prompt_lengths.svg").is_file());
+
+    // The efficiency items measure this machine: not a job array.
+    let err = paper_jobs(&tiny(paper::table5()), &t).unwrap_err();
+    assert!(err.to_string().contains("one machine"), "{err}");
+}

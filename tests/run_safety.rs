@@ -257,6 +257,42 @@ fn another_config_is_refused_listing_the_fields_and_restart_starts_over() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+#[test]
+fn skip_finished_leaves_a_finished_run_alone_and_refuses_another_config() {
+    init();
+    let root = temp_dir("skip-finished");
+    let (config, _) = write_run(&root, |_| {});
+    let out = root.join("out");
+    // Nothing there yet: it trains.
+    let o = petune_train(&config, &out, &["--skip-finished"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let metrics = std::fs::read(out.join("metrics.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["steps"], 4);
+    // Finished: the recorded report, nothing trained or rewritten.
+    let o = petune_train(&config, &out, &["--skip-finished"]);
+    assert!(o.status.success() && stderr(&o).contains("nothing to do"), "{}", stderr(&o));
+    let again: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(again, serde_json::from_slice::<serde_json::Value>(&metrics).unwrap());
+    assert_eq!(std::fs::read(out.join("metrics.json")).unwrap(), metrics);
+    assert_eq!(logged_steps(&out), vec![1, 2, 3, 4]);
+    // Another config is not "finished": the folder refuses it as without the flag.
+    let (other, _) = write_run(&root, |c| c.train.lr = 1e-2);
+    let o = petune_train(&other, &out, &["--skip-finished"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("train.lr: 0.005 → 0.01"), "{}", stderr(&o));
+    // Running elsewhere: locked.
+    let held = OutputLock::acquire(&out).unwrap();
+    let o = petune_train(&config, &out, &["--skip-finished"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("in use"), "{}", stderr(&o));
+    drop(held);
+    let o =
+        petune(&["train", "--skip-finished", "--restart", "--config", config.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "the two flags contradict each other");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 /// A copy of the tiny BERT whose word embedding `row` (every row when `None`) is NaN.
 fn nan_model(tag: &str, row: Option<i64>) -> PathBuf {
     let dir = temp_dir(&format!("nan-{tag}"));

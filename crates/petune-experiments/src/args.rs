@@ -1,27 +1,116 @@
 //! The command line shared by the paper examples (`examples/table*.rs`, `fig*.rs`):
 //! the model and data folders for the paper's setting, or `--scaled` for the
 //! scaled-down run on the assets of `scripts/setup.sh`, and overrides for seeds, steps,
-//! methods and tasks.
+//! methods and tasks; `--emit-slurm DIR` / `--collect DIR` run an item's grid as a Slurm
+//! job array (`slurm`, `collect`), with the resources of [`SlurmArgs`] (shared with
+//! `petune sweep`).
 
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::{Args, Parser};
 use petune_train::data::TaskName;
 
+use crate::collect::Collected;
 use crate::error::{ExperimentError, Result};
 use crate::paper::PaperSetting;
 use crate::reproduce::{DataRoot, Target};
 use crate::runner::Runner;
+use crate::slurm::SlurmOptions;
+
+/// The job array's resources (`--emit-slurm`), shared with the paper examples.
+#[derive(Args, Debug, Clone)]
+pub struct SlurmArgs {
+    /// `#SBATCH --time` of each array task.
+    #[arg(long, default_value = "04:00:00")]
+    pub slurm_time: String,
+    /// `#SBATCH --cpus-per-task` (also each run's libtorch threads).
+    #[arg(long, default_value_t = 4)]
+    pub slurm_cpus: usize,
+    /// `#SBATCH --partition` (none: the cluster's default).
+    #[arg(long)]
+    pub slurm_partition: Option<String>,
+    /// `#SBATCH --gpus` per array task (0: no GPU requested).
+    #[arg(long, default_value_t = 0)]
+    pub slurm_gpus: usize,
+    /// `#SBATCH --job-name`.
+    #[arg(long, default_value = "petune-sweep")]
+    pub slurm_job_name: String,
+    /// Further `#SBATCH` options, repeatable (`--slurm-extra=--mem=16G`).
+    #[arg(long)]
+    pub slurm_extra: Vec<String>,
+    /// The `petune` binary the array tasks run (default: this one when it is `petune`,
+    /// else the one built next to it; `PETUNE=...` at run time overrides it too).
+    #[arg(long)]
+    pub petune: Option<PathBuf>,
+    /// Pass `--nproc N` to each `petune train` (data-parallel ranks per point, issue #17:
+    /// not in `petune train` yet, so the emitted tasks fail until it lands; left out of
+    /// the command unless given).
+    #[arg(long)]
+    pub nproc: Option<usize>,
+    /// Write into an emit folder that exists and is not empty.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl SlurmArgs {
+    /// The options of `slurm::emit`.
+    pub fn options(&self) -> Result<SlurmOptions> {
+        let petune = match &self.petune {
+            Some(p) => p.clone(),
+            None => match Runner::detect() {
+                Runner::Cli(p) => p,
+                Runner::InProcess => {
+                    return Err(ExperimentError::invalid(
+                        "no petune binary next to this one: build it (cargo build --release --bin petune) or give --petune PATH",
+                    ))
+                }
+            },
+        };
+        if self.nproc.is_some() {
+            eprintln!(
+                "warning: --nproc is passed to `petune train`, which has no data-parallel \
+                 training yet (issue #17): the array tasks will fail until it lands"
+            );
+        }
+        Ok(SlurmOptions {
+            petune,
+            job_name: self.slurm_job_name.clone(),
+            time: self.slurm_time.clone(),
+            cpus: self.slurm_cpus,
+            partition: self.slurm_partition.clone(),
+            gpus: self.slurm_gpus,
+            extra: self.slurm_extra.clone(),
+            nproc: self.nproc,
+            force: self.force,
+            collect_command: "petune sweep --collect".into(),
+        })
+    }
+}
+
+/// Prints what collecting found (the points not finished, on stderr) and wrote.
+pub fn print_collected(c: &Collected, out: &Path) {
+    eprintln!("{}", c.summary());
+    let files: Vec<String> = c.written.iter().map(|f| format!("{}/{f}", out.display())).collect();
+    println!("wrote {}", files.join(", "));
+}
+
+/// Prints where an emitted job array is and how to submit and collect it.
+pub fn print_emitted(dir: &Path, n: usize, collect: &str) {
+    let d = dir.display();
+    println!("wrote {n} points to {d}/points and {d}/{}", crate::slurm::SCRIPT);
+    println!("submit:  sbatch {d}/{}", crate::slurm::SCRIPT);
+    println!("collect: {collect} {d}");
+}
 
 /// Arguments of a paper example.
 #[derive(Parser, Debug)]
 pub struct PaperArgs {
     /// Hugging Face model folder (the paper's backbone, e.g. roberta-large).
-    #[arg(long, required_unless_present = "scaled")]
+    #[arg(long, required_unless_present_any = ["scaled", "collect"])]
     pub model: Option<PathBuf>,
     /// Data folder with one sub-folder per task in its public layout (GLUE TSV: SST-2,
     /// MNLI, MRPC, QNLI, QQP, RTE; LM-BFF: mpqa, mr, subj, trec).
-    #[arg(long, required_unless_present = "scaled")]
+    #[arg(long, required_unless_present_any = ["scaled", "collect"])]
     pub data: Option<PathBuf>,
     /// The scaled-down run on the real assets here: all-MiniLM-L6-v2 and MR.
     #[arg(long)]
@@ -50,6 +139,20 @@ pub struct PaperArgs {
     /// Print the setting as JSON and exit.
     #[arg(long)]
     pub show_setting: bool,
+    /// Do not train: write the item's grid as a Slurm job array into this folder (one
+    /// run config per task × method × seed × grid point, and `sweep.sbatch`).
+    #[arg(long, conflicts_with = "collect")]
+    pub emit_slurm: Option<PathBuf>,
+    /// Do not train: write the item's table (into `--out`, default this folder) from the
+    /// finished points of a job array emitted with `--emit-slurm`.
+    #[arg(long)]
+    pub collect: Option<PathBuf>,
+    /// With `--collect`: build the table from the finished points even when some are not.
+    #[arg(long, requires = "collect")]
+    pub allow_missing: bool,
+    /// The job array's resources.
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
 }
 
 impl PaperArgs {
@@ -106,9 +209,28 @@ impl PaperArgs {
 /// next to the example) and prints the table; `assets` is the `.assets` folder.
 pub fn run_example(paper: PaperSetting, assets: &Path) -> Result<()> {
     let args = PaperArgs::parse();
+    if let Some(dir) = &args.collect {
+        let c = crate::collect::collect(dir, args.out.as_deref(), args.allow_missing)?;
+        print_collected(&c, args.out.as_deref().unwrap_or(dir));
+        if let Some(md) = &c.markdown {
+            println!("{md}");
+        }
+        return Ok(());
+    }
     let (setting, target) = args.resolve(paper, assets)?;
     if args.show_setting {
         println!("{}", serde_json::to_string_pretty(&setting)?);
+        return Ok(());
+    }
+    if let Some(dir) = &args.emit_slurm {
+        let (study, jobs) = crate::reproduce::paper_jobs(&setting, &target)?;
+        let n = jobs.len();
+        let exe =
+            std::env::current_exe().map_err(|e| ExperimentError::io("<this executable>", e))?;
+        let collect = format!("{} --collect", exe.display());
+        let opts = SlurmOptions { collect_command: collect.clone(), ..args.slurm.options()? };
+        let dir = crate::slurm::emit(dir, study, jobs, &opts)?;
+        print_emitted(&dir, n, &collect);
         return Ok(());
     }
     petune_train::memory::tune_allocator();

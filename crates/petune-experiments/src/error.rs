@@ -31,6 +31,31 @@ pub enum ExperimentError {
     /// A method name, setting or argument is not valid.
     #[error("{0}")]
     Invalid(String),
+    /// A job-array manifest (`sweep.json`, `points.txt`) is unreadable, of another
+    /// format, or was edited after it was emitted.
+    #[error("{path}: {msg}")]
+    Manifest {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
+    /// A folder to emit into exists and is not empty.
+    #[error(
+        "{path} exists and is not empty: choose another folder, or pass --force to write over it"
+    )]
+    OutputExists {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// Collecting found points that have not finished.
+    #[error("{dir}: not every point has finished (pass --allow-missing to build the outputs from the finished ones):\n{detail}")]
+    Incomplete {
+        /// The job-array folder.
+        dir: PathBuf,
+        /// One line per point that is not finished, then the counts.
+        detail: String,
+    },
     /// Drawing a plot failed.
     #[error("plot {path}: {msg}")]
     Plot {

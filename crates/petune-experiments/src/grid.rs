@@ -62,7 +62,8 @@ pub struct GridPoint {
 }
 
 impl GridPoint {
-    fn tag(&self) -> String {
+    /// The point as a file-name-safe tag (`lr1e-3-bs16-wu0.06`), its run folder's name.
+    pub fn tag(&self) -> String {
         format!("lr{:e}-bs{}-wu{}", self.lr, self.batch_size, self.warmup_rate)
     }
 }
@@ -89,16 +90,26 @@ pub struct Selected {
     pub outcome: RunOutcome,
 }
 
-/// Trains `base` at every point of `grid` (runs in `dir/<point>`) and selects on dev.
-pub fn search(runner: &Runner, base: &RunConfig, grid: &Grid, dir: &Path) -> Result<Selected> {
+/// `base` at every point of `grid`: the learning rate, batch size and warm-up set.
+pub fn grid_configs(base: &RunConfig, grid: &Grid) -> Vec<(GridPoint, RunConfig)> {
+    grid.points()
+        .into_iter()
+        .map(|point| {
+            let mut cfg = base.clone();
+            cfg.train.lr = point.lr;
+            cfg.train.batch_size = point.batch_size;
+            cfg.train.warmup_rate = point.warmup_rate;
+            (point, cfg)
+        })
+        .collect()
+}
+
+/// Selects on dev among finished grid runs, in grid order: the best dev metric, the
+/// first on ties.
+pub fn select(runs: Vec<(GridPoint, RunOutcome)>) -> Result<Selected> {
     let mut tried = Vec::new();
     let mut best: Option<(GridPoint, RunOutcome)> = None;
-    for point in grid.points() {
-        let mut cfg = base.clone();
-        cfg.train.lr = point.lr;
-        cfg.train.batch_size = point.batch_size;
-        cfg.train.warmup_rate = point.warmup_rate;
-        let outcome = runner.run(&cfg, &dir.join(point.tag()))?;
+    for (point, outcome) in runs {
         tried.push(GridRun { point, best_dev: outcome.best_dev(), test: outcome.test() });
         if best.as_ref().is_none_or(|(_, b)| outcome.best_dev() > b.best_dev()) {
             best = Some((point, outcome));
@@ -107,4 +118,13 @@ pub fn search(runner: &Runner, base: &RunConfig, grid: &Grid, dir: &Path) -> Res
     let (best, outcome) =
         best.ok_or_else(|| ExperimentError::invalid("empty hyper-parameter grid"))?;
     Ok(Selected { tried, best, outcome })
+}
+
+/// Trains `base` at every point of `grid` (runs in `dir/<point>`) and selects on dev.
+pub fn search(runner: &Runner, base: &RunConfig, grid: &Grid, dir: &Path) -> Result<Selected> {
+    let mut runs = Vec::new();
+    for (point, cfg) in grid_configs(base, grid) {
+        runs.push((point, runner.run(&cfg, &dir.join(point.tag()))?));
+    }
+    select(runs)
 }

@@ -17,21 +17,22 @@ use petune_train::{
     DataSource, FewShotConfig, HeadConfig, MethodConfig, RunConfig, TaskConfig, TrainConfig,
     TrainReport,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bench_suite::{added_mib, bench_table, run_bench_jobs, BenchJob};
 use crate::catalog::{at_prompt_layer, paper_method, scaled_lr};
 use crate::error::{ExperimentError, Result};
-use crate::grid::{search, Grid, GridPoint, GridRun};
+use crate::grid::{grid_configs, search, Grid, GridPoint, GridRun};
 use crate::paper::{scale_layer, PaperSetting, Study};
 use crate::runner::Runner;
-use crate::sweep::{plot_sweep, run_sweep, write_sweep_csv, Axis, SweepPlan, SweepPoint};
+use crate::slurm::{id_part, EmitJob, ManifestPoint, Study as SlurmStudy};
+use crate::sweep::{plan_points, run_sweep, write_sweep_outputs, Axis, SweepPlan, SweepPoint};
 use crate::tables::{
     accuracy_table, curve_table, efficiency_table, paper_task_name, tradeoff_table,
 };
 
 /// Where the data of a run comes from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DataRoot {
     /// A folder with one sub-folder per task in its public layout (`SST-2`, `MNLI`, `mr`,
     /// ...; `TaskName::data_dir_name`).
@@ -41,7 +42,7 @@ pub enum DataRoot {
 }
 
 /// Where and how to run an item.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Target {
     /// Hugging Face model folder.
     pub model: PathBuf,
@@ -291,14 +292,14 @@ fn bench_all(
     })
 }
 
-fn header(setting: &PaperSetting, target: &Target, spec: &BackboneSpec) -> String {
+fn header(setting: &PaperSetting, target: &Target, backbone: &str) -> String {
     let mut s = format!(
         "# {} — {}\n\nPaper backbone(s): {}. Run on: {} ({}).\n\n",
         setting.id,
         setting.title,
         setting.backbones.join(", "),
         target.model.display(),
-        spec.describe()
+        backbone
     );
     for n in &setting.notes {
         s += &format!("- {n}\n");
@@ -306,29 +307,111 @@ fn header(setting: &PaperSetting, target: &Target, spec: &BackboneSpec) -> Strin
     s + "\n"
 }
 
+/// `setting` as it runs on `spec`: a model with fewer positions than the setting's
+/// length cuts inputs to them (when the setting truncates).
+fn fitted(setting: &PaperSetting, spec: &BackboneSpec) -> PaperSetting {
+    let mut fitted = setting.clone();
+    if (spec.max_positions as usize) < setting.max_len && setting.truncate {
+        fitted.max_len = spec.max_positions as usize;
+    }
+    fitted
+}
+
+/// Writes an accuracy item's table in the paper's layout (`<out>/<id>.md`, rows in the
+/// order of `rows`) and its runs (`<out>/<id>.json`); returns the markdown. Shared by a
+/// local run and by collecting a job array.
+pub fn accuracy_report(
+    setting: &PaperSetting,
+    target: &Target,
+    backbone: &str,
+    cells: &[Cell],
+    rows: &[String],
+) -> Result<String> {
+    std::fs::create_dir_all(&target.out).map_err(|e| ExperimentError::io(&target.out, e))?;
+    let table = accuracy_table(setting, cells, rows);
+    let md = header(setting, target, backbone) + &table;
+    let file = AccuracyFile { setting, target, table: &table, runs: cells };
+    write(&target.out.join(format!("{}.json", setting.id)), &serde_json::to_string_pretty(&file)?)?;
+    write(&target.out.join(format!("{}.md", setting.id)), &md)?;
+    Ok(md)
+}
+
+/// Writes a curve item's outputs: per task `<out>/<task>/sweep.csv` and plots, the table
+/// per task in `<out>/<id>.md`, every run in `<out>/<id>.json`; returns the markdown.
+/// Shared by a local run and by collecting a job array.
+pub fn curve_report(
+    setting: &PaperSetting,
+    target: &Target,
+    backbone: &str,
+    axis: Axis,
+    values: &[usize],
+    per_task: &[(TaskName, Vec<SweepPoint>)],
+) -> Result<String> {
+    let mut md = header(setting, target, backbone);
+    let mut all = BTreeMap::new();
+    for (task, points) in per_task {
+        let dir = target.out.join(task.data_dir_name());
+        std::fs::create_dir_all(&dir).map_err(|e| ExperimentError::io(&dir, e))?;
+        let plots = write_sweep_outputs(&dir, axis, points)?;
+        md += &format!("## {}\n\n{}\n", paper_task_name(*task), curve_table(axis, values, points));
+        md += &format!(
+            "Plots: {}\n\n",
+            plots
+                .iter()
+                .map(|p| format!("{}/{p}.png", task.data_dir_name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        all.insert(task.to_string(), points.iter().map(point_json).collect::<Vec<_>>());
+    }
+    let file = serde_json::json!({"setting": setting, "target": target, "runs": all});
+    write(&target.out.join(format!("{}.json", setting.id)), &serde_json::to_string_pretty(&file)?)?;
+    write(&target.out.join(format!("{}.md", setting.id)), &md)?;
+    Ok(md)
+}
+
+/// The axis values of a curve item on `spec` (prompt layers mapped to its depth).
+fn curve_values(setting: &PaperSetting, axis: Axis, spec: &BackboneSpec) -> Vec<usize> {
+    match axis {
+        Axis::PromptLayer => setting.layers_for(spec.n_layers),
+        Axis::PromptLength => setting.values.clone(),
+    }
+}
+
+/// The sweep plan of a curve item on one task.
+fn curve_plan(
+    setting: &PaperSetting,
+    target: &Target,
+    task: TaskName,
+    methods: &[MethodConfig],
+    axis: Axis,
+    values: &[usize],
+) -> SweepPlan {
+    SweepPlan {
+        base: setting.run_config(target, task, &methods[0], setting.seeds[0]),
+        methods: methods.iter().map(|m| (m.clone(), setting.grid_for(m))).collect(),
+        axis,
+        values: values.to_vec(),
+        seeds: setting.seeds.iter().map(|&s| s as u64).collect(),
+    }
+}
+
 /// Runs `setting` on `target` and writes `<out>/<id>.md` and `<out>/<id>.json`; returns
 /// the markdown.
 pub fn reproduce(runner: &Runner, setting: &PaperSetting, target: &Target) -> Result<String> {
     std::fs::create_dir_all(&target.out).map_err(|e| ExperimentError::io(&target.out, e))?;
     let spec = spec_of(target)?;
-    // A model with fewer positions than the setting's length: inputs are cut to them.
-    let mut fitted = setting.clone();
-    if (spec.max_positions as usize) < setting.max_len && setting.truncate {
-        fitted.max_len = spec.max_positions as usize;
-    }
-    let setting = &fitted;
+    let setting = &fitted(setting, &spec);
     let methods = methods_of(setting, &spec)?;
+    let backbone = spec.describe();
     let md_path = target.out.join(format!("{}.md", setting.id));
     let json_path = target.out.join(format!("{}.json", setting.id));
-    let mut md = header(setting, target, &spec);
+    let mut md = header(setting, target, &backbone);
     match setting.study {
         Study::Accuracy => {
             let cells = accuracy_cells(runner, setting, target, &methods)?;
             let rows: Vec<String> = methods.iter().map(MethodConfig::label).collect();
-            let table = accuracy_table(setting, &cells, &rows);
-            md += &table;
-            let file = AccuracyFile { setting, target, table: &table, runs: &cells };
-            write(&json_path, &serde_json::to_string_pretty(&file)?)?;
+            return accuracy_report(setting, target, &backbone, &cells, &rows);
         }
         Study::Efficiency => {
             let (reports, peak) = bench_all(runner, setting, target, &methods)?;
@@ -359,40 +442,17 @@ pub fn reproduce(runner: &Runner, setting: &PaperSetting, target: &Target) -> Re
             write(&json_path, &serde_json::to_string_pretty(&file)?)?;
         }
         Study::Curve(axis) => {
-            let values = match axis {
-                Axis::PromptLayer => setting.layers_for(spec.n_layers),
-                Axis::PromptLength => setting.values.clone(),
-            };
-            let mut all = BTreeMap::new();
-            for &task in &setting.tasks {
-                let dir = target.out.join(task.data_dir_name());
-                let plan = SweepPlan {
-                    base: setting.run_config(target, task, &methods[0], setting.seeds[0]),
-                    methods: methods.iter().map(|m| (m.clone(), setting.grid_for(m))).collect(),
-                    axis,
-                    values: values.clone(),
-                    seeds: setting.seeds.iter().map(|&s| s as u64).collect(),
-                };
-                let points = run_sweep(runner, &plan, &dir)?;
-                write_sweep_csv(&dir.join("sweep.csv"), axis, &points)?;
-                let plots = plot_sweep(&dir, axis, &points)?;
-                md += &format!(
-                    "## {}\n\n{}\n",
-                    paper_task_name(task),
-                    curve_table(axis, &values, &points)
-                );
-                md += &format!(
-                    "Plots: {}\n\n",
-                    plots
-                        .iter()
-                        .map(|p| format!("{}/{p}.png", task.data_dir_name()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                all.insert(task.to_string(), points.iter().map(point_json).collect::<Vec<_>>());
+            if methods.is_empty() || setting.seeds.is_empty() {
+                return Err(ExperimentError::invalid("a curve needs a method and a seed"));
             }
-            let file = serde_json::json!({"setting": setting, "target": target, "runs": all});
-            write(&json_path, &serde_json::to_string_pretty(&file)?)?;
+            let values = curve_values(setting, axis, &spec);
+            let mut per_task = Vec::new();
+            for &task in &setting.tasks {
+                let plan = curve_plan(setting, target, task, &methods, axis, &values);
+                let dir = target.out.join(task.data_dir_name());
+                per_task.push((task, run_sweep(runner, &plan, &dir)?));
+            }
+            return curve_report(setting, target, &backbone, axis, &values, &per_task);
         }
     }
     write(&md_path, &md)?;
@@ -404,4 +464,93 @@ fn point_json(p: &SweepPoint) -> serde_json::Value {
         "method": p.method, "x": p.x, "seed": p.seed,
         "report": p.outcome.report, "losses": p.outcome.losses,
     })
+}
+
+/// One job per grid point of `point`'s grid search, ids `<prefix>-<grid point>`.
+fn grid_jobs(
+    jobs: &mut Vec<EmitJob>,
+    prefix: &str,
+    point: ManifestPoint,
+    cfg: &RunConfig,
+    grid: &Grid,
+) {
+    for (gp, cfg) in grid_configs(cfg, grid) {
+        let id = format!("{prefix}-{}", gp.tag());
+        jobs.push(EmitJob { point: ManifestPoint { id, grid: gp, ..point.clone() }, cfg });
+    }
+}
+
+/// `setting` on `target` as job-array points (`slurm::emit`), one per task × method ×
+/// seed × grid point, ids `<task>-<method>-seed<s>-<grid point>` (curves:
+/// `<task>-<method>-<axis><x>-seed<s>-<grid point>`), with what collecting needs to
+/// write the same tables as [`reproduce`]. Accuracy tables and curves only: the
+/// efficiency items measure speed and memory, which belong on one machine.
+pub fn paper_jobs(setting: &PaperSetting, target: &Target) -> Result<(SlurmStudy, Vec<EmitJob>)> {
+    let spec = spec_of(target)?;
+    let setting = fitted(setting, &spec);
+    let methods = methods_of(&setting, &spec)?;
+    let mut jobs = Vec::new();
+    let (rows, values) = match setting.study {
+        Study::Accuracy => {
+            for &task in &setting.tasks {
+                for method in &methods {
+                    for &seed in &setting.seeds {
+                        let cfg = setting.run_config(target, task, method, seed);
+                        let label = method.label();
+                        let prefix = format!(
+                            "{}-{}-seed{seed}",
+                            id_part(task.data_dir_name()),
+                            id_part(&label)
+                        );
+                        let point = ManifestPoint {
+                            id: String::new(),
+                            task: Some(task),
+                            method: label,
+                            x: None,
+                            seed: seed.into(),
+                            grid: GridPoint { lr: 0.0, batch_size: 0, warmup_rate: 0.0 },
+                        };
+                        grid_jobs(&mut jobs, &prefix, point, &cfg, &setting.grid_for(method));
+                    }
+                }
+            }
+            (methods.iter().map(MethodConfig::label).collect(), Vec::new())
+        }
+        Study::Curve(axis) => {
+            if methods.is_empty() || setting.seeds.is_empty() {
+                return Err(ExperimentError::invalid("a curve needs a method and a seed"));
+            }
+            let values = curve_values(&setting, axis, &spec);
+            for &task in &setting.tasks {
+                let plan = curve_plan(&setting, target, task, &methods, axis, &values);
+                for p in plan_points(&plan)? {
+                    let prefix = format!("{}-{}", id_part(task.data_dir_name()), id_part(&p.tag));
+                    let point = ManifestPoint {
+                        id: String::new(),
+                        task: Some(task),
+                        method: p.method.clone(),
+                        x: p.x,
+                        seed: p.seed,
+                        grid: GridPoint { lr: 0.0, batch_size: 0, warmup_rate: 0.0 },
+                    };
+                    grid_jobs(&mut jobs, &prefix, point, &p.cfg, &p.grid);
+                }
+            }
+            (Vec::new(), values)
+        }
+        Study::Efficiency | Study::PromptLayerTradeoff => {
+            return Err(ExperimentError::invalid(format!(
+                "{} measures training speed and memory: run it on one machine, not as a job array",
+                setting.id
+            )));
+        }
+    };
+    let study = SlurmStudy::Paper {
+        setting: Box::new(setting),
+        target: target.clone(),
+        backbone: spec.describe(),
+        rows,
+        values,
+    };
+    Ok((study, jobs))
 }

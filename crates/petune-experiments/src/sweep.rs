@@ -37,7 +37,8 @@ impl Axis {
         }
     }
 
-    fn column(self) -> &'static str {
+    /// The CSV column (and file-name tag) of the axis.
+    pub fn column(self) -> &'static str {
         match self {
             Axis::PromptLayer => "prompt_layer",
             Axis::PromptLength => "prompt_len",
@@ -97,9 +98,26 @@ fn base_label(method: &MethodConfig) -> String {
     method.label().split(" (PL").next().unwrap_or_default().to_string()
 }
 
-/// Runs every point of `plan`, each in `out/runs/<tag>/<grid point>`, printing one line
-/// per point on stderr.
-pub fn run_sweep(runner: &Runner, plan: &SweepPlan, out: &Path) -> Result<Vec<SweepPoint>> {
+/// One point of a sweep before its grid search: a method at one axis value and seed.
+#[derive(Debug, Clone)]
+pub struct PlannedPoint {
+    /// Method label without the prompt layer ("LPT NPG").
+    pub method: String,
+    /// The axis value, `None` for methods without the knob.
+    pub x: Option<usize>,
+    /// The seed.
+    pub seed: u64,
+    /// A stable, file-name-safe name of the point (`LPTNPG-prompt_layer2-seed13`).
+    pub tag: String,
+    /// Its run config (the grid's values are filled in per grid point).
+    pub cfg: RunConfig,
+    /// The hyper-parameter grid selected on dev.
+    pub grid: Grid,
+}
+
+/// Every point of `plan`, methods outermost, then axis values, then seeds: the order of
+/// the CSV rows.
+pub fn plan_points(plan: &SweepPlan) -> Result<Vec<PlannedPoint>> {
     if plan.seeds.is_empty() {
         return Err(ExperimentError::invalid("a sweep needs at least one seed"));
     }
@@ -132,20 +150,38 @@ pub fn run_sweep(runner: &Runner, plan: &SweepPlan, out: &Path) -> Result<Vec<Sw
                     plan.axis.column(),
                     x.unwrap_or(0)
                 );
-                eprint!(
-                    "  {:<24} {} {:>3} seed {:>3} ... ",
-                    name,
-                    plan.axis.column(),
-                    x.map(|p| p.to_string()).unwrap_or("-".into()),
-                    seed
-                );
-                let outcome = search(runner, &cfg, grid, &out.join("runs").join(&tag))?.outcome;
-                eprintln!("test {:.4}", outcome.test());
-                points.push(SweepPoint { method: name, x, seed, outcome });
+                points.push(PlannedPoint { method: name, x, seed, tag, cfg, grid: grid.clone() });
             }
         }
     }
     Ok(points)
+}
+
+/// Runs every point of `plan`, each in `out/runs/<tag>/<grid point>`, printing one line
+/// per point on stderr.
+pub fn run_sweep(runner: &Runner, plan: &SweepPlan, out: &Path) -> Result<Vec<SweepPoint>> {
+    let mut points = Vec::new();
+    for p in plan_points(plan)? {
+        eprint!(
+            "  {:<24} {} {:>3} seed {:>3} ... ",
+            p.method,
+            plan.axis.column(),
+            p.x.map(|v| v.to_string()).unwrap_or("-".into()),
+            p.seed
+        );
+        let outcome = search(runner, &p.cfg, &p.grid, &out.join("runs").join(&p.tag))?.outcome;
+        eprintln!("test {:.4}", outcome.test());
+        points.push(SweepPoint { method: p.method, x: p.x, seed: p.seed, outcome });
+    }
+    Ok(points)
+}
+
+/// What a sweep writes from its finished points, whether they ran here or as Slurm
+/// array tasks (`slurm::collect`): `out/sweep.csv` and the plots of [`plot_sweep`].
+/// Returns the plots' stems.
+pub fn write_sweep_outputs(out: &Path, axis: Axis, points: &[SweepPoint]) -> Result<Vec<String>> {
+    write_sweep_csv(&out.join("sweep.csv"), axis, points)?;
+    plot_sweep(out, axis, points)
 }
 
 /// Writes one CSV row per run.

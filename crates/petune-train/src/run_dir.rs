@@ -14,6 +14,9 @@
 //!   outputs are removed first; other files are left alone).
 //! - **Log**: on resume `log.jsonl` is cut back to the checkpoint's step, so steps run
 //!   after the checkpoint and before the crash are not logged twice.
+//! - **Finished**: `metrics.json` is written last and atomically, so a folder whose
+//!   fingerprint matches and that holds a readable `metrics.json` holds the run finished
+//!   ([`finished_report`]; `petune train --skip-finished` and Slurm sweeps use it).
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -25,7 +28,10 @@ use serde_json::Value;
 
 use crate::config::{RunConfig, TaskData};
 use crate::data::Dataset;
+use crate::trainer::TrainReport;
 
+/// The report's name, written last when a run finishes.
+pub const METRICS_FILE: &str = "metrics.json";
 /// The lock file's name.
 pub const LOCK_FILE: &str = ".petune.lock";
 /// The fingerprint file's name.
@@ -156,8 +162,15 @@ pub fn data_hash(data: &TaskData) -> String {
     format!("{h:016x}")
 }
 
-/// The fingerprint of a run: the config without [`NOT_FINGERPRINTED`] and the data hash.
+/// The fingerprint of a run: the config without [`NOT_FINGERPRINTED`]
+/// ([`config_fingerprint`]) and the data hash.
 pub fn fingerprint(cfg: &RunConfig, data: &TaskData) -> Result<Value> {
+    Ok(serde_json::json!({ "config": config_fingerprint(cfg)?, "data": data_hash(data) }))
+}
+
+/// The config part of a run's fingerprint: the config without [`NOT_FINGERPRINTED`], so
+/// that a run folder can be checked against a config without loading its data.
+pub fn config_fingerprint(cfg: &RunConfig) -> Result<Value> {
     let mut config = serde_json::to_value(cfg)
         .map_err(|source| Error::Json { path: "<run config>".into(), source })?;
     for field in NOT_FINGERPRINTED {
@@ -170,7 +183,7 @@ pub fn fingerprint(cfg: &RunConfig, data: &TaskData) -> Result<Value> {
             obj.remove(parts[parts.len() - 1]);
         }
     }
-    Ok(serde_json::json!({ "config": config, "data": data_hash(data) }))
+    Ok(config)
 }
 
 /// Every leaf where `a` and `b` differ, as `path: a → b` (`data` names the examples).
@@ -317,6 +330,27 @@ impl RunDir {
             .open(&path)
             .map_err(|e| Error::io(&path, e))
     }
+}
+
+/// The recorded report of the run fingerprinted `fp` when `dir` holds it finished (a
+/// matching fingerprint and a readable `metrics.json`); `None` when the folder does not
+/// exist, has not finished this run, or holds another run (which [`RunDir::open`] then
+/// refuses with the differing fields). The folder's lock is held while it looks, so a
+/// run in progress there is [`Error::Locked`]; nothing is written.
+pub fn finished_report(dir: &Path, fp: &Value) -> Result<Option<TrainReport>> {
+    let fp_path = dir.join(FINGERPRINT_FILE);
+    let metrics = dir.join(METRICS_FILE);
+    if !fp_path.is_file() || !metrics.is_file() {
+        return Ok(None);
+    }
+    let _lock = OutputLock::acquire(dir)?;
+    let old: Value = read_json(&fp_path)?;
+    if !differences(&old, fp).is_empty() {
+        return Ok(None);
+    }
+    // A report that does not parse (written by another petune version) is not trusted
+    // as finished: the run is trained again (resumed) instead.
+    Ok(read_json::<TrainReport>(&metrics).ok())
 }
 
 #[cfg(test)]

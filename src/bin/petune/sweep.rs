@@ -3,24 +3,30 @@
 //! test metric against the axis as mean ± std over seeds (`prompt_layers.png/.svg` or
 //! `prompt_lengths.png/.svg`, as the paper's Figures 2, 4 and 5), and the training-loss
 //! curves averaged over seeds (`convergence.png/.svg`, as Figure 2-middle).
+//!
+//! On a cluster the same plan is a Slurm job array: `--emit-slurm DIR` writes a run
+//! config per point and `DIR/sweep.sbatch`; `--collect DIR` writes the same outputs from
+//! the finished points (petune_experiments::slurm, ::collect; docs/scaling-out.md).
 
 use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Args;
 use petune::core::fsio::read_json;
+use petune::experiments::args::{print_collected, print_emitted, SlurmArgs};
 use petune::experiments::catalog::parse_method;
-use petune::experiments::grid::Grid;
+use petune::experiments::grid::{grid_configs, Grid};
 use petune::experiments::runner::Runner;
-use petune::experiments::sweep::{plot_sweep, run_sweep, write_sweep_csv, Axis, SweepPlan};
+use petune::experiments::slurm::{self, EmitJob, ManifestPoint, Study};
+use petune::experiments::sweep::{plan_points, run_sweep, write_sweep_outputs, Axis, SweepPlan};
 use petune::prelude::*;
 
 /// Arguments of `petune sweep`.
 #[derive(Args, Debug)]
 pub struct SweepArgs {
     /// The base run config (JSON).
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required_unless_present = "collect")]
+    config: Option<PathBuf>,
     /// Prompt layers (paper numbering, 1-based) for LPT methods.
     #[arg(long, value_delimiter = ',', conflicts_with = "prompt_lens")]
     prompt_layers: Vec<usize>,
@@ -37,14 +43,35 @@ pub struct SweepArgs {
     /// Learning rates to select from on dev at every point (default: the config's).
     #[arg(long, value_delimiter = ',')]
     lrs: Vec<f64>,
-    /// Output folder.
-    #[arg(long)]
-    out: PathBuf,
+    /// Output folder (with `--collect`: default the collected folder).
+    #[arg(long, required_unless_present_any = ["collect", "emit_slurm"])]
+    out: Option<PathBuf>,
+    /// Do not train: write the plan as a Slurm job array into this folder (a run config
+    /// per point, `sweep.json`, `points.txt`, `sweep.sbatch`).
+    #[arg(long, conflicts_with_all = ["out", "collect"])]
+    emit_slurm: Option<PathBuf>,
+    /// Do not train: build `sweep.csv` and the plots from the finished points of a job
+    /// array emitted with `--emit-slurm`, naming the points that are not finished.
+    #[arg(long, conflicts_with_all = ["config", "prompt_layers", "prompt_lens", "methods", "lrs"])]
+    collect: Option<PathBuf>,
+    /// With `--collect`: build the outputs from the finished points even when some are
+    /// missing, running or failed (exit status 0).
+    #[arg(long, requires = "collect")]
+    allow_missing: bool,
+    #[command(flatten)]
+    slurm: SlurmArgs,
 }
 
 /// Runs `petune sweep`.
 pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
-    let base: RunConfig = read_json(&args.config)?;
+    if let Some(dir) = &args.collect {
+        let c =
+            petune::experiments::collect::collect(dir, args.out.as_deref(), args.allow_missing)?;
+        print_collected(&c, args.out.as_deref().unwrap_or(dir));
+        return Ok(());
+    }
+    let Some(config) = &args.config else { bail!("give --config RUN.json") };
+    let base: RunConfig = read_json(config)?;
     let spec = petune::backbones::spec_from_config(
         &petune::backbones::ModelDir::open(&base.model)?.config_path(),
     )?;
@@ -71,11 +98,36 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         values,
         seeds: args.seeds.clone(),
     };
-    std::fs::create_dir_all(&args.out)?;
-    let points = run_sweep(&Runner::detect(), &plan, &args.out)?;
-    write_sweep_csv(&args.out.join("sweep.csv"), axis, &points)?;
-    let plots = plot_sweep(&args.out, axis, &points)?;
+    if let Some(dir) = &args.emit_slurm {
+        return emit(&plan, dir, &args.slurm);
+    }
+    let Some(out) = &args.out else { bail!("give --out DIR") };
+    std::fs::create_dir_all(out)?;
+    let points = run_sweep(&Runner::detect(), &plan, out)?;
+    let plots = write_sweep_outputs(out, axis, &points)?;
     let files: Vec<String> = plots.iter().map(|p| format!("{p}.{{png,svg}}")).collect();
-    println!("wrote {}/sweep.csv, {}", args.out.display(), files.join(", "));
+    println!("wrote {}/sweep.csv, {}", out.display(), files.join(", "));
+    Ok(())
+}
+
+/// `--emit-slurm DIR`: one point per grid run, ids `<point tag>-<grid point tag>`.
+fn emit(plan: &SweepPlan, dir: &std::path::Path, slurm_args: &SlurmArgs) -> anyhow::Result<()> {
+    let mut jobs = Vec::new();
+    for p in plan_points(plan)? {
+        for (grid, cfg) in grid_configs(&p.cfg, &p.grid) {
+            let point = ManifestPoint {
+                id: slurm::id_part(&format!("{}-{}", p.tag, grid.tag())),
+                task: None,
+                method: p.method.clone(),
+                x: p.x,
+                seed: p.seed,
+                grid,
+            };
+            jobs.push(EmitJob { point, cfg });
+        }
+    }
+    let n = jobs.len();
+    let dir = slurm::emit(dir, Study::Sweep { axis: plan.axis }, jobs, &slurm_args.options()?)?;
+    print_emitted(&dir, n, "petune sweep --collect");
     Ok(())
 }

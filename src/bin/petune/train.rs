@@ -83,6 +83,11 @@ pub struct TrainArgs {
     /// of resuming or refusing a folder that holds another run.
     #[arg(long)]
     restart: bool,
+    /// Do nothing when the output folder already holds this run finished (same
+    /// fingerprint and a `metrics.json`): print its recorded report instead. Slurm array
+    /// tasks use it, so that resubmitting a sweep re-runs only what is not finished.
+    #[arg(long, conflicts_with = "restart")]
+    skip_finished: bool,
     /// Print the report as JSON only.
     #[arg(long)]
     json: bool,
@@ -185,8 +190,25 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&cfg)?);
         return Ok(());
     }
-    let trainer = Trainer::from_config(cfg.clone())
+    let mut data = None;
+    if let (true, Some(dir)) = (args.skip_finished, &cfg.out_dir) {
+        // The data is loaded before the model: the fingerprint needs the examples only.
+        let task = cfg.task.load()?;
+        let fp = petune::train::run_dir::fingerprint(&cfg, &task)?;
+        if let Some(report) = petune::train::run_dir::finished_report(dir, &fp)? {
+            eprintln!("{} holds this run finished: nothing to do", dir.display());
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            return Ok(());
+        }
+        data = Some(task);
+    }
+    let mut trainer = Trainer::from_config(cfg.clone())
         .with_context(|| format!("loading {}", cfg.model.display()))?;
+    if let Some(task) = data {
+        trainer = trainer.with_data(task);
+    }
     let result = trainer.quiet(args.json).restart(args.restart).fit()?;
     let r = &result.report;
     if args.json {
