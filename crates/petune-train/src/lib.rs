@@ -9,6 +9,7 @@ pub mod config;
 pub mod data;
 pub mod estimate;
 pub mod features;
+pub mod generate;
 pub mod head;
 pub mod memory;
 pub mod method;
