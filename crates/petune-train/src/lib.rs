@@ -4,6 +4,7 @@
 //! schedule, locked and fingerprinted output folders, checkpoints and resume.
 
 pub mod bench;
+pub mod causal_lm;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
