@@ -65,6 +65,9 @@ fn by_hand(m: &LoadedModel, delta: Option<&dyn Delta>, feats: &[LmFeature]) -> f
     sum / n as f64
 }
 
+/// A delta with the store that holds its tensors.
+type Built = (VarStore, Box<dyn Delta>);
+
 fn lpt_and_lora() -> Vec<(&'static str, MethodConfig)> {
     vec![
         ("LPT NPG", MethodConfig::Lpt(LptConfig::npg(2))),
@@ -84,7 +87,7 @@ fn the_loss_is_the_completion_tokens_cross_entropy_and_ignores_padding() {
         let batch = collate(&refs, m.tokenizer.pad_id(), Device::Cpu).unwrap();
         let (_, n) = completion_nll(m.backbone.as_ref(), None, &batch, false).unwrap();
         assert_eq!(n as usize, completion_tokens, "{name}");
-        let mut deltas: Vec<(&str, Option<(VarStore, Box<dyn Delta>)>)> = vec![("none", None)];
+        let mut deltas: Vec<(&str, Option<Built>)> = vec![("none", None)];
         for (label, cfg) in lpt_and_lora() {
             tch::manual_seed(5);
             let vs = VarStore::new(Device::Cpu);
