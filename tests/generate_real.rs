@@ -91,3 +91,44 @@ fn smollm2_chat_template_from_the_metadata() {
     eprintln!("chat: {text:?} ({:?})", g.stop);
     assert!(text.contains("Paris"), "{text:?}");
 }
+
+/// transformers' greedy tokens for SmolLM2 (tests/fixtures/gguf/smollm2.forward.json,
+/// scripts/export_smollm2_forward.py on branch `gguf`: transformers 5.24 loading the same
+/// GGUF in float32, `generate(do_sample=False, max_new_tokens=10)`, which stops at eos):
+/// the cached greedy generation reproduces every case, the chat-templated one included,
+/// and the chat template renders its text.
+#[test]
+#[ignore = "real model: cargo test --test generate_real -- --ignored"]
+fn smollm2_greedy_tokens_equal_transformers() {
+    init();
+    let golden: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixture("gguf").join("smollm2.forward.json")).unwrap(),
+    )
+    .unwrap();
+    let (backbone, tok) = smollm2();
+    let template = chat_template_of(Path::new(&smollm2_path())).unwrap().unwrap();
+    let messages: Vec<Message> = golden["chat_messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| Message {
+            role: m["role"].as_str().unwrap().into(),
+            content: m["content"].as_str().unwrap().into(),
+        })
+        .collect();
+    let ids = |v: &serde_json::Value| -> Vec<i64> { serde_json::from_value(v.clone()).unwrap() };
+    for case in golden["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let prompt = ids(&case["ids"]);
+        if case["chat"].as_bool().unwrap() {
+            assert_eq!(render_chat(&template, &messages, true, None, None).unwrap(), text);
+        }
+        let want = ids(&case["greedy_new_ids"]);
+        let eos = backbone.spec().eos_id.unwrap();
+        let opts =
+            GenerateOptions { max_new_tokens: 10, stop_ids: vec![eos], ..Default::default() };
+        let g = generate(&backbone, None, &prompt, &opts).unwrap();
+        eprintln!("{text:?} -> {:?}", tok.decode(&g.tokens).unwrap());
+        assert_eq!(g.tokens, want, "{text:?}");
+    }
+}
