@@ -70,6 +70,47 @@ fn greedy_sampled_and_with_a_trained_delta() {
 }
 
 #[test]
+fn causal_lm_tuning_through_petune_train_then_generate_from_the_delta() {
+    // `petune train --train` on prompt/completion rows is causal-LM tuning; its delta
+    // loads in `petune generate --delta`.
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/instruct");
+    let (tr, dev) = (data.join("train.jsonl"), data.join("dev.jsonl"));
+    let out = temp_dir("cli-generate-causal-lm").join("out");
+    let model = fixture("llama-lm").display().to_string();
+    let (tr, dev, out_s) =
+        (tr.display().to_string(), dev.display().to_string(), out.display().to_string());
+    let run = petune(&[
+        "train", "--json", "--model", &model, "--train", &tr, "--dev", &dev, "--method", "npg",
+        "--steps", "8", "--out", &out_s,
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["objective"], "causal_lm");
+    let (before, after) =
+        (report["dev"]["loss_before"].as_f64().unwrap(), report["dev"]["loss"].as_f64().unwrap());
+    assert!(after < before, "{report}");
+    assert!(out.join("delta.safetensors").is_file() && out.join("metrics.json").is_file());
+    let base = [
+        "--model",
+        model.as_str(),
+        "--prompt",
+        "Question: What colour is snow?\nAnswer:",
+        "--max-new-tokens",
+        "6",
+    ];
+    let plain = generate_json(&base);
+    let mut with = base.to_vec();
+    with.extend_from_slice(&["--delta", &out_s]);
+    let tuned = generate_json(&with);
+    assert_ne!(plain["tokens"], tuned["tokens"], "the tuned late prompt changes nothing");
+    // A delta of another model is refused, naming it.
+    let gpt2 = fixture("gpt2-lm").display().to_string();
+    let out = petune(&["generate", "--model", &gpt2, "--delta", &out_s, "--prompt", "hi"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(1) && err.contains("trained on"), "{err}");
+}
+
+#[test]
 fn bad_flags_exit_1_naming_the_problem() {
     let model = fixture("gpt2-lm").display().to_string();
     let m = model.as_str();

@@ -258,3 +258,88 @@ pub fn train(
     }
     Ok(losses)
 }
+
+/// What a causal-LM tuned delta's `delta.json` records (`"objective": "causal_lm"`): the
+/// method, the backbone it was trained on and the sequence limit. `delta.safetensors`
+/// next to it holds the delta's tensors by their trainable-store names.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CausalLmManifest {
+    /// petune version that wrote it.
+    pub petune_version: String,
+    /// Always `causal_lm` (tells this manifest from a classification delta's).
+    pub objective: String,
+    /// The method.
+    pub method: crate::method::MethodConfig,
+    /// The backbone it was trained on (`BackboneSpec::describe`).
+    pub backbone: String,
+    /// Longest sequence (prompt + completion) in tokens.
+    pub max_len: usize,
+}
+
+/// The objective name in [`CausalLmManifest::objective`].
+pub const OBJECTIVE: &str = "causal_lm";
+
+/// Whether the delta folder `dir` holds a causal-LM tuned delta.
+pub fn is_causal_lm_delta(dir: &Path) -> bool {
+    let Ok(v) = petune_core::fsio::read_json::<serde_json::Value>(&dir.join("delta.json")) else {
+        return false;
+    };
+    v.get("objective").and_then(|o| o.as_str()) == Some(OBJECTIVE)
+}
+
+/// Writes `delta.safetensors` (the store's tensors, `{"format": "pt"}`) and `delta.json`
+/// into `dir`, atomically.
+pub fn save(dir: &Path, store: &tch::nn::VarStore, manifest: &CausalLmManifest) -> Result<()> {
+    let meta = std::collections::HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("petune_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+    ]);
+    let mut tensors: Vec<(String, Tensor)> = store.variables().into_iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    petune_core::tensor_io::write_safetensors(
+        &dir.join("delta.safetensors"),
+        &tensors,
+        Some(meta),
+    )?;
+    petune_core::fsio::write_json_atomic(&dir.join("delta.json"), manifest)
+}
+
+/// Rebuilds the delta saved in `dir` on `backbone` (the one it was trained on) and loads
+/// its tensors strictly (every missing, unexpected or mis-shaped tensor is an error).
+pub fn load_delta(
+    dir: &Path,
+    backbone: &dyn Backbone,
+) -> Result<(tch::nn::VarStore, Box<dyn Delta>, CausalLmManifest)> {
+    let manifest: CausalLmManifest = petune_core::fsio::read_json(&dir.join("delta.json"))?;
+    if manifest.objective != OBJECTIVE {
+        return Err(Error::config("objective", format!("expected {OBJECTIVE}")));
+    }
+    if manifest.backbone != backbone.spec().describe() {
+        return Err(Error::Incompatible {
+            method: format!("delta in {}", dir.display()),
+            backbone: backbone.spec().describe(),
+            reason: format!("it was trained on {}", manifest.backbone),
+        });
+    }
+    let store = tch::nn::VarStore::new(backbone.device());
+    let delta = manifest
+        .method
+        .build(&(store.root() / "delta"), backbone)?
+        .ok_or_else(|| Error::config("method", "model tuning has no delta to load"))?;
+    let path = dir.join("delta.safetensors");
+    let file = petune_core::tensor_io::read_safetensors(&path, backbone.device())?;
+    let targets: Vec<(String, Tensor)> = store.variables().into_iter().collect();
+    crate::checkpoint::copy_into(&path, &file.tensors, &targets, true)?;
+    Ok((store, delta, manifest))
+}
+
+/// Whether a JSONL file's first row has `prompt` and `completion` fields (an
+/// instruction-style file, trained with the causal-LM loss).
+pub fn looks_like_instruct_jsonl(path: &Path) -> bool {
+    let is_jsonl = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
+    let Ok(text) = std::fs::read_to_string(path) else { return false };
+    let Some(first) = text.lines().find(|l| !l.trim().is_empty()) else { return false };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(first) else { return false };
+    is_jsonl && v.get("prompt").is_some() && v.get("completion").is_some()
+}

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 use petune::prelude::*;
+use petune::train::causal_lm::{is_causal_lm_delta, load_delta};
 use petune::train::generate::chat::{chat_template_of, render_chat, Message};
 use petune::train::generate::{generate, Decoding, GenerateOptions, StopReason};
 
@@ -20,7 +21,8 @@ pub struct GenerateArgs {
     /// Decoder model: a Hugging Face folder (GPT-2, Llama, Mistral, Qwen2).
     #[arg(long)]
     model: PathBuf,
-    /// A delta trained on this model (`petune train`'s output folder).
+    /// A delta trained on this model (`petune train`'s output folder: a classification
+    /// run, or causal-LM tuning on prompt/completion rows).
     #[arg(long)]
     delta: Option<PathBuf>,
     /// The text to continue.
@@ -88,14 +90,15 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     if opts.max_new_tokens == 0 {
         bail!("--max-new-tokens must be at least 1");
     }
+    let causal_delta = args.delta.as_deref().filter(|d| is_causal_lm_delta(d));
     let (trained, loaded) = match &args.delta {
-        Some(delta) => {
+        Some(delta) if causal_delta.is_none() => {
             if args.device != "cpu" {
                 bail!("--device is only supported without --delta for now");
             }
             (Some(load_trained(&args.model, delta)?), None)
         }
-        None => {
+        _ => {
             let opts = LoadOptions {
                 device: petune::core::parse_device(&args.device)?,
                 ..LoadOptions::default()
@@ -105,9 +108,19 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
             (None, Some(m))
         }
     };
+    // A causal-LM tuned delta (`petune train` on prompt/completion rows).
+    let lm_delta = match (causal_delta, &loaded) {
+        (Some(dir), Some(m)) => Some(
+            load_delta(dir, m.backbone.as_ref())
+                .with_context(|| format!("loading the delta in {}", dir.display()))?,
+        ),
+        _ => None,
+    };
     let (backbone, delta, tokenizer) = match (&trained, &loaded) {
         (Some(t), _) => (t.backbone(), t.active_delta(), &t.encoder().tokenizer),
-        (None, Some(m)) => (m.backbone.as_ref(), None, &m.tokenizer),
+        (None, Some(m)) => {
+            (m.backbone.as_ref(), lm_delta.as_ref().map(|(_, d, _)| d.as_ref()), &m.tokenizer)
+        }
         (None, None) => bail!("no model loaded"),
     };
     let spec = backbone.spec();

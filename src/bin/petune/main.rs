@@ -9,6 +9,7 @@ mod params;
 mod probe;
 mod sweep;
 mod train;
+mod train_lm;
 
 use clap::{Parser, Subcommand};
 
