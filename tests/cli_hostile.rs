@@ -300,7 +300,7 @@ fn generate_refuses_hostile_models_and_deltas() {
         mk("malformed config.json", gen("models/bad_json", &[]), 1, "config.json"),
         mk("unsupported model type", gen("models/t5", &[]), 1, "t5"),
         mk("missing model", gen("models/none_such", &[]), 1, "none_such"),
-        mk("missing prompt file", gen_file(&c), 1, "prompt file"),
+        mk("missing prompt file", gen_file(c), 1, "prompt file"),
         mk("NaN temperature", gen("models/trunc", &["--temperature", "NaN"]), 1, "temperature"),
         mk(
             "delta folder without delta.json",
