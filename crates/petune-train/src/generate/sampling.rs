@@ -77,6 +77,9 @@ impl Sampler {
                 logits[bad]
             )));
         }
+        if logits.iter().all(|x| *x == f32::NEG_INFINITY) {
+            return Err(Error::input("every logit is -inf: no token can be chosen"));
+        }
         match (self.decoding, self.rng.as_mut()) {
             (Decoding::Sample { temperature, top_p, .. }, Some(rng)) => {
                 Ok(sample(logits, temperature, top_p, uniform(rng)) as i64)
@@ -112,6 +115,7 @@ fn sample(logits: &[f32], temperature: f64, top_p: f64, u: f64) -> usize {
         .iter()
         .enumerate()
         .map(|(i, &l)| (i, ((l as f64 - max) / temperature).exp()))
+        .filter(|p| p.1 > 0.0) // -inf logits (and underflows) are never drawn
         .collect();
     let total: f64 = probs.iter().map(|p| p.1).sum();
     // Most likely first; equal probabilities by index, so the order is deterministic.
@@ -151,6 +155,12 @@ mod tests {
         assert_eq!(s.next_token(&[0.1, 3.0, -1.0, 3.0]).unwrap(), 1);
         assert!(s.next_token(&[0.0, f32::NAN]).is_err());
         assert!(s.next_token(&[]).is_err());
+        assert!(s.next_token(&[f32::NEG_INFINITY; 3]).is_err());
+        // A -inf logit is never drawn, even at the tail.
+        let mut t =
+            Sampler::new(Decoding::Sample { temperature: 1.0, top_p: 1.0, seed: 1 }).unwrap();
+        let x = [0.0, f32::NEG_INFINITY, 0.0];
+        assert!((0..100).all(|_| t.next_token(&x).unwrap() != 1));
     }
 
     #[test]
