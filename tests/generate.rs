@@ -7,12 +7,14 @@
 //!   reading the prompt part, as generation binds it), within 1e-5;
 //! - greedy tokens equal a no-cache argmax loop;
 //! - sampling with the same seed is reproducible, another seed differs;
-//! - bad requests are typed errors.
+//! - bad requests are typed errors;
+//! - on a left-padded batch of two, the backbone-level cache API (prefill, then one token
+//!   per row) gives the logits of full forward passes, with and without LPT.
 
 mod common;
 
 use common::*;
-use petune::core::{BindCtx, Error};
+use petune::core::{BindCtx, Error, KvCache};
 use petune::prelude::*;
 use petune::train::generate::{generate, Decoding, GenerateOptions, StopReason};
 use tch::nn::VarStore;
@@ -195,4 +197,75 @@ fn bad_requests_are_typed_errors() {
     let bert = load(&fixture("bert-mlm"));
     let err = generate(bert.as_ref(), None, &[1, 2], &ok).unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+}
+
+/// The backbone-level cache API on a left-padded batch of two prompts (explicit
+/// positions, as transformers' `generate` builds them): three steps of one token per
+/// row give the logits of full forward passes over the padded prompt + tokens so far.
+#[test]
+fn a_left_padded_batch_steps_like_full_passes() {
+    init();
+    for name in DECODERS {
+        let backbone = load(&fixture(name));
+        let spec = backbone.spec().clone();
+        tch::manual_seed(4);
+        let vs = VarStore::new(Device::Cpu);
+        let lpt = MethodConfig::Lpt(LptConfig::npg(2));
+        let delta = lpt.build(&(vs.root() / "delta"), backbone.as_ref()).unwrap().unwrap();
+        for delta in [None, Some(delta.as_ref())] {
+            let ids = Tensor::from_slice2(&[[0i64, 0, 5, 17, 3], [9, 28, 11, 4, 6]])
+                .remainder(spec.vocab);
+            let mask = Tensor::from_slice2(&[[0i64, 0, 1, 1, 1], [1, 1, 1, 1, 1]]);
+            let positions = |m: &Tensor| (m.cumsum(1, Kind::Int64) - 1).clamp_min(0);
+            let input = |ids: &Tensor, m: &Tensor, prompt_len: i64| {
+                let t = ids.size()[1];
+                let context = Tensor::arange(t, (Kind::Int64, Device::Cpu)).lt(prompt_len);
+                BackboneInput::new(ids.shallow_clone())
+                    .unwrap()
+                    .with_attention_mask(m.shallow_clone())
+                    .unwrap()
+                    .with_positions(positions(m))
+                    .unwrap()
+                    .with_context_mask(
+                        context.to_kind(Kind::Int64).unsqueeze(0).expand([2, t], true),
+                    )
+                    .unwrap()
+            };
+            let _no_grad = tch::no_grad_guard();
+            let prompt = input(&ids, &mask, 5);
+            let hooks: Box<dyn Hooks + '_> = match delta {
+                Some(d) => d
+                    .bind(&BindCtx { backbone: backbone.as_ref(), input: &prompt, train: false })
+                    .unwrap(),
+                None => Box::new(NoHooks),
+            };
+            let mut cache = KvCache::new(spec.n_layers);
+            let (mut all_ids, mut all_mask) = (ids.shallow_clone(), mask.shallow_clone());
+            let mut step_input = prompt.clone();
+            for step in 0..4 {
+                let s = backbone.embed_cached(&step_input, hooks.as_ref(), &mut cache).unwrap();
+                let s = backbone
+                    .layers_cached(s, 0..spec.n_layers, hooks.as_ref(), &mut cache)
+                    .unwrap();
+                let s = backbone.finish(s, hooks.as_ref(), false).unwrap();
+                let got = backbone.lm_logits(&s.hidden.select(1, s.seq_len() - 1), false).unwrap();
+                // The full pass, the delta bound to it with the prompt part readable.
+                let full = input(&all_ids, &all_mask, 5);
+                let fh: Box<dyn Hooks + '_> = match delta {
+                    Some(d) => d
+                        .bind(&BindCtx { backbone: backbone.as_ref(), input: &full, train: false })
+                        .unwrap(),
+                    None => Box::new(NoHooks),
+                };
+                let f = backbone.forward_t(&full, fh.as_ref(), false).unwrap();
+                let want = backbone.lm_logits(&f.hidden.select(1, f.seq_len() - 1), false).unwrap();
+                let what = format!("{name}, delta {}, step {step}", delta.is_some());
+                assert_close(&got, &want, 1e-5, &what);
+                let next = got.argmax(-1, true); // [2, 1]
+                all_ids = Tensor::cat(&[&all_ids, &next], 1);
+                all_mask = Tensor::cat(&[all_mask.shallow_clone(), next.ones_like()], 1);
+                step_input = BackboneInput::new(next).unwrap(); // positions continue the cache
+            }
+        }
+    }
 }
