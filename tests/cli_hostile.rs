@@ -283,6 +283,43 @@ fn corpus() -> &'static Corpus {
 }
 
 #[test]
+fn generate_refuses_hostile_models_and_deltas() {
+    let c = corpus();
+    let gen = |model: &str, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["generate", "--model", &c.p(model), "--prompt", "hello"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let mk = |what, v: Vec<String>, code, says| Case { what, args: v, code, says };
+    check(vec![
+        mk("truncated weights", gen("models/trunc", &[]), 1, "model.safetensors"),
+        mk("garbage weights", gen("models/garbage", &[]), 1, "not a valid safetensors"),
+        mk("malformed config.json", gen("models/bad_json", &[]), 1, "config.json"),
+        mk("unsupported model type", gen("models/t5", &[]), 1, "t5"),
+        mk("missing model", gen("models/none_such", &[]), 1, "none_such"),
+        mk("missing prompt file", gen_file(c), 1, "prompt file"),
+        mk("NaN temperature", gen("models/trunc", &["--temperature", "NaN"]), 1, "temperature"),
+        mk(
+            "delta folder without delta.json",
+            gen("models/trunc", &["--delta", "/nonexistent"]),
+            1,
+            "delta.json",
+        ),
+    ]);
+}
+
+/// `generate --prompt-file` naming a file that does not exist.
+fn gen_file(c: &Corpus) -> Vec<String> {
+    ["generate", "--model", &c.p("models/trunc"), "--prompt-file", &c.p("data/none_such.txt")]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+#[test]
 fn forward_refuses_hostile_models_and_inputs() {
     let c = corpus();
     let out = c.p("out.safetensors");

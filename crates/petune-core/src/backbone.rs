@@ -11,6 +11,7 @@ use tch::{nn::VarStore, Device, Tensor};
 use crate::error::Result;
 use crate::hooks::Hooks;
 use crate::input::BackboneInput;
+use crate::kv_cache::KvCache;
 use crate::site::LinearSite;
 use crate::spec::BackboneSpec;
 use crate::state::SeqState;
@@ -47,6 +48,35 @@ pub trait Backbone {
     /// identity for post-LN encoders.
     fn finish(&self, s: SeqState, hooks: &dyn Hooks, train: bool) -> Result<SeqState>;
 
+    /// [`Backbone::embed`] for cached decoding ([`crate::kv_cache`]): on an empty cache
+    /// the prefill (hooks fire as in `embed`), afterwards a step embedding new tokens
+    /// that continue the cached ones (`input_embeds` does not fire again; the input's
+    /// positions are taken as they are, so pass [`KvCache::next_positions`]). Causal
+    /// decoders only: the default is a typed refusal.
+    fn embed_cached(
+        &self,
+        _input: &BackboneInput,
+        _hooks: &dyn Hooks,
+        _cache: &mut KvCache,
+    ) -> Result<SeqState> {
+        Err(no_cache(self.spec()))
+    }
+
+    /// [`Backbone::layers`] with a key/value cache ([`crate::kv_cache`]): a layer the
+    /// cache has not seen runs the prefill (`before_layer` fires) and stores its keys
+    /// and values; afterwards the state's tokens are new ones attending everything
+    /// cached, and only they are computed. Eval mode, no dropout. Causal decoders only:
+    /// the default is a typed refusal.
+    fn layers_cached(
+        &self,
+        _s: SeqState,
+        _range: Range<usize>,
+        _hooks: &dyn Hooks,
+        _cache: &mut KvCache,
+    ) -> Result<SeqState> {
+        Err(no_cache(self.spec()))
+    }
+
     /// `embed → layers(0..L) → finish`.
     fn forward_t(&self, input: &BackboneInput, hooks: &dyn Hooks, train: bool) -> Result<SeqState> {
         let s = self.embed(input, hooks, train)?;
@@ -75,6 +105,14 @@ pub trait Backbone {
 
     /// BERT-style pooler (`tanh(W h_[CLS] + b)`) on `[B, H]` vectors, when present.
     fn pooler(&self, cls: &Tensor) -> Result<Tensor>;
+}
+
+/// The refusal of cached decoding on a backbone that has no causal attention.
+fn no_cache(spec: &BackboneSpec) -> crate::Error {
+    crate::Error::Unsupported {
+        what: "cached decoding".into(),
+        msg: format!("{} is not a causal decoder", spec.describe()),
+    }
 }
 
 /// Runs the whole backbone and returns every hidden state: the embedding output, then

@@ -13,6 +13,7 @@ pub mod error;
 pub mod fsio;
 pub mod hooks;
 pub mod input;
+pub mod kv_cache;
 pub mod mixed;
 pub mod pool;
 pub mod recording;
@@ -27,6 +28,7 @@ pub use device::{cuda_backend_load_result, is_device_name, load_cuda_backend, pa
 pub use error::{Error, KindMismatch, Result, ShapeMismatch, WeightReport};
 pub use hooks::{Hooks, KvPrefix, NoHooks, Stack};
 pub use input::BackboneInput;
+pub use kv_cache::{KvCache, LayerKv};
 pub use mixed::{bind_mixed, MixedHooks};
 pub use recording::{RecordingHooks, SiteEvent};
 pub use site::{

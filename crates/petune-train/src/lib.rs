@@ -4,11 +4,13 @@
 //! schedule, locked and fingerprinted output folders, checkpoints and resume.
 
 pub mod bench;
+pub mod causal_lm;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod estimate;
 pub mod features;
+pub mod generate;
 pub mod head;
 pub mod memory;
 pub mod method;

@@ -2,12 +2,14 @@
 
 mod bench;
 mod forward;
+mod generate;
 mod infer;
 mod inspect;
 mod params;
 mod probe;
 mod sweep;
 mod train;
+mod train_lm;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +43,8 @@ fn init_logging(verbose: u8) {
 enum Command {
     /// Run a checkpoint on texts and write every hidden state (and MLM logits) to safetensors.
     Forward(forward::ForwardArgs),
+    /// Continue a prompt with a decoder (and a tuned delta): greedy or sampled, KV-cached.
+    Generate(generate::GenerateArgs),
     /// Train a method (LPT or any baseline) on your data or from a run config.
     Train(train::TrainArgs),
     /// Train-step speed and memory of methods on a backbone (docs/benchmarks.md).
@@ -100,6 +104,7 @@ fn run(command: Command) -> anyhow::Result<()> {
     petune::train::memory::tune_allocator();
     match command {
         Command::Forward(args) => forward::run(&args),
+        Command::Generate(args) => generate::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Params(args) => params::run(&args),
         Command::Bench(args) => bench::run(&args),

@@ -180,6 +180,29 @@ fn apply_overrides(cfg: &mut RunConfig, args: &TrainArgs) {
 
 /// Runs `petune train`.
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    if let (None, Some(model), Some(train)) = (&args.config, &args.model, &args.train) {
+        if petune::train::causal_lm::looks_like_instruct_jsonl(train) {
+            if args.print_config || args.head.is_some() || args.test.is_some() {
+                bail!("prompt/completion files take no --print-config, --head or --test yet");
+            }
+            let stem = train.file_stem().map(|s| s.to_string_lossy().into_owned());
+            let out = args.out.clone().unwrap_or_else(|| {
+                PathBuf::from("runs").join(stem.unwrap_or_else(|| "causal_lm".into()))
+            });
+            return crate::train_lm::run(&crate::train_lm::LmArgs {
+                model,
+                train,
+                dev: args.dev.as_deref(),
+                method: args.method.as_deref(),
+                out,
+                steps: args.steps,
+                lr: args.lr,
+                seed: args.seed,
+                max_len: args.max_len,
+                json: args.json,
+            });
+        }
+    }
     let mut cfg: RunConfig = match (&args.config, &args.model, &args.train) {
         (Some(path), _, _) => read_json(path)?,
         (None, Some(model), Some(train)) => quickstart(args, model, train)?,

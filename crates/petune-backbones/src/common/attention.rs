@@ -51,6 +51,55 @@ pub fn decoder_bias(
     masked_bias(pad_mask, prefix_mask, Some(near), kind)
 }
 
+/// A causal decoder's bias `[B, 1, Tn, P + Tc + Tn]` for `Tn` new tokens (key mask and
+/// positions `[B, Tn]`) after `Tc` cached ones (`past`: their key mask and positions
+/// `[B, Tc]`), columns ordered prefix, cached, new: a new token attends every prefix
+/// slot, every attended cached token and the new tokens up to itself, within the
+/// sliding window (counted in positions) when there is one. With nothing cached this is
+/// [`decoder_bias`] (and, without a window, the causal [`attention_bias`]).
+pub fn cached_decoder_bias(
+    past: Option<(&Tensor, &Tensor)>,
+    pad_mask: &Tensor,
+    positions: &Tensor,
+    prefix_mask: Option<&Tensor>,
+    window: Option<i64>,
+    kind: Kind,
+) -> Tensor {
+    let (b, tn) = (pad_mask.size()[0], pad_mask.size()[1]);
+    let device = pad_mask.device();
+    let mut key_masks = Vec::new();
+    if let Some(pm) = prefix_mask {
+        key_masks.push(pm.to_kind(Kind::Int64));
+    }
+    if let Some((m, _)) = past {
+        key_masks.push(m.to_kind(Kind::Int64));
+    }
+    key_masks.push(pad_mask.to_kind(Kind::Int64));
+    let keys = Tensor::cat(&key_masks, 1); // [B, P+Tc+Tn]
+    let tc = past.map_or(0, |(m, _)| m.size()[1]);
+    let n_prefix = keys.size()[1] - tc - tn;
+    let attend = keys.ne(0).view([b, 1, 1, n_prefix + tc + tn]); // [B, 1, 1, P+Tc+Tn]
+                                                                 // New token i (key index tc + i) sees keys j <= tc + i.
+    let text = Tensor::ones([tn, tc + tn], (Kind::Bool, device)).tril(tc); // [Tn, Tc+Tn]
+    let text = match window {
+        Some(w) => {
+            let key_pos = match past {
+                Some((_, p)) => Tensor::cat(&[p.shallow_clone(), positions.shallow_clone()], 1),
+                None => positions.shallow_clone(),
+            }; // [B, Tc+Tn]
+            let gap = positions.unsqueeze(2) - key_pos.unsqueeze(1); // [B, Tn, Tc+Tn]
+            gap.lt(w).unsqueeze(1).logical_and(&text.view([1, 1, tn, tc + tn])) // [B, 1, Tn, Tc+Tn]
+        }
+        None => text.view([1, 1, tn, tc + tn]),
+    };
+    let b_pattern = text.size()[0];
+    let pre = Tensor::ones([b_pattern, 1, tn, n_prefix], (Kind::Bool, device)); // [*, 1, Tn, P]
+    let pattern = Tensor::cat(&[pre, text], 3); // [*, 1, Tn, P+Tc+Tn]
+    let attend = attend.logical_and(&pattern); // [B, 1, Tn, P+Tc+Tn]
+    let zeros = Tensor::zeros([1], (kind, device));
+    zeros.masked_fill(&attend.logical_not(), MASK_VALUE).to_kind(kind)
+}
+
 /// [`attention_bias`] with `causal` = `Some(window pattern)`: the text part of a causal
 /// pattern is further restricted to the `[B, 1, T, T]` pairs a sliding window allows.
 fn masked_bias(
@@ -276,5 +325,35 @@ mod tests {
         };
         assert_eq!(seen(&[0, 1, 2, 3, 4, 5, 6]), [3, 4, 5, 6]);
         assert_eq!(seen(&[0, 1, 2, 2, 2, 3, 4]), [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn the_cached_bias_is_the_last_rows_of_the_full_one() {
+        // Left padding, a prefix and a window: the bias of the last `tn` queries after
+        // `tc` cached tokens equals those rows of the full bias, and with nothing cached
+        // it is the full bias.
+        let mask = Tensor::from_slice2(&[[0i64, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]]);
+        let pos = Tensor::from_slice2(&[[0i64, 0, 1, 2, 3, 4], [0, 1, 2, 3, 4, 5]]);
+        let prefix = Tensor::from_slice2(&[[1i64, 0], [1, 1]]);
+        for window in [None, Some(3)] {
+            let full = decoder_bias(&mask, &pos, Some(&prefix), window, Kind::Float);
+            let none = cached_decoder_bias(None, &mask, &pos, Some(&prefix), window, Kind::Float);
+            assert!(none.equal(&full), "window {window:?}");
+            for tc in [1, 4, 5] {
+                let tn = 6 - tc;
+                let past = (mask.narrow(1, 0, tc), pos.narrow(1, 0, tc));
+                let got = cached_decoder_bias(
+                    Some((&past.0, &past.1)),
+                    &mask.narrow(1, tc, tn),
+                    &pos.narrow(1, tc, tn),
+                    Some(&prefix),
+                    window,
+                    Kind::Float,
+                );
+                assert!(got.equal(&full.narrow(2, tc, tn)), "window {window:?}, tc {tc}");
+            }
+        }
+        let causal = attention_bias(&mask, None, true, Kind::Float);
+        assert!(cached_decoder_bias(None, &mask, &pos, None, None, Kind::Float).equal(&causal));
     }
 }

@@ -14,7 +14,7 @@
 use std::ops::Range;
 use std::rc::Rc;
 
-use petune_core::{Backbone, Hooks, KvPrefix, Result, SeqState};
+use petune_core::{Backbone, BackboneSpec, Error, Hooks, KvPrefix, LayerKv, Result, SeqState};
 use tch::Tensor;
 
 use super::attention::checked_prefix_mask;
@@ -42,6 +42,34 @@ pub trait LayerStack: Backbone {
         0
     }
 
+    /// The context for `layer` on new tokens `s` after the tokens `past` holds (`None`:
+    /// the prefill) for cached decoding ([`petune_core::kv_cache`]). Causal decoders
+    /// implement it; the default is a typed refusal.
+    fn cached_context(
+        &self,
+        _layer: usize,
+        _s: &SeqState,
+        _past: Option<&LayerKv>,
+        _prefix_mask: Option<&Tensor>,
+    ) -> Result<Self::Context> {
+        Err(no_cache(self.spec()))
+    }
+
+    /// Runs `layer` on new tokens `x` `[B, Tn, H]` in eval mode, attending `past`'s
+    /// keys and values before their own; returns the output and the layer's keys and
+    /// values `[B, kv_heads, Tc + Tn, d]` (cached ones first) for the cache.
+    fn forward_layer_cached(
+        &self,
+        _layer: usize,
+        _x: &Tensor,
+        _ctx: &Self::Context,
+        _prefix: Option<&KvPrefix>,
+        _past: Option<&LayerKv>,
+        _hooks: &dyn Hooks,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        Err(no_cache(self.spec()))
+    }
+
     /// Runs `layer` on `x` `[B, T, H]`.
     fn forward_layer(
         &self,
@@ -52,6 +80,14 @@ pub trait LayerStack: Backbone {
         hooks: &dyn Hooks,
         train: bool,
     ) -> Tensor;
+}
+
+/// The refusal of cached decoding by a layer stack without causal attention.
+fn no_cache(spec: &BackboneSpec) -> Error {
+    Error::Unsupported {
+        what: "cached decoding".into(),
+        msg: format!("{} is not a causal decoder", spec.describe()),
+    }
 }
 
 /// What identifies a reusable context: the state's mask and positions tensors (by

@@ -6,6 +6,7 @@
 
 pub mod attention;
 pub mod backbone;
+pub mod cached;
 pub mod config;
 pub mod layer_loop;
 pub mod layers;

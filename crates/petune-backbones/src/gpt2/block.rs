@@ -13,7 +13,9 @@
 //! `reorder_and_upcast_attn` only changes the precision of the score computation under
 //! mixed precision; petune computes scores in the weights' kind either way.
 
-use petune_core::{Hooks, KvPrefix, LinearRole, LinearSite, NormRole, NormSite, Result, Sublayer};
+use petune_core::{
+    Hooks, KvPrefix, LayerKv, LinearRole, LinearSite, NormRole, NormSite, Result, Sublayer,
+};
 use tch::{nn, Tensor};
 
 use super::config::Gpt2Config;
@@ -95,6 +97,21 @@ impl Gpt2Block {
         hooks: &dyn Hooks,
         train: bool,
     ) -> Tensor {
+        self.forward_cached(x, bias, prefix, None, hooks, train).0
+    }
+
+    /// [`Gpt2Block::forward`] on new tokens `x` `[B, Tn, H]` after `past`'s cached keys
+    /// and values (`bias` `[B, 1, Tn, P + Tc + Tn]`); returns the output and the keys and
+    /// values attended, `[B, nh, Tc + Tn, d]`.
+    pub fn forward_cached(
+        &self,
+        x: &Tensor,
+        bias: &Tensor,
+        prefix: Option<&KvPrefix>,
+        past: Option<&LayerKv>,
+        hooks: &dyn Hooks,
+        train: bool,
+    ) -> (Tensor, Tensor, Tensor) {
         let h = x.size()[2];
         let normed = self.ln_1.forward(x, hooks);
         let fused = self.c_attn.forward(&normed, hooks); // [B, T, 3H]
@@ -107,8 +124,21 @@ impl Gpt2Block {
         );
         let (q, k, v) =
             (split_heads(&q, self.heads), split_heads(&k, self.heads), split_heads(&v, self.heads)); // [B, nh, T, d]
+        let (k, v) = match past {
+            Some(p) => (Tensor::cat(&[&p.k, &k], 2), Tensor::cat(&[&p.v, &v], 2)), // [B, nh, Tc+T, d]
+            None => (k, v),
+        };
         let p_drop = if train { self.attn_dropout } else { 0.0 };
-        let ctx = merge_heads(&attend(&q, k, v, prefix, Some(bias), p_drop, Some(self.scale))); // [B, T, H]
+        let att = attend(
+            &q,
+            k.shallow_clone(),
+            v.shallow_clone(),
+            prefix,
+            Some(bias),
+            p_drop,
+            Some(self.scale),
+        );
+        let ctx = merge_heads(&att); // [B, T, H]
         let (p, layer) = (self.resid_dropout, self.index);
         let a =
             sublayer_out(self.c_proj.forward(&ctx, hooks), p, train, hooks, layer, Sublayer::Attn);
@@ -116,6 +146,6 @@ impl Gpt2Block {
         let up = self.act.forward(&self.c_fc.forward(&self.ln_2.forward(&x, hooks), hooks)); // [B, T, I]
         let m =
             sublayer_out(self.mlp_proj.forward(&up, hooks), p, train, hooks, layer, Sublayer::Ffn);
-        x + m
+        (x + m, k, v)
     }
 }

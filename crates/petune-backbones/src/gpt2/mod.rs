@@ -38,13 +38,14 @@ pub use config::Gpt2Config;
 use embeddings::Gpt2Embeddings;
 use petune_core::fsio::read_json;
 use petune_core::{
-    Backbone, BackboneInput, BackboneSpec, Error, Hooks, KvPrefix, NormRole, NormSite, Result,
-    SeqState,
+    Backbone, BackboneInput, BackboneSpec, Error, Hooks, KvCache, KvPrefix, LayerKv, NormRole,
+    NormSite, Result, SeqState,
 };
 use tch::{nn::VarStore, Tensor};
 
-use crate::common::attention::attention_bias;
+use crate::common::attention::{attention_bias, cached_decoder_bias};
 use crate::common::backbone::{layer_of, no_pooler};
+use crate::common::cached::{embed_cached, run_layers_cached};
 use crate::common::layer_loop::{run_layers, LayerStack};
 use crate::common::layers::LayerNorm;
 use crate::common::weights::{hf_renamed_key, KeyAction, WeightSource};
@@ -150,6 +151,31 @@ impl LayerStack for Gpt2Backbone {
     ) -> Tensor {
         self.blocks[layer].forward(x, bias, prefix, hooks, train)
     }
+
+    fn cached_context(
+        &self,
+        _layer: usize,
+        s: &SeqState,
+        past: Option<&LayerKv>,
+        prefix_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let past = past.map(|p| (&p.mask, &p.positions));
+        let kind = s.hidden.kind();
+        Ok(cached_decoder_bias(past, &s.pad_mask, &s.positions, prefix_mask, None, kind))
+        // [B, 1, Tn, P+Tc+Tn]
+    }
+
+    fn forward_layer_cached(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        bias: &Tensor,
+        prefix: Option<&KvPrefix>,
+        past: Option<&LayerKv>,
+        hooks: &dyn Hooks,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        Ok(self.blocks[layer].forward_cached(x, bias, prefix, past, hooks, false))
+    }
 }
 
 impl Backbone for Gpt2Backbone {
@@ -174,6 +200,35 @@ impl Backbone for Gpt2Backbone {
         train: bool,
     ) -> Result<SeqState> {
         run_layers(self, s, range, hooks, train)
+    }
+
+    /// A prompt prepended at `input_embeds` shifts the text's position embeddings only
+    /// when the hooks ask for `positions_include_prefix` (embeddings.rs): that shift
+    /// carries over to every generated token.
+    fn embed_cached(
+        &self,
+        input: &BackboneInput,
+        hooks: &dyn Hooks,
+        cache: &mut KvCache,
+    ) -> Result<SeqState> {
+        let shift = |s: &SeqState, h: &dyn Hooks| {
+            if s.n_prefix > 0 && h.positions_include_prefix() {
+                s.n_prefix
+            } else {
+                0
+            }
+        };
+        embed_cached(input, hooks, cache, |i, h| self.embed(i, h, false), shift)
+    }
+
+    fn layers_cached(
+        &self,
+        s: SeqState,
+        range: Range<usize>,
+        hooks: &dyn Hooks,
+        cache: &mut KvCache,
+    ) -> Result<SeqState> {
+        run_layers_cached(self, s, range, hooks, cache)
     }
 
     fn finish(&self, s: SeqState, hooks: &dyn Hooks, _train: bool) -> Result<SeqState> {

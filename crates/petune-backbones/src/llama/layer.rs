@@ -14,7 +14,7 @@
 //! `down(act(gate(x)) · up(x))`. There is no dropout outside attention.
 
 use petune_core::{
-    Error, Hooks, KvPrefix, LinearRole, LinearSite, NormRole, NormSite, Result, Sublayer,
+    Error, Hooks, KvPrefix, LayerKv, LinearRole, LinearSite, NormRole, NormSite, Result, Sublayer,
 };
 use tch::{nn, Tensor};
 
@@ -123,13 +123,35 @@ impl LlamaLayer {
         hooks: &dyn Hooks,
         train: bool,
     ) -> Tensor {
+        self.forward_cached(x, ctx, prefix, None, hooks, train).0
+    }
+
+    /// [`LlamaLayer::forward`] on new tokens `x` `[B, Tn, H]` after `past`'s cached
+    /// (rotated) keys and values, the context covering them (`bias` `[B, 1, Tn, P + Tc +
+    /// Tn]`, angles of the new tokens); returns the output and the keys and values
+    /// attended, `[B, kv, Tc + Tn, d]`.
+    pub fn forward_cached(
+        &self,
+        x: &Tensor,
+        ctx: &LlamaContext,
+        prefix: Option<&KvPrefix>,
+        past: Option<&LayerKv>,
+        hooks: &dyn Hooks,
+        train: bool,
+    ) -> (Tensor, Tensor, Tensor) {
         let h = self.input_layernorm.forward(x, hooks);
         let q = split_heads(&self.q_proj.forward(&h, hooks), self.heads); // [B, nh, T, d]
         let k = split_heads(&self.k_proj.forward(&h, hooks), self.kv_heads); // [B, kv, T, d]
         let v = split_heads(&self.v_proj.forward(&h, hooks), self.kv_heads); // [B, kv, T, d]
         let (q, k) = (Rotary::apply(&q, &ctx.cos, &ctx.sin), Rotary::apply(&k, &ctx.cos, &ctx.sin));
+        let (k, v) = match past {
+            Some(p) => (Tensor::cat(&[&p.k, &k], 2), Tensor::cat(&[&p.v, &v], 2)), // [B, kv, Tc+T, d]
+            None => (k, v),
+        };
         let p_drop = if train { self.attn_dropout } else { 0.0 };
-        let att = merge_heads(&attend(&q, k, v, prefix, Some(&ctx.bias), p_drop, None)); // [B, T, nh·d]
+        let att =
+            attend(&q, k.shallow_clone(), v.shallow_clone(), prefix, Some(&ctx.bias), p_drop, None);
+        let att = merge_heads(&att); // [B, T, nh·d]
         let layer = self.index;
         let a = sublayer_out(
             self.o_proj.forward(&att, hooks),
@@ -151,6 +173,6 @@ impl LlamaLayer {
             layer,
             Sublayer::Ffn,
         );
-        x + m
+        (x + m, k, v)
     }
 }

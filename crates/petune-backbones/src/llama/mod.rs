@@ -40,13 +40,14 @@ use std::path::Path;
 pub use config::{hf_module, LlamaConfig, RopeParameters, TokenIds};
 use layer::{LlamaContext, LlamaLayer};
 use petune_core::{
-    Backbone, BackboneInput, BackboneSpec, Error, Hooks, KvPrefix, LinearSite, NormRole, NormSite,
-    Result, SeqState,
+    Backbone, BackboneInput, BackboneSpec, Error, Hooks, KvCache, KvPrefix, LayerKv, LinearSite,
+    NormRole, NormSite, Result, SeqState,
 };
 use tch::{nn::VarStore, Tensor};
 
-use crate::common::attention::decoder_bias;
+use crate::common::attention::{cached_decoder_bias, decoder_bias};
 use crate::common::backbone::{layer_of, no_pooler};
+use crate::common::cached::{embed_cached, run_layers_cached};
 use crate::common::layer_loop::{run_layers, LayerStack};
 use crate::common::layers::{embed_words, RmsNorm};
 use crate::common::rotary::Rotary;
@@ -200,6 +201,33 @@ impl LayerStack for LlamaBackbone {
     ) -> Tensor {
         self.layers[layer].forward(x, ctx, prefix, hooks, train)
     }
+
+    fn cached_context(
+        &self,
+        layer: usize,
+        s: &SeqState,
+        past: Option<&LayerKv>,
+        prefix_mask: Option<&Tensor>,
+    ) -> Result<LlamaContext> {
+        let kind = s.hidden.kind();
+        let window = self.windows.get(layer).copied().flatten();
+        let past = past.map(|p| (&p.mask, &p.positions));
+        let bias = cached_decoder_bias(past, &s.pad_mask, &s.positions, prefix_mask, window, kind); // [B, 1, Tn, P+Tc+Tn]
+        let (cos, sin) = self.rotary.angles(&s.positions, kind); // [B, 1, Tn, d]
+        Ok(LlamaContext { bias, cos, sin })
+    }
+
+    fn forward_layer_cached(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        ctx: &LlamaContext,
+        prefix: Option<&KvPrefix>,
+        past: Option<&LayerKv>,
+        hooks: &dyn Hooks,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        Ok(self.layers[layer].forward_cached(x, ctx, prefix, past, hooks, false))
+    }
 }
 
 impl Backbone for LlamaBackbone {
@@ -233,6 +261,26 @@ impl Backbone for LlamaBackbone {
         train: bool,
     ) -> Result<SeqState> {
         run_layers(self, s, range, hooks, train)
+    }
+
+    /// No position embeddings: generated tokens are positioned in the layers only.
+    fn embed_cached(
+        &self,
+        input: &BackboneInput,
+        hooks: &dyn Hooks,
+        cache: &mut KvCache,
+    ) -> Result<SeqState> {
+        embed_cached(input, hooks, cache, |i, h| self.embed(i, h, false), |_, _| 0)
+    }
+
+    fn layers_cached(
+        &self,
+        s: SeqState,
+        range: Range<usize>,
+        hooks: &dyn Hooks,
+        cache: &mut KvCache,
+    ) -> Result<SeqState> {
+        run_layers_cached(self, s, range, hooks, cache)
     }
 
     fn finish(&self, s: SeqState, hooks: &dyn Hooks, _train: bool) -> Result<SeqState> {
