@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::builder::RangedU64ValueParser;
 use clap::Args;
-use petune::backbones::spec_from_config;
+use petune::backbones::model_spec;
 use petune::experiments::bench_suite::{bench_table, run_bench_job, run_bench_jobs, BenchJob};
 use petune::experiments::catalog::parse_method;
 use petune::experiments::runner::Runner;
@@ -66,7 +66,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&run_bench_job(&job)?)?);
         return Ok(());
     }
-    let spec = spec_from_config(&petune::backbones::ModelDir::open(&args.model)?.config_path())?;
+    let spec = model_spec(&args.model)?;
     petune::core::parse_device(&args.device)?;
     check_size(args, &spec)?;
     let exe = std::env::current_exe()?;

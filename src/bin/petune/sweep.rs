@@ -45,9 +45,7 @@ pub struct SweepArgs {
 /// Runs `petune sweep`.
 pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     let base: RunConfig = read_json(&args.config)?;
-    let spec = petune::backbones::spec_from_config(
-        &petune::backbones::ModelDir::open(&base.model)?.config_path(),
-    )?;
+    let spec = petune::backbones::model_spec(&base.model)?;
     let methods: Vec<MethodConfig> = if args.methods.is_empty() {
         vec![base.method.clone()]
     } else {
