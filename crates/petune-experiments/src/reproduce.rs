@@ -279,6 +279,7 @@ fn bench_all(
             config: config.clone(),
             threads: target.threads,
             device: target.device.clone(),
+            quantized_base: false,
         })
         .collect();
     run_bench_jobs(runner, &jobs, &spec, |job, r| {
