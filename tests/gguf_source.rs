@@ -51,7 +51,8 @@ fn hf_twin(dir: &Path) -> PathBuf {
     for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
         std::fs::copy(src.join(f), twin.join(f)).unwrap();
     }
-    let mut weights = read_safetensors(&src.join("model.safetensors"), Device::Cpu).unwrap().tensors;
+    let mut weights =
+        read_safetensors(&src.join("model.safetensors"), Device::Cpu).unwrap().tensors;
     let golden = golden(&fixture("gguf").join("tiny-llama.golden.safetensors")).tensors;
     assert!(!golden.is_empty());
     for (name, t) in golden {
@@ -116,7 +117,8 @@ fn tiny_input(backbone: &dyn Backbone) -> BackboneInput {
     let source = ModelSource::open(tiny_gguf()).unwrap();
     let tok = source.tokenizer(backbone.spec()).unwrap();
     let opts = EncodeOptions { max_len: 64, truncate: false, padding_side: PaddingSide::Right };
-    let inputs = [TextInput::single("a good movie"), TextInput::single("the plot drags on for hours")];
+    let inputs =
+        [TextInput::single("a good movie"), TextInput::single("the plot drags on for hours")];
     let batch = tok.encode_batch(&inputs, &opts, Device::Cpu).unwrap();
     BackboneInput::new(batch.input_ids).unwrap().with_attention_mask(batch.attention_mask).unwrap()
 }
@@ -158,7 +160,10 @@ fn the_quantized_base_gives_the_dequantized_outputs_and_gradients() {
     let a = dense.forward_t(&input, &NoHooks, false).unwrap();
     let b = quantized.forward_t(&input, &NoHooks, false).unwrap();
     assert!(a.hidden.equal(&b.hidden), "max diff {:e}", max_diff(&a.hidden, &b.hidden));
-    let (la, lb) = (dense.lm_logits(&a.hidden, false).unwrap(), quantized.lm_logits(&b.hidden, false).unwrap());
+    let (la, lb) = (
+        dense.lm_logits(&a.hidden, false).unwrap(),
+        quantized.lm_logits(&b.hidden, false).unwrap(),
+    );
     assert!(la.equal(&lb));
     // The projections are not variables of the quantized backbone's store: nothing to train.
     let names = |b: &dyn Backbone| b.var_store().variables().into_keys().collect::<Vec<_>>();
@@ -248,9 +253,24 @@ fn train_and_predict_on_the_gguf_through_the_cli() {
     let model = tiny_gguf().display().to_string();
     let train = |out: &str, extra: &[&str]| {
         let args = [
-            "train", "--model", &model, "--train", &file("train.jsonl"), "--test",
-            &file("test.jsonl"), "--out", &file(out), "--steps", "4", "--method", "lora",
-            "--device", "cpu", "--threads", "1", "--json",
+            "train",
+            "--model",
+            &model,
+            "--train",
+            &file("train.jsonl"),
+            "--test",
+            &file("test.jsonl"),
+            "--out",
+            &file(out),
+            "--steps",
+            "4",
+            "--method",
+            "lora",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--json",
         ];
         let run = ok(&[&args[..], extra].concat());
         let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
@@ -260,18 +280,29 @@ fn train_and_predict_on_the_gguf_through_the_cli() {
     let dense = train("dense", &[]);
     let quantized = train("quantized", &["--quantized-base"]);
     assert_eq!(dense["test"], quantized["test"]);
-    let delta = |out: &str| read_safetensors(&dir.join(out).join("delta.safetensors"), Device::Cpu).unwrap().tensors;
+    let delta = |out: &str| {
+        read_safetensors(&dir.join(out).join("delta.safetensors"), Device::Cpu).unwrap().tensors
+    };
     let (a, b) = (delta("dense"), delta("quantized"));
     assert!(!a.is_empty() && a.len() == b.len());
     for (name, t) in &a {
         assert!(t.equal(&b[name]), "{name}: the quantized base trained another delta");
     }
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("dense").join("delta.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.join("dense").join("delta.json")).unwrap())
+            .unwrap();
     assert!(manifest["backbone"].as_str().unwrap().contains("llama"), "{manifest}");
 
     for extra in [&[][..], &["--quantized-base"][..]] {
-        let args = ["predict", "--model", &model, "--delta", &file("dense"), "--input", &file("test.jsonl")];
+        let args = [
+            "predict",
+            "--model",
+            &model,
+            "--delta",
+            &file("dense"),
+            "--input",
+            &file("test.jsonl"),
+        ];
         let out = ok(&[&args[..], extra].concat());
         let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -312,7 +343,11 @@ fn hostile_gguf_paths_are_typed_errors() {
     // Through the CLI: a clean failure naming the problem, never a panic.
     let input = texts(&dir);
     for (model, says) in [(&two, "2 .gguf files"), (&cut, "past the end of the file")] {
-        let (m, i, o) = (model.display().to_string(), input.display().to_string(), dir.join("o").display().to_string());
+        let (m, i, o) = (
+            model.display().to_string(),
+            input.display().to_string(),
+            dir.join("o").display().to_string(),
+        );
         let out = petune(&["forward", "--model", &m, "--input", &i, "--out", &o]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(says), "{}: {err}", model.display());

@@ -51,6 +51,10 @@ impl ModelSource {
         if path.is_dir() && !path.join("config.json").is_file() && holds_gguf(path)? {
             return Ok(ModelSource::Gguf(resolve_gguf_path(path)?));
         }
+        // Not a Hub id either: say what is missing rather than try to download it.
+        if !path.exists() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+            return Err(Error::input(format!("{}: no such GGUF file", path.display())));
+        }
         Ok(ModelSource::Hf(ModelDir::open(path)?))
     }
 
@@ -87,9 +91,7 @@ impl ModelSource {
                 refuse_quantized_hf(dir.path(), opts)?;
                 load_hf_backbone(dir, opts)
             }
-            ModelSource::Gguf(path) => {
-                Ok(Box::new(gguf_backbone(&GgufFile::open(path)?, opts)?))
-            }
+            ModelSource::Gguf(path) => Ok(Box::new(gguf_backbone(&GgufFile::open(path)?, opts)?)),
         }
     }
 
@@ -120,7 +122,11 @@ impl ModelSource {
             ModelSource::Hf(dir) => {
                 let backbone = self.load_backbone(opts)?;
                 let tokenizer = TextTokenizer::from_model_dir(dir.path(), backbone.spec())?;
-                Ok(LoadedParts { backbone, tokenizer, chat_template: hf_chat_template(dir.path())? })
+                Ok(LoadedParts {
+                    backbone,
+                    tokenizer,
+                    chat_template: hf_chat_template(dir.path())?,
+                })
             }
             ModelSource::Gguf(path) => {
                 let file = GgufFile::open(path)?;

@@ -59,7 +59,11 @@ pub struct InferArgs {
 }
 
 /// A trained delta folder on its backbone folder.
-pub fn load_trained(model: &Path, delta: &Path, quantized_base: bool) -> anyhow::Result<TrainedModel> {
+pub fn load_trained(
+    model: &Path,
+    delta: &Path,
+    quantized_base: bool,
+) -> anyhow::Result<TrainedModel> {
     if !delta.join("delta.json").is_file() {
         bail!(
             "{}: no delta.json here; --delta takes the output folder of `petune train`",

@@ -105,8 +105,7 @@ fn head_arg(arg: &str, method: &MethodConfig) -> anyhow::Result<HeadConfig> {
 
 /// The config of a quickstart run, and what was inferred (printed unless `--json`).
 fn quickstart(args: &TrainArgs, model: &Path, train: &Path) -> anyhow::Result<RunConfig> {
-    let spec = model_spec(model)
-        .with_context(|| format!("reading {}", model.display()))?;
+    let spec = model_spec(model).with_context(|| format!("reading {}", model.display()))?;
     let method = parse_method(args.method.as_deref().unwrap_or("npg"), &spec)?;
     let head = match &args.head {
         Some(h) => head_arg(h, &method)?,

@@ -227,8 +227,13 @@ impl WeightSource {
 
     /// Ends loading: an error listing every problem, or `Ok` when the file matched.
     pub fn finish(mut self) -> Result<()> {
-        let unexpected: Vec<String> =
-            self.tensors.keys().chain(self.quantized.keys()).filter(|k| !self.taken.contains(*k)).cloned().collect();
+        let unexpected: Vec<String> = self
+            .tensors
+            .keys()
+            .chain(self.quantized.keys())
+            .filter(|k| !self.taken.contains(*k))
+            .cloned()
+            .collect();
         self.report.unexpected = unexpected;
         if self.report.is_clean() {
             Ok(())

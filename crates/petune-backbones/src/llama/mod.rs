@@ -156,8 +156,9 @@ impl LlamaBackbone {
                 dense.push((m.hf.clone(), q.dequantize()?));
             }
         }
-        let src = WeightSource::from_tensors(file.path(), dense, opts.device, opts.kind, normalize_key)
-            .with_quantized(quantized);
+        let src =
+            WeightSource::from_tensors(file.path(), dense, opts.device, opts.kind, normalize_key)
+                .with_quantized(quantized);
         Self::build(config, src, opts)
     }
 
