@@ -136,7 +136,7 @@ fn delta_grads(backbone: &dyn Backbone, method: &MethodConfig) -> (Tensor, Vec<(
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, mut t) in vars {
             if name.contains("lora_B") {
-                let _ = t.copy_(&(Tensor::randn_like(&t) * 0.1));
+                t.copy_(&(Tensor::randn_like(&t) * 0.1));
             }
         }
     });
