@@ -7,9 +7,9 @@
 //! This facade re-exports the workspace crates:
 //! - [`core`]: the contract (backbone spec, typed sites, hooks, sequence state,
 //!   deltas, errors, tensor I/O);
-//! - [`backbones`]: BERT / RoBERTa, DeBERTa (v1) and GPT-2, loaded strictly from
-//!   `config.json` + `model.safetensors`, and tokenization from `tokenizer.json` (or
-//!   `vocab.json` + `merges.txt`);
+//! - [`backbones`]: BERT / RoBERTa, DeBERTa (v1), GPT-2 and the Llama family, loaded
+//!   strictly from `config.json` + `model.safetensors` (or a GGUF file), and tokenization
+//!   from `tokenizer.json` (or `vocab.json` + `merges.txt`, or the GGUF metadata);
 //! - [`lpt`]: Late Prompt Tuning (static prompt, NPG, APPG, MPPG);
 //! - [`train`]: the common trainer (`Trainer::from_config(cfg)?.fit()`), tasks (the
 //!   paper's and your own), data,
@@ -41,8 +41,8 @@ pub use petune_train as train;
 /// The names most programs need.
 pub mod prelude {
     pub use petune_backbones::{
-        load_backbone, BertBackbone, DebertaBackbone, EncodeOptions, Gpt2Backbone, LoadOptions,
-        ModelDir, PaddingSide, TextInput, TextTokenizer,
+        load_backbone, model_spec, BertBackbone, DebertaBackbone, EncodeOptions, Gpt2Backbone,
+        LoadOptions, LoadedParts, ModelDir, ModelSource, PaddingSide, TextInput, TextTokenizer,
     };
     pub use petune_baselines::{
         AdapterConfig, AdapterDropConfig, BitFitConfig, DropSchedule, LoraConfig, PTuningV2Config,

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Goldens: tests/fixtures/gguf/smollm2.checksums.json and tokens.json
-//! (scripts/export_gguf_fixtures.py).
+//! (scripts/export_gguf_fixtures.py); smollm2.forward.{json,safetensors}, transformers' float32
+//! forward and greedy tokens (scripts/export_smollm2_forward.py).
 
 mod common;
 
@@ -134,4 +135,53 @@ fn smollm2_loads_as_its_hugging_face_model_with_transformers_tokens() {
         let got = model.tokenizer.encode_ids(&TextInput::single(text), 100_000, false).unwrap().0;
         assert_eq!(got, want, "{text:?}");
     }
+}
+
+/// `petune`'s forward on the real file against transformers' float32 forward of the same GGUF
+/// (tests/fixtures/gguf/smollm2.forward.*, scripts/export_smollm2_forward.py): token ids equal,
+/// the last hidden state, the last position's logits and a vocabulary slice of every position's
+/// logits within 1e-4, every position's argmax equal; with the dequantized load and with the
+/// quantized base (which must give the same values bit for bit).
+#[test]
+#[ignore = "needs .assets/smollm2 (scripts/setup.sh)"]
+fn smollm2_forward_matches_transformers() {
+    init();
+    let golden_json = json("smollm2.forward.json");
+    let g = golden(&fixture("gguf").join("smollm2.forward.safetensors")).tensors;
+    let source = ModelSource::open(smollm2()).unwrap();
+    let dense = source.load(&LoadOptions::default()).unwrap();
+    let quantized = source
+        .load_backbone(&LoadOptions { quantized_base: true, ..LoadOptions::default() })
+        .unwrap();
+    let slice = golden_json["logits_slice"][1].as_i64().unwrap();
+    let mut worst = [0f64; 3];
+    let cases = golden_json["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 5);
+    for (i, case) in cases.iter().enumerate() {
+        let text = case["text"].as_str().unwrap();
+        let want_ids: Vec<i64> = serde_json::from_value(case["ids"].clone()).unwrap();
+        let ids = dense.tokenizer.encode_ids(&TextInput::single(text), 100_000, false).unwrap().0;
+        assert_eq!(ids, want_ids, "{text:?}: token ids");
+        let input = BackboneInput::new(Tensor::from_slice(&ids).unsqueeze(0)).unwrap();
+        let _guard = tch::no_grad_guard();
+        let out = dense.backbone.forward_t(&input, &NoHooks, false).unwrap();
+        let hidden = out.hidden.squeeze_dim(0); // [T, H]
+        let logits = dense.backbone.lm_logits(&hidden, false).unwrap(); // [T, V]
+        let q = quantized.forward_t(&input, &NoHooks, false).unwrap();
+        assert!(q.hidden.squeeze_dim(0).equal(&hidden), "{text:?}: quantized base");
+        let diffs = [
+            max_diff(&hidden, &g[&format!("hidden.{i}")]),
+            max_diff(&logits.get(-1), &g[&format!("logits_last.{i}")]),
+            max_diff(&logits.narrow(1, 0, slice), &g[&format!("logits_slice.{i}")]),
+        ];
+        for (w, d) in worst.iter_mut().zip(diffs) {
+            *w = w.max(d);
+        }
+        let argmax: Vec<i64> = Vec::try_from(logits.argmax(-1, false)).unwrap();
+        let want_argmax: Vec<i64> = serde_json::from_value(case["argmax"].clone()).unwrap();
+        assert_eq!(argmax, want_argmax, "{text:?}: argmax");
+        println!("{i}: {} tokens, max |diff| hidden {:.2e} logits(last) {:.2e} logits(0..{slice}) {:.2e}", ids.len(), diffs[0], diffs[1], diffs[2]);
+    }
+    println!("SmolLM2 vs transformers, worst over {} prompts: hidden {:.2e}, last logits {:.2e}, logit slice {:.2e}", cases.len(), worst[0], worst[1], worst[2]);
+    assert!(worst.iter().all(|&d| d <= 1e-4), "{worst:?}");
 }

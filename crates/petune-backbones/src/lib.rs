@@ -1,5 +1,5 @@
 //! petune-backbones: frozen Hugging Face backbones, each written once, firing the
-//! typed sites of `petune-core` (docs/sites.md), loaded strictly from local HF folders.
+//! typed sites of `petune-core` (docs/sites.md), loaded strictly from local HF folders or GGUF files ([`source::ModelSource`]).
 //!
 //! BERT and RoBERTa share one encoder ([`bert::BertBackbone`]); DeBERTa v1
 //! ([`deberta::DebertaBackbone`]), GPT-2 ([`gpt2::Gpt2Backbone`]) and the Llama family
@@ -16,6 +16,7 @@ pub mod gpt2;
 pub mod hub;
 pub mod llama;
 pub mod loader;
+pub mod source;
 pub mod tokenizer;
 
 pub use bert::{BertBackbone, BertConfig};
@@ -23,5 +24,6 @@ pub use deberta::{DebertaBackbone, DebertaConfig};
 pub use family::Family;
 pub use gpt2::{Gpt2Backbone, Gpt2Config};
 pub use llama::{LlamaBackbone, LlamaConfig};
-pub use loader::{load_backbone, spec_from_config, LoadOptions, ModelDir};
+pub use loader::{load_backbone, model_spec, spec_from_config, LoadOptions, ModelDir};
+pub use source::{LoadedParts, ModelSource};
 pub use tokenizer::{EncodeOptions, EncodedBatch, PaddingSide, TextInput, TextTokenizer};

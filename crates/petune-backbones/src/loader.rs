@@ -2,7 +2,8 @@
 //! `model.safetensors`, `tokenizer.json` or `vocab.json` + `merges.txt`), dispatching
 //! on `model_type` ([`Family`]): `bert`/`roberta` ([`BertBackbone`]), `deberta`
 //! ([`DebertaBackbone`], v1), `gpt2` ([`Gpt2Backbone`]) and `llama`/`mistral`/`qwen2`
-//! ([`LlamaBackbone`]).
+//! ([`LlamaBackbone`]). [`load_backbone`] and [`model_spec`] also take a GGUF file
+//! ([`crate::source::ModelSource`]).
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ use crate::deberta::{DebertaBackbone, DebertaConfig};
 use crate::family::Family;
 use crate::gpt2::{Gpt2Backbone, Gpt2Config};
 use crate::llama::{LlamaBackbone, LlamaConfig};
+use crate::source::ModelSource;
 
 /// Where and how to put the weights.
 #[derive(Debug, Clone, Copy)]
@@ -23,11 +25,14 @@ pub struct LoadOptions {
     pub device: Device,
     /// Floating-point kind of the weights (f32 on CPU; bf16 is an option on CUDA).
     pub kind: Kind,
+    /// Keep a GGUF's frozen projection weights in their quantized blocks and dequantize
+    /// them layer by layer in the forward pass (a Hugging Face folder refuses it).
+    pub quantized_base: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { device: Device::Cpu, kind: Kind::Float }
+        LoadOptions { device: Device::Cpu, kind: Kind::Float, quantized_base: false }
     }
 }
 
@@ -36,7 +41,7 @@ impl LoadOptions {
     /// [`petune_core::load_cuda_backend`]), else CPU; f32 weights.
     pub fn cuda_if_available() -> Self {
         let device = if petune_core::load_cuda_backend() { Device::Cuda(0) } else { Device::Cpu };
-        LoadOptions { device, kind: Kind::Float }
+        LoadOptions { device, ..LoadOptions::default() }
     }
 }
 
@@ -139,9 +144,20 @@ fn parse_config<T: serde::de::DeserializeOwned>(path: &Path, v: serde_json::Valu
     serde_json::from_value(v).map_err(|source| Error::Json { path: path.to_path_buf(), source })
 }
 
-/// Loads the backbone in `dir`, whatever its architecture.
-pub fn load_backbone(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Box<dyn Backbone>> {
-    let md = ModelDir::open(dir)?;
+/// The spec of the model at `path` (a Hugging Face folder's `config.json`, or a GGUF's
+/// metadata), without building the backbone.
+pub fn model_spec(path: impl AsRef<Path>) -> Result<BackboneSpec> {
+    ModelSource::open(path)?.spec()
+}
+
+/// Loads the backbone at `path`, whatever its architecture: a Hugging Face folder, or a
+/// GGUF file (or a folder holding one).
+pub fn load_backbone(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Box<dyn Backbone>> {
+    ModelSource::open(path)?.load_backbone(opts)
+}
+
+/// Loads the backbone of a Hugging Face folder.
+pub(crate) fn load_hf_backbone(md: &ModelDir, opts: &LoadOptions) -> Result<Box<dyn Backbone>> {
     Ok(match Family::from_model_type(&md.model_type()?)? {
         Family::Bert | Family::Roberta => Box::new(BertBackbone::load(md.path(), opts)?),
         Family::Deberta => Box::new(DebertaBackbone::load(md.path(), opts)?),

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ExperimentError, Result};
 use crate::runner::Runner;
 
-/// One benchmark: a method on a model folder.
+/// One benchmark: a method on a model (a Hugging Face folder or a GGUF file).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchJob {
-    /// Hugging Face model folder.
+    /// Hugging Face model folder or GGUF file.
     pub model: PathBuf,
     /// The method.
     pub method: MethodConfig,
@@ -27,6 +27,9 @@ pub struct BenchJob {
     pub threads: usize,
     /// `cpu`, `cuda` or `auto`.
     pub device: String,
+    /// Keep a GGUF model's projection weights quantized (`LoadOptions::quantized_base`).
+    #[serde(default)]
+    pub quantized_base: bool,
 }
 
 /// Runs `job` in this process.
@@ -34,8 +37,19 @@ pub fn run_bench_job(job: &BenchJob) -> Result<BenchReport> {
     if job.threads > 0 {
         tch::set_num_threads(job.threads as i32);
     }
-    let opts =
-        LoadOptions { device: petune_core::parse_device(&job.device)?, ..LoadOptions::default() };
+    if job.quantized_base && job.method.trains_backbone() {
+        return Err(petune_core::Error::Incompatible {
+            method: job.method.label(),
+            backbone: job.model.display().to_string(),
+            reason: "a quantized base cannot be trained: drop --quantized-base".into(),
+        }
+        .into());
+    }
+    let opts = LoadOptions {
+        device: petune_core::parse_device(&job.device)?,
+        quantized_base: job.quantized_base,
+        ..LoadOptions::default()
+    };
     let backbone = load_backbone(&job.model, &opts)?;
     Ok(bench_method(backbone.as_ref(), &job.method, &job.config)?)
 }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use petune_backbones::spec_from_config;
+use petune_backbones::model_spec;
 use petune_core::BackboneSpec;
 use petune_train::bench::{BenchConfig, BenchReport};
 use petune_train::data::TaskName;
@@ -189,7 +189,7 @@ pub struct Cell {
 }
 
 fn spec_of(target: &Target) -> Result<BackboneSpec> {
-    Ok(spec_from_config(&petune_backbones::ModelDir::open(&target.model)?.config_path())?)
+    Ok(model_spec(&target.model)?)
 }
 
 fn methods_of(setting: &PaperSetting, spec: &BackboneSpec) -> Result<Vec<MethodConfig>> {
@@ -280,6 +280,7 @@ fn bench_all(
             config: config.clone(),
             threads: target.threads,
             device: target.device.clone(),
+            quantized_base: false,
         })
         .collect();
     run_bench_jobs(runner, &jobs, &spec, |job, r| {

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use petune_backbones::LoadOptions;
 use petune_train::{LoadedModel, LptTrainer, RunConfig, TrainReport};
 
 use crate::error::{ExperimentError, Result};
@@ -88,7 +87,7 @@ impl Runner {
                 })?
             }
             Runner::InProcess => {
-                let opts = LoadOptions { device: cfg.train.device()?, ..LoadOptions::default() };
+                let opts = cfg.train.load_options()?;
                 let model = LoadedModel::from_dir(&cfg.model, &opts)?;
                 LptTrainer::new(model, cfg).quiet(true).fit()?.report
             }

@@ -503,6 +503,12 @@ pub struct TrainConfig {
     /// What a NaN or infinite training loss does: stop the run with a typed error
     /// (default), or skip that step's update and go on.
     pub on_non_finite: NonFinitePolicy,
+    /// Keep a GGUF model's frozen projection weights in their quantized blocks,
+    /// dequantized layer by layer (docs/gguf.md); refused for model tuning, whose
+    /// weights train. Left out of the written config when off, so that older run
+    /// folders keep their fingerprint.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub quantized_base: bool,
 }
 
 /// What a non-finite training loss does (`train.on_non_finite`).
@@ -547,6 +553,7 @@ impl Default for TrainConfig {
             length_buckets: 0,
             precision: crate::precision::Precision::F32,
             on_non_finite: NonFinitePolicy::Error,
+            quantized_base: false,
         }
     }
 }
@@ -636,6 +643,15 @@ impl TrainConfig {
     /// The libtorch device (an error when it names a GPU that is not there).
     pub fn device(&self) -> Result<tch::Device> {
         petune_core::parse_device(&self.device)
+    }
+
+    /// How to load the model: [`TrainConfig::device`], and `quantized_base`.
+    pub fn load_options(&self) -> Result<petune_backbones::LoadOptions> {
+        Ok(petune_backbones::LoadOptions {
+            device: self.device()?,
+            quantized_base: self.quantized_base,
+            ..petune_backbones::LoadOptions::default()
+        })
     }
 }
 

@@ -14,7 +14,7 @@
 
 use std::path::PathBuf;
 
-use petune_backbones::{spec_from_config, ModelDir, TextTokenizer};
+use petune_backbones::ModelSource;
 use petune_core::Result;
 
 use crate::config::{
@@ -100,9 +100,9 @@ impl Quickstart {
             lm_pattern: None,
         };
         let spec_of_task = custom.spec(&train)?;
-        let dir = ModelDir::open(&self.model)?;
-        let spec = spec_from_config(&dir.config_path())?;
-        let tokenizer = TextTokenizer::from_model_dir(dir.path(), &spec)?;
+        let source = ModelSource::open(&self.model)?;
+        let spec = source.spec()?;
+        let tokenizer = source.tokenizer(&spec)?;
         let head =
             resolve_head_for_words(self.head, &self.method, &spec, &tokenizer, &spec_of_task)?;
         let n_held_out = if self.dev.is_some() { 0 } else { held_out_dev_size(train.len()) };

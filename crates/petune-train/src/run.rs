@@ -156,6 +156,7 @@ impl Run {
     pub(crate) fn prepare(trainer: Trainer) -> Result<Run> {
         let Trainer { model, cfg, data, quiet, restart, observer } = trainer;
         cfg.train.validate()?;
+        crate::trainer::check_quantized_base(&cfg)?;
         let tc = &cfg.train;
         if tc.threads > 0 {
             tch::set_num_threads(tc.threads as i32);

@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use petune_backbones::{load_backbone, LoadOptions, ModelDir, TextTokenizer};
+use petune_backbones::{LoadOptions, ModelSource, TextTokenizer};
 use petune_core::{Backbone, Result};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -33,13 +33,12 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    /// Loads a Hugging Face folder: the backbone, and its tokenizer from `tokenizer.json`
-    /// or, when the folder has none, `vocab.json` + `merges.txt`
-    /// ([`TextTokenizer::from_model_dir`]).
+    /// Loads a model ([`ModelSource`]): from a Hugging Face folder the backbone and its
+    /// tokenizer from `tokenizer.json` or, when the folder has none, `vocab.json` +
+    /// `merges.txt` ([`TextTokenizer::from_model_dir`]); from a GGUF file both from the file.
     pub fn from_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
-        let md = ModelDir::open(dir)?;
-        let backbone = load_backbone(md.path(), opts)?;
-        let tokenizer = TextTokenizer::from_model_dir(md.path(), backbone.spec())?;
+        let parts = ModelSource::open(dir)?.load(opts)?;
+        let (backbone, tokenizer) = (parts.backbone, parts.tokenizer);
         let (tokens, vocab) = (tokenizer.vocab_size() as i64, backbone.spec().vocab);
         if tokens > vocab {
             // Ids past the embeddings are refused at the first forward pass (a typed
@@ -53,6 +52,21 @@ impl LoadedModel {
         tracing::info!(dir = %dir.display(), backbone = %backbone.spec().describe(), "loaded");
         Ok(LoadedModel { backbone, tokenizer })
     }
+}
+
+/// `train.quantized_base` keeps the base's projection weights in blocks that cannot
+/// train: refused for a method that trains the backbone's weights (model tuning).
+pub fn check_quantized_base(cfg: &RunConfig) -> Result<()> {
+    if cfg.train.quantized_base && cfg.method.trains_backbone() {
+        return Err(petune_core::Error::Incompatible {
+            method: cfg.method.label(),
+            backbone: cfg.model.display().to_string(),
+            reason: "train.quantized_base keeps the frozen base weights in quantized blocks, \
+                     which cannot be trained: turn it off to tune the whole model"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// What `fit` reports (also `metrics.json`).
@@ -163,7 +177,8 @@ impl Trainer {
     /// A trainer for `cfg`, loading `cfg.model` on `cfg.train.device`.
     pub fn from_config(cfg: RunConfig) -> Result<Trainer> {
         cfg.train.validate()?;
-        let opts = LoadOptions { device: cfg.train.device()?, ..LoadOptions::default() };
+        check_quantized_base(&cfg)?;
+        let opts = cfg.train.load_options()?;
         let model = LoadedModel::from_dir(&cfg.model, &opts)?;
         Ok(Trainer::new(model, cfg))
     }

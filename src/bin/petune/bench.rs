@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::builder::RangedU64ValueParser;
 use clap::Args;
-use petune::backbones::spec_from_config;
+use petune::backbones::model_spec;
 use petune::experiments::bench_suite::{bench_table, run_bench_job, run_bench_jobs, BenchJob};
 use petune::experiments::catalog::parse_method;
 use petune::experiments::runner::Runner;
@@ -20,9 +20,13 @@ use petune::train::Precision;
 /// Arguments of `petune bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// A Hugging Face model folder.
+    /// A Hugging Face model folder or a GGUF file.
     #[arg(long)]
     model: PathBuf,
+    /// Keep a GGUF model's frozen projection weights quantized, dequantized layer by
+    /// layer (not with model tuning).
+    #[arg(long)]
+    quantized_base: bool,
     /// Methods: names (`mt`, `lora`, `npg`, `wo_pg`, `pt`, `ptv2`, `adapter`, `bitfit`,
     /// `sidpg_phm`, ... — LPT at the middle layer), inline JSON, or JSON files.
     #[arg(long, value_delimiter = ',', default_values_t = vec!["model_tuning".to_string(), "npg".into(), "lora".into(), "prompt_tuning".into()])]
@@ -66,7 +70,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&run_bench_job(&job)?)?);
         return Ok(());
     }
-    let spec = spec_from_config(&petune::backbones::ModelDir::open(&args.model)?.config_path())?;
+    let spec = model_spec(&args.model)?;
     petune::core::parse_device(&args.device)?;
     check_size(args, &spec)?;
     let exe = std::env::current_exe()?;
@@ -81,6 +85,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut jobs = Vec::new();
     for m in &args.methods {
         let method = parse_method(m, &spec)?;
+        if args.quantized_base && method.trains_backbone() {
+            eprintln!("  {} skipped: a quantized base cannot be trained", method.label());
+            continue;
+        }
         // LPT also runs fed by the frozen-prefix cache when asked.
         let caches: &[bool] = if args.cache && matches!(method, MethodConfig::Lpt(_)) {
             &[false, true]
@@ -94,6 +102,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 config: BenchConfig { cache, ..base.clone() },
                 threads: args.threads,
                 device: args.device.clone(),
+                quantized_base: args.quantized_base,
             });
         }
     }

@@ -1,4 +1,4 @@
-//! `petune forward`: runs a Hugging Face checkpoint on a JSONL file of texts and writes
+//! `petune forward`: runs a Hugging Face checkpoint or a GGUF file on a JSONL file of texts and writes
 //! `hidden.0` (embedding output) … `hidden.L`, `attention_mask`, `input_ids`,
 //! `token_type_ids` and, when the checkpoint has an MLM / LM head, `logits` — the way to
 //! check petune against any other implementation.
@@ -15,7 +15,7 @@ use petune::prelude::*;
 #[derive(Args, Debug)]
 pub struct ForwardArgs {
     /// Hugging Face model folder (config.json, model.safetensors, and tokenizer.json or
-    /// vocab.json + merges.txt).
+    /// vocab.json + merges.txt), or a GGUF file (or a folder holding one).
     #[arg(long)]
     model: PathBuf,
     /// JSONL file: one `{"text": ...}` or `{"text": ..., "text_pair": ...}` per line.
@@ -30,6 +30,10 @@ pub struct ForwardArgs {
     /// `cpu`, `cuda`, `cuda:N` or `auto`.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Keep a GGUF's projection weights in their quantized blocks, dequantized layer by
+    /// layer (same values as the default dequantized load).
+    #[arg(long)]
+    quantized_base: bool,
 }
 
 /// Reads a JSONL file of [`TextInput`]s; a bad line is an error naming it.
@@ -61,13 +65,15 @@ pub fn read_inputs(path: &Path) -> anyhow::Result<Vec<TextInput>> {
 /// Runs `petune forward`.
 pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     let inputs = read_inputs(&args.input)?;
-    let dir = ModelDir::open(&args.model)?;
-    let opts =
-        LoadOptions { device: petune::core::parse_device(&args.device)?, ..LoadOptions::default() };
-    let backbone = load_backbone(dir.path(), &opts)?;
+    let source = ModelSource::open(&args.model)?;
+    let opts = LoadOptions {
+        device: petune::core::parse_device(&args.device)?,
+        quantized_base: args.quantized_base,
+        ..LoadOptions::default()
+    };
+    // A folder's tokenizer.json, else vocab.json + merges.txt; a GGUF's metadata.
+    let LoadedParts { backbone, tokenizer: tok, .. } = source.load(&opts)?;
     let spec = backbone.spec();
-    // tokenizer.json, else vocab.json + merges.txt (byte-level BPE models).
-    let tok = TextTokenizer::from_model_dir(dir.path(), spec)?;
     let opts = EncodeOptions {
         max_len: spec.max_positions as usize,
         truncate: args.truncate,
@@ -91,7 +97,7 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     let meta = std::collections::HashMap::from([
         ("format".to_string(), "pt".to_string()),
         ("petune_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        ("model".to_string(), dir.path().display().to_string()),
+        ("model".to_string(), source.path().display().to_string()),
     ]);
     write_safetensors(&args.out, &tensors, Some(meta))?;
     eprintln!(

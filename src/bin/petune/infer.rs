@@ -30,9 +30,13 @@ pub struct InferArgs {
     /// The trained delta folder.
     #[arg(long)]
     delta: PathBuf,
-    /// The backbone it was trained on (a Hugging Face folder).
+    /// The backbone it was trained on (a Hugging Face folder or a GGUF file).
     #[arg(long)]
     model: PathBuf,
+    /// Keep a GGUF model's frozen projection weights quantized, dequantized layer by
+    /// layer (same values as the default load).
+    #[arg(long)]
+    quantized_base: bool,
     /// CSV with a header, JSONL (`{"text": ..., "text_pair": ..., "label": ...}`) or
     /// Parquet; `predict` needs no label.
     #[arg(long)]
@@ -55,21 +59,26 @@ pub struct InferArgs {
 }
 
 /// A trained delta folder on its backbone folder.
-pub fn load_trained(model: &Path, delta: &Path) -> anyhow::Result<TrainedModel> {
+pub fn load_trained(
+    model: &Path,
+    delta: &Path,
+    quantized_base: bool,
+) -> anyhow::Result<TrainedModel> {
     if !delta.join("delta.json").is_file() {
         bail!(
             "{}: no delta.json here; --delta takes the output folder of `petune train`",
             delta.display()
         );
     }
-    let m = LoadedModel::from_dir(model, &LoadOptions::default())
+    let opts = LoadOptions { quantized_base, ..LoadOptions::default() };
+    let m = LoadedModel::from_dir(model, &opts)
         .with_context(|| format!("loading {}", model.display()))?;
     TrainedModel::load(delta, m.backbone, m.tokenizer)
         .with_context(|| format!("loading the delta in {}", delta.display()))
 }
 
 fn load(args: &InferArgs) -> anyhow::Result<TrainedModel> {
-    let mut model = load_trained(&args.model, &args.delta)?;
+    let mut model = load_trained(&args.model, &args.delta, args.quantized_base)?;
     if args.truncate {
         model.set_truncate(true);
     }

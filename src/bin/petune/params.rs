@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use petune::backbones::spec_from_config;
+use petune::backbones::{model_spec, spec_from_config};
 use petune::experiments::catalog::parse_method;
 // PEFT prints counts with `:,d`, as the paper tables do.
 use petune::experiments::tables::thousands;
@@ -17,7 +17,8 @@ use serde::Serialize;
 /// Arguments of `petune params`.
 #[derive(Args, Debug)]
 pub struct ParamsArgs {
-    /// A Hugging Face model folder (its `config.json` is read).
+    /// A Hugging Face model folder (its `config.json` is read) or a GGUF file (its
+    /// metadata and tensor table).
     #[arg(long, conflicts_with = "config", required_unless_present = "config")]
     model: Option<PathBuf>,
     /// A `config.json` file.
@@ -109,13 +110,12 @@ pub fn peft_line(r: &ParamReport) -> String {
 
 /// Runs `petune params`.
 pub fn run(args: &ParamsArgs) -> anyhow::Result<()> {
-    let config = match (&args.model, &args.config) {
-        (Some(dir), _) => petune::backbones::ModelDir::open(dir)?.config_path(),
-        (None, Some(c)) => c.clone(),
+    let (spec, read) = match (&args.model, &args.config) {
+        (Some(model), _) => (model_spec(model), model),
+        (None, Some(c)) => (spec_from_config(c), c),
         (None, None) => bail!("give --model DIR or --config config.json"),
     };
-    let spec =
-        spec_from_config(&config).with_context(|| format!("reading {}", config.display()))?;
+    let spec = spec.with_context(|| format!("reading {}", read.display()))?;
     let method = parse_method(&args.method, &spec)?;
     let r = report(&spec, &method, parse_head(&args.head)?, args.classes)?;
     if args.json {

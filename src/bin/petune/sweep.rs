@@ -72,9 +72,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     }
     let Some(config) = &args.config else { bail!("give --config RUN.json") };
     let base: RunConfig = read_json(config)?;
-    let spec = petune::backbones::spec_from_config(
-        &petune::backbones::ModelDir::open(&base.model)?.config_path(),
-    )?;
+    let spec = petune::backbones::model_spec(&base.model)?;
     let methods: Vec<MethodConfig> = if args.methods.is_empty() {
         vec![base.method.clone()]
     } else {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use petune::backbones::spec_from_config;
+use petune::backbones::model_spec;
 use petune::core::fsio::read_json;
 use petune::experiments::catalog::{parse_method, scaled_lr};
 use petune::experiments::tables::thousands;
@@ -75,6 +75,10 @@ pub struct TrainArgs {
     /// libtorch threads (0 = its default, one per core; 1 is faster on a busy machine).
     #[arg(long)]
     threads: Option<usize>,
+    /// Keep a GGUF model's frozen projection weights quantized (`train.quantized_base`),
+    /// dequantized layer by layer; not with model tuning.
+    #[arg(long)]
+    quantized_base: bool,
     /// Print the full run config (JSON) and exit without training; save it, edit it,
     /// and run it with `--config`.
     #[arg(long)]
@@ -106,8 +110,7 @@ fn head_arg(arg: &str, method: &MethodConfig) -> anyhow::Result<HeadConfig> {
 
 /// The config of a quickstart run, and what was inferred (printed unless `--json`).
 fn quickstart(args: &TrainArgs, model: &Path, train: &Path) -> anyhow::Result<RunConfig> {
-    let spec = spec_from_config(&ModelDir::open(model)?.config_path())
-        .with_context(|| format!("reading {}", model.display()))?;
+    let spec = model_spec(model).with_context(|| format!("reading {}", model.display()))?;
     let method = parse_method(args.method.as_deref().unwrap_or("npg"), &spec)?;
     let head = match &args.head {
         Some(h) => head_arg(h, &method)?,
@@ -172,6 +175,9 @@ fn apply_overrides(cfg: &mut RunConfig, args: &TrainArgs) {
     }
     if let Some(n) = args.threads {
         t.threads = n;
+    }
+    if args.quantized_base {
+        t.quantized_base = true;
     }
     if let Some(out) = &args.out {
         cfg.out_dir = Some(out.clone());

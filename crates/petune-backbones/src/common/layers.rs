@@ -14,6 +14,7 @@ use petune_core::{
 use tch::{nn, Kind, Tensor};
 
 use super::weights::WeightSource;
+use crate::gguf::QuantizedTensor;
 
 /// Adds `delta` to `weight` (a view of a stored weight) in place, without autograd,
 /// after checking the shapes agree: how LoRA merges into frozen weights.
@@ -31,11 +32,24 @@ pub fn add_in_place(site: LinearSite, weight: &Tensor, delta: &Tensor) -> Result
     Ok(())
 }
 
+/// The weight of a [`Linear`]: a dense tensor (a variable of the backbone's store), or a
+/// frozen base weight kept in its GGUF blocks ([`LoadOptions::quantized_base`]).
+///
+/// [`LoadOptions::quantized_base`]: crate::loader::LoadOptions::quantized_base
+#[derive(Debug)]
+pub enum LinearWeight {
+    /// `[out, in]`, in the load kind.
+    Dense(Tensor),
+    /// `[out, in]` as GGUF blocks (a type [`QuantizedTensor::dequantize`] supports, checked
+    /// at load), dequantized at each forward pass.
+    Quantized(QuantizedTensor),
+}
+
 /// A linear projection stored as Hugging Face's `nn.Linear` (`weight: [out, in]`).
 #[derive(Debug)]
 pub struct Linear {
     /// `[out, in]`.
-    pub weight: Tensor,
+    pub weight: LinearWeight,
     /// `[out]`.
     pub bias: Option<Tensor>,
     /// The site this projection reports to hooks, if it is one.
@@ -43,9 +57,10 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// Loads `p.weight` (and `p.bias` when `bias`) from `src`.
+    /// Loads `p.weight` (and `p.bias` when `bias`) from `src`: dense, or quantized when
+    /// the source holds the weight's blocks.
     pub fn load(src: &mut WeightSource, p: &nn::Path, d_in: i64, d_out: i64, bias: bool) -> Linear {
-        let weight = src.param(p, "weight", &[d_out, d_in]);
+        let weight = src.linear_weight(p, "weight", &[d_out, d_in]);
         let bias = bias.then(|| src.param(p, "bias", &[d_out]));
         Linear { weight, bias, site: None }
     }
@@ -56,14 +71,34 @@ impl Linear {
         self
     }
 
-    /// Adds `delta` `[out, in]` to the weight in place.
+    /// Adds `delta` `[out, in]` to the weight in place; a quantized weight refuses (its
+    /// blocks cannot hold the sum).
     pub fn add_to_weight(&self, site: LinearSite, delta: &Tensor) -> Result<()> {
-        add_in_place(site, &self.weight, delta)
+        match &self.weight {
+            LinearWeight::Dense(w) => add_in_place(site, w, delta),
+            LinearWeight::Quantized(q) => Err(Error::Unsupported {
+                what: format!("changing the quantized base weight of {site:?}"),
+                msg: format!(
+                    "`{}` is kept in its {} blocks (quantized_base): load the model without \
+                     quantized_base to merge into it",
+                    q.name(),
+                    q.ggml_type()
+                ),
+            }),
+        }
     }
 
-    /// `y = x Wᵀ + b`, then the site's `linear` hook.
+    /// `y = x Wᵀ + b`, then the site's `linear` hook. A quantized weight is dequantized
+    /// here and dropped after use (autograd keeps it until the backward pass when `x`
+    /// needs a gradient; the weight itself never does).
     pub fn forward(&self, x: &Tensor, hooks: &dyn Hooks) -> Tensor {
-        let y = x.linear(&self.weight, self.bias.as_ref());
+        let y = match &self.weight {
+            LinearWeight::Dense(w) => x.linear(w, self.bias.as_ref()),
+            LinearWeight::Quantized(q) => {
+                let w = q.dequantize_t().to_kind(x.kind()); // [out, in]
+                x.linear(&w, self.bias.as_ref())
+            }
+        };
         match self.site {
             Some(site) => hooks.linear(site, x, y),
             None => y,

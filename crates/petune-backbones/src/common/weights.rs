@@ -13,6 +13,9 @@ use petune_core::tensor_io::read_safetensors;
 use petune_core::{Error, KindMismatch, Result, ShapeMismatch, WeightReport};
 use tch::{nn, Device, Kind, Tensor};
 
+use super::layers::LinearWeight;
+use crate::gguf::QuantizedTensor;
+
 /// What a key normaliser says about one key of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyAction {
@@ -37,6 +40,8 @@ pub struct WeightSource {
     path: PathBuf,
     tensors: BTreeMap<String, Tensor>,
     taken: BTreeSet<String>,
+    /// Weights kept in their GGUF blocks (served by [`WeightSource::linear_weight`]).
+    quantized: BTreeMap<String, QuantizedTensor>,
     report: WeightReport,
     kind: Kind,
     device: Device,
@@ -75,6 +80,7 @@ impl WeightSource {
             path: origin.to_path_buf(),
             tensors,
             taken: BTreeSet::new(),
+            quantized: BTreeMap::new(),
             report: WeightReport::default(),
             kind,
             device,
@@ -105,6 +111,14 @@ impl WeightSource {
         Ok(Self::from_tensors(&index, tensors, device, kind, normalize))
     }
 
+    /// Adds weights kept as GGUF blocks, under canonical (Hugging Face) keys; only
+    /// [`WeightSource::linear_weight`] hands them out, other parameters asking for one of
+    /// these keys find it missing.
+    pub fn with_quantized(mut self, tensors: impl IntoIterator<Item = QuantizedTensor>) -> Self {
+        self.quantized.extend(tensors.into_iter().map(|q| (q.name().to_string(), q)));
+        self
+    }
+
     /// The file being loaded.
     pub fn path(&self) -> &Path {
         &self.path
@@ -113,17 +127,19 @@ impl WeightSource {
     /// Whether any canonical key starts with `prefix` (used to detect optional parts
     /// such as an MLM head or a pooler).
     pub fn has_prefix(&self, prefix: &str) -> bool {
-        self.tensors.range(prefix.to_string()..).next().is_some_and(|(k, _)| k.starts_with(prefix))
+        let starts = |k: Option<&String>| k.is_some_and(|k| k.starts_with(prefix));
+        starts(self.tensors.range(prefix.to_string()..).next().map(|(k, _)| k))
+            || starts(self.quantized.range(prefix.to_string()..).next().map(|(k, _)| k))
     }
 
     /// Whether the canonical key exists.
     pub fn contains(&self, key: &str) -> bool {
-        self.tensors.contains_key(key)
+        self.tensors.contains_key(key) || self.quantized.contains_key(key)
     }
 
     /// Marks `key` as consumed without loading it (tied copies, aliases).
     pub fn skip(&mut self, key: &str) {
-        if self.tensors.contains_key(key) {
+        if self.contains(key) {
             self.taken.insert(key.to_string());
         }
     }
@@ -137,12 +153,48 @@ impl WeightSource {
         p.add(name, t, true)
     }
 
+    /// A projection's weight `p.name`: its GGUF blocks, moved to the device, when the
+    /// source holds them quantized (shape and type checked; problems recorded like
+    /// [`WeightSource::param`]'s), else the dense parameter.
+    pub fn linear_weight(&mut self, p: &nn::Path, name: &str, shape: &[i64]) -> LinearWeight {
+        let key = key_of(p, name);
+        let Some(q) = self.quantized.get(&key) else {
+            return LinearWeight::Dense(self.param(p, name, shape));
+        };
+        self.taken.insert(key.clone());
+        // The load fails in `finish`; a placeholder lets it report every other problem.
+        let dense = |src: &mut WeightSource| LinearWeight::Dense(src.placeholder(shape));
+        if q.shape() != shape {
+            self.report.mismatched.push(ShapeMismatch {
+                key: key.clone(),
+                expected: shape.to_vec(),
+                found: q.shape().to_vec(),
+            });
+            return dense(self);
+        }
+        if !q.ggml_type().is_supported() {
+            self.report.mistyped.push(KindMismatch {
+                key: key.clone(),
+                found: format!("GGUF {} (not dequantized by petune)", q.ggml_type()),
+            });
+            return dense(self);
+        }
+        match q.to_device(self.device) {
+            Ok(q) => LinearWeight::Quantized(q),
+            Err(e) => {
+                self.report.mistyped.push(KindMismatch {
+                    key: key.clone(),
+                    found: format!("GGUF blocks that cannot move to {:?}: {e}", self.device),
+                });
+                dense(self)
+            }
+        }
+    }
+
     /// Like [`WeightSource::param`] but returns the tensor without registering it.
     pub fn raw(&mut self, key: &str, shape: &[i64]) -> Tensor {
         self.taken.insert(key.to_string());
-        // A zero-stride view in the target dtype and device: no memory, whatever the
-        // (possibly absurd) shape; the load fails in `finish` before anything reads it.
-        let placeholder = Tensor::zeros([], (self.kind, self.device)).expand(shape, false).detach();
+        let placeholder = self.placeholder(shape);
         match self.tensors.get(key) {
             None => {
                 self.report.missing.push(key.to_string());
@@ -167,10 +219,21 @@ impl WeightSource {
         }
     }
 
+    /// A zero-stride view in the target dtype and device: no memory, whatever the
+    /// (possibly absurd) shape; the load fails in `finish` before anything reads it.
+    fn placeholder(&self, shape: &[i64]) -> Tensor {
+        Tensor::zeros([], (self.kind, self.device)).expand(shape, false).detach()
+    }
+
     /// Ends loading: an error listing every problem, or `Ok` when the file matched.
     pub fn finish(mut self) -> Result<()> {
-        let unexpected: Vec<String> =
-            self.tensors.keys().filter(|k| !self.taken.contains(*k)).cloned().collect();
+        let unexpected: Vec<String> = self
+            .tensors
+            .keys()
+            .chain(self.quantized.keys())
+            .filter(|k| !self.taken.contains(*k))
+            .cloned()
+            .collect();
         self.report.unexpected = unexpected;
         if self.report.is_clean() {
             Ok(())

@@ -165,6 +165,16 @@ impl QuantizedTensor {
         Ok(values.f_reshape(self.shape.as_slice())?)
     }
 
+    /// [`QuantizedTensor::dequantize`] in a forward pass, for a tensor whose type was checked
+    /// at load ([`GgmlType::is_supported`]): like tch's non-`f_` ops, a failure of libtorch
+    /// itself (out of memory) panics here, as the matrix product after it would.
+    pub fn dequantize_t(&self) -> Tensor {
+        match self.dequantize() {
+            Ok(t) => t,
+            Err(e) => panic!("dequantizing `{}`: {e}", self.name),
+        }
+    }
+
     /// The blocks as `[n_blocks, block bytes]`.
     fn block_rows(&self) -> Result<Tensor> {
         Ok(self.blocks.f_view([-1, self.ggml_type.block_bytes() as i64])?)

@@ -52,6 +52,7 @@ use crate::common::layer_loop::{run_layers, LayerStack};
 use crate::common::layers::{embed_words, RmsNorm};
 use crate::common::rotary::Rotary;
 use crate::common::weights::{KeyAction, WeightSource};
+use crate::gguf::{GgufFile, LlamaGguf};
 use crate::loader::LoadOptions;
 
 /// A Llama-family decoder with its LM head (when the checkpoint has one).
@@ -84,6 +85,20 @@ fn normalize_key(key: &str) -> KeyAction {
     }
     let bare = ["layers.", "embed_tokens.", "norm."].iter().any(|p| key.starts_with(p));
     KeyAction::Use(if bare { format!("model.{key}") } else { key.to_string() })
+}
+
+/// Whether `key` (a Hugging Face name) is the weight of one of a layer's seven projections.
+fn is_projection_weight(key: &str) -> bool {
+    const PROJECTIONS: [&str; 7] = [
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.o_proj",
+        "mlp.gate_proj",
+        "mlp.up_proj",
+        "mlp.down_proj",
+    ];
+    key.strip_suffix(".weight").is_some_and(|stem| PROJECTIONS.iter().any(|p| stem.ends_with(p)))
 }
 
 impl LlamaBackbone {
@@ -119,6 +134,32 @@ impl LlamaBackbone {
         config.validate()?;
         let src =
             WeightSource::from_tensors(origin, tensors, opts.device, opts.kind, normalize_key);
+        Self::build(config, src, opts)
+    }
+
+    /// Builds the backbone from a parsed GGUF file, keeping every projection weight
+    /// (`q/k/v/o_proj`, `gate/up/down_proj`) in its GGUF blocks, dequantized layer by layer
+    /// in the forward pass ([`LoadOptions::quantized_base`]); embeddings, norms, biases and an
+    /// untied LM head are dequantized once. Same values as the dequantized load.
+    pub fn from_gguf_quantized(
+        config: LlamaConfig,
+        llama: &LlamaGguf,
+        file: &GgufFile,
+        opts: &LoadOptions,
+    ) -> Result<LlamaBackbone> {
+        config.validate()?;
+        let (mut dense, mut quantized) = (Vec::new(), Vec::new());
+        for m in &llama.tensors {
+            let q = llama.quantized(file, &m.hf)?;
+            if is_projection_weight(&m.hf) {
+                quantized.push(q);
+            } else {
+                dense.push((m.hf.clone(), q.dequantize()?));
+            }
+        }
+        let src =
+            WeightSource::from_tensors(file.path(), dense, opts.device, opts.kind, normalize_key)
+                .with_quantized(quantized);
         Self::build(config, src, opts)
     }
 
