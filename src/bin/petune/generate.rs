@@ -18,7 +18,7 @@ use crate::infer::load_trained;
 /// Arguments of `petune generate`.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// Decoder model: a Hugging Face folder (GPT-2, Llama, Mistral, Qwen2).
+    /// Decoder model: a Hugging Face folder (GPT-2, Llama, Mistral, Qwen2) or a GGUF file.
     #[arg(long)]
     model: PathBuf,
     /// A delta trained on this model (`petune train`'s output folder: a classification
@@ -51,6 +51,10 @@ pub struct GenerateArgs {
     /// Stop when the model generates its end-of-sequence token.
     #[arg(long)]
     stop_at_eos: bool,
+    /// Keep a GGUF model's frozen projection weights in their quantized blocks
+    /// (docs/gguf.md, "The quantized base").
+    #[arg(long)]
+    quantized_base: bool,
     /// `cpu`, `cuda`, `cuda:N` or `auto` (without --delta).
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -96,11 +100,12 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
             if args.device != "cpu" {
                 bail!("--device is only supported without --delta for now");
             }
-            (Some(load_trained(&args.model, delta)?), None)
+            (Some(load_trained(&args.model, delta, args.quantized_base)?), None)
         }
         _ => {
             let opts = LoadOptions {
                 device: petune::core::parse_device(&args.device)?,
+                quantized_base: args.quantized_base,
                 ..LoadOptions::default()
             };
             let m = LoadedModel::from_dir(&args.model, &opts)
