@@ -4,7 +4,7 @@ fn main() {
     petune_rpath();
 }
 
-fn petune_rpath() {
+pub fn petune_rpath() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let Ok(libtorch) = std::env::var("LIBTORCH") else {
         println!("cargo:warning=LIBTORCH is not set; run scripts/setup.sh (it comes from .cargo/config.toml)");
