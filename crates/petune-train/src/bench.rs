@@ -22,7 +22,7 @@ use crate::features::Batch;
 use crate::head::{Head, HeadToken};
 use crate::memory::{cuda_used_mib, peak_rss_mib, reset_peak_rss, rss_mib};
 use crate::method::MethodConfig;
-use crate::optim::{AdamW, AdamWConfig};
+use crate::optim::{AdamW, AdamWConfig, OptimizerKind};
 use crate::precision::{LossScaler, Precision};
 use petune_core::Delta;
 
@@ -42,8 +42,14 @@ pub struct BenchConfig {
     pub seed: u64,
     /// Feed the layers above the floor from a frozen-prefix cache (LPT).
     pub cache: bool,
-    /// `f32`, or `fp16` autocast with loss scaling (CUDA).
+    /// `f32`, `fp16` autocast with loss scaling (CUDA), or `bf16` autocast.
     pub precision: Precision,
+    /// The optimizer (`adamw_fused` or `hf_adamw`).
+    #[serde(default)]
+    pub optimizer: OptimizerKind,
+    /// TF32 for float32 matmuls on CUDA (off by default, as in PyTorch).
+    #[serde(default)]
+    pub tf32: bool,
 }
 
 impl Default for BenchConfig {
@@ -56,6 +62,8 @@ impl Default for BenchConfig {
             seed: 42,
             cache: false,
             precision: Precision::F32,
+            optimizer: OptimizerKind::AdamwFused,
+            tf32: false,
         }
     }
 }
@@ -149,10 +157,7 @@ pub fn matmul_gflops(
     precision: Precision,
 ) -> f64 {
     let _no_grad = tch::no_grad_guard();
-    let kind = match precision {
-        Precision::F32 => Kind::Float,
-        Precision::Fp16 => Kind::Half,
-    };
+    let kind = precision.matmul_kind();
     let a = Tensor::randn([m, k], (kind, device));
     let b = Tensor::randn([k, n], (kind, device));
     for _ in 0..3 {
@@ -193,6 +198,7 @@ impl<'a> BenchSession<'a> {
         let spec = backbone.spec();
         let device = backbone.device();
         cfg.precision.check_device(device)?;
+        petune_ext::set_allow_tf32_cublas(cfg.tf32)?;
         tch::manual_seed(cfg.seed as i64);
         let vs = VarStore::new(device);
         let delta = method.build(&(vs.root() / "delta"), backbone)?;
@@ -204,7 +210,8 @@ impl<'a> BenchSession<'a> {
                 params.push((name, t));
             }
         }
-        let opt = AdamW::new(params, AdamWConfig::default())?;
+        let opt =
+            AdamW::new(params, AdamWConfig { kind: cfg.optimizer, ..AdamWConfig::default() })?;
         let (b, t) = (cfg.batch, cfg.seq);
         if b < 1 || t < 2 || t > spec.max_positions {
             return Err(Error::config(
@@ -226,7 +233,8 @@ impl<'a> BenchSession<'a> {
             let d = delta.as_deref().filter(|d| d.frozen_prefix_cacheable()).ok_or_else(|| {
                 Error::config("cache", format!("{} has no frozen prefix to cache", method.label()))
             })?;
-            Some(cfg.precision.autocast(|| crate::model::frozen_prefix(backbone, d, &batch))?)
+            let prefix = || crate::model::frozen_prefix(backbone, d, &batch);
+            Some(cfg.precision.autocast(device, prefix)?)
         } else {
             None
         };
@@ -246,7 +254,8 @@ impl<'a> BenchSession<'a> {
 
     /// One training step; returns the loss.
     pub fn step(&mut self) -> Result<f64> {
-        let loss = self.cfg.precision.autocast(|| -> Result<Tensor> {
+        let device = self.backbone.device();
+        let loss = self.cfg.precision.autocast(device, || -> Result<Tensor> {
             let s = match (&self.cached, self.delta.as_deref()) {
                 (Some(s0), Some(d)) => {
                     crate::model::forward_from(self.backbone, d, &self.batch, s0.clone(), true)?
@@ -259,7 +268,7 @@ impl<'a> BenchSession<'a> {
             Ok(self.head.loss(&out, &self.batch.labels))
         })?;
         self.scaler.backward(&loss);
-        self.scaler.step(&mut self.opt, 1.0, 1e-5);
+        self.scaler.step(&mut self.opt, 1.0, 1e-5)?;
         Ok(loss.double_value(&[]))
     }
 
@@ -286,7 +295,7 @@ impl<'a> BenchSession<'a> {
         let precision = self.cfg.precision;
         let s = match &self.cached {
             Some(s0) => s0.clone(),
-            None => precision.autocast(|| -> Result<SeqState> {
+            None => precision.autocast(self.backbone.device(), || -> Result<SeqState> {
                 let _g = (floor > 0).then(tch::no_grad_guard);
                 let s = self.backbone.embed(&self.batch.input, hooks.as_ref(), true)?;
                 self.backbone.layers(s, 0..floor, hooks.as_ref(), true)
@@ -294,7 +303,7 @@ impl<'a> BenchSession<'a> {
         };
         sync(self.backbone);
         let t1 = Instant::now();
-        let loss = precision.autocast(|| -> Result<Tensor> {
+        let loss = precision.autocast(self.backbone.device(), || -> Result<Tensor> {
             let s = self.backbone.layers(s, floor..n, hooks.as_ref(), true)?;
             let s = self.backbone.finish(s, hooks.as_ref(), true)?;
             let out = self.head.forward(self.backbone, &s, &self.batch, true)?;
@@ -305,7 +314,7 @@ impl<'a> BenchSession<'a> {
         self.scaler.backward(&loss);
         sync(self.backbone);
         let t3 = Instant::now();
-        self.scaler.step(&mut self.opt, 1.0, 1e-5);
+        self.scaler.step(&mut self.opt, 1.0, 1e-5)?;
         sync(self.backbone);
         let t4 = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;

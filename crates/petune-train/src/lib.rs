@@ -30,6 +30,7 @@ pub use config::{
 };
 pub use head::{Head, HeadConfig, HeadToken, VerbalizerLoss};
 pub use method::{MethodConfig, METHOD_NAMES};
+pub use optim::OptimizerKind;
 pub use precision::{LossScaler, Precision};
 pub use run_dir::{OutputLock, RunDir};
 pub use trained::{
