@@ -147,7 +147,8 @@ pub fn step_flops(
 }
 
 /// The measured rate of the model's largest matmul (`[b·t, d] × [d, I]`), GFLOP/s.
-/// In the precision's matmul type (float16 for `fp16` autocast).
+/// In the precision's matmul type (float16 for `fp16` autocast, bfloat16 for `bf16`), with
+/// TF32 for float32 on CUDA as `tf32` says.
 pub fn matmul_gflops(
     m: i64,
     k: i64,
@@ -155,8 +156,10 @@ pub fn matmul_gflops(
     device: tch::Device,
     reps: usize,
     precision: Precision,
-) -> f64 {
+    tf32: bool,
+) -> Result<f64> {
     let _no_grad = tch::no_grad_guard();
+    petune_ext::set_allow_tf32_cublas(tf32)?;
     let kind = precision.matmul_kind();
     let a = Tensor::randn([m, k], (kind, device));
     let b = Tensor::randn([k, n], (kind, device));
@@ -171,7 +174,7 @@ pub fn matmul_gflops(
         tch::Cuda::synchronize(0);
     }
     let s = t0.elapsed().as_secs_f64();
-    2.0 * (m * k * n) as f64 * reps as f64 / s / 1e9
+    Ok(2.0 * (m * k * n) as f64 * reps as f64 / s / 1e9)
 }
 
 /// A ready-to-step training set-up on a synthetic batch.
