@@ -4,6 +4,7 @@ fn main() {
     petune_rpath();
 }
 
+/// Emits the rpath link argument (and the rerun trigger) for this package.
 pub fn petune_rpath() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let Ok(libtorch) = std::env::var("LIBTORCH") else {

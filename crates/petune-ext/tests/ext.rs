@@ -181,7 +181,7 @@ fn total_norm_and_scaling() {
 fn autocast_uses_the_dtype_asked_for_and_restores_the_state() {
     tch::set_num_threads(1);
     let a = Tensor::ones([4, 4], CPU);
-    assert_eq!(autocast_state(Device::Cpu).unwrap().0, false);
+    assert!(!autocast_state(Device::Cpu).unwrap().0);
     let kind = autocast(Device::Cpu, AutocastDtype::Bf16, || {
         let inner = {
             let _nested = AutocastGuard::new(Device::Cpu, AutocastDtype::Bf16).unwrap();
@@ -194,7 +194,7 @@ fn autocast_uses_the_dtype_asked_for_and_restores_the_state() {
     })
     .unwrap();
     assert_eq!(kind, Kind::BFloat16);
-    assert_eq!(autocast_state(Device::Cpu).unwrap().0, false);
+    assert!(!autocast_state(Device::Cpu).unwrap().0);
     assert_eq!(a.matmul(&a).kind(), Kind::Float);
     // CUDA's autocast state can be set without a GPU (it is a thread-local switch).
     let (_, before) = autocast_state(Device::Cuda(0)).unwrap();

@@ -108,6 +108,7 @@ struct Reference {
 }
 
 impl Reference {
+    #[allow(clippy::needless_range_loop)] // five parallel lists, indexed alike
     fn step(&mut self, grads: &[Tensor], lr: f64) {
         let _ng = tch::no_grad_guard();
         let (b1, b2, eps, wd) = (0.9f64, 0.999f64, 1e-8f64, 0.1f64);
