@@ -204,3 +204,84 @@ fn fp16_style_unscaling_and_overflow_skip() {
     assert_eq!(scaled.step_count(), 1);
     assert_eq!(scaled.params()[0].step.as_ref().unwrap().double_value(&[]), 1.0);
 }
+
+/// The optimizer phase alone on MiniLM-L6's model-tuning tensors (22.7 M parameters in
+/// 101 tensors + the head), both recurrences interleaved, fastest of 10 (robust to a
+/// shared machine's load). Heavy; run by hand:
+/// `cargo test --release -p petune-train --test optim_golden -- --ignored --nocapture`
+/// (`PETUNE_THREADS`, default 2).
+#[test]
+#[ignore = "timing, run by hand (docs/benchmarks.md)"]
+fn optimizer_phase_timing_minilm_shapes() {
+    let threads = std::env::var("PETUNE_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    tch::set_num_threads(threads);
+    let (d, inter, vocab) = (384i64, 1536i64, 30522i64);
+    let mut shapes: Vec<(String, Vec<i64>)> = vec![
+        ("embeddings.word_embeddings.weight".into(), vec![vocab, d]),
+        ("embeddings.position_embeddings.weight".into(), vec![512, d]),
+        ("embeddings.token_type_embeddings.weight".into(), vec![2, d]),
+        ("embeddings.LayerNorm.weight".into(), vec![d]),
+        ("embeddings.LayerNorm.bias".into(), vec![d]),
+    ];
+    for l in 0..6 {
+        for (n, s) in [
+            ("attention.self.query.weight", vec![d, d]),
+            ("attention.self.query.bias", vec![d]),
+            ("attention.self.key.weight", vec![d, d]),
+            ("attention.self.key.bias", vec![d]),
+            ("attention.self.value.weight", vec![d, d]),
+            ("attention.self.value.bias", vec![d]),
+            ("attention.output.dense.weight", vec![d, d]),
+            ("attention.output.dense.bias", vec![d]),
+            ("attention.output.LayerNorm.weight", vec![d]),
+            ("attention.output.LayerNorm.bias", vec![d]),
+            ("intermediate.dense.weight", vec![inter, d]),
+            ("intermediate.dense.bias", vec![inter]),
+            ("output.dense.weight", vec![d, inter]),
+            ("output.dense.bias", vec![d]),
+            ("output.LayerNorm.weight", vec![d]),
+            ("output.LayerNorm.bias", vec![d]),
+        ] {
+            shapes.push((format!("encoder.layer.{l}.{n}"), s));
+        }
+    }
+    shapes.push(("head.weight".into(), vec![2, d]));
+    shapes.push(("head.bias".into(), vec![2]));
+    let make = || -> Vec<(String, Tensor)> {
+        tch::manual_seed(0);
+        shapes
+            .iter()
+            .map(|(n, s)| {
+                (
+                    n.clone(),
+                    Tensor::randn(s.as_slice(), (Kind::Float, Device::Cpu)).set_requires_grad(true),
+                )
+            })
+            .collect()
+    };
+    let numel: i64 = shapes.iter().map(|(_, s)| s.iter().product::<i64>()).sum();
+    let kinds = [OptimizerKind::HfAdamw, OptimizerKind::AdamwFused];
+    let sets: Vec<Vec<(String, Tensor)>> = kinds.iter().map(|_| make()).collect();
+    let mut opts: Vec<AdamW> = sets.iter().zip(kinds).map(|(p, k)| optimizer(p, k)).collect();
+    let mut best = [f64::INFINITY; 2];
+    for _ in 0..10 {
+        for (i, (params, opt)) in sets.iter().zip(opts.iter_mut()).enumerate() {
+            let loss = params
+                .iter()
+                .map(|(_, p)| (p * 3.0).sum(Kind::Float))
+                .fold(Tensor::from(0.0f32), |a, b| a + b);
+            loss.backward();
+            let t0 = std::time::Instant::now();
+            let u = opt.update(1e-5, 1.0, 1.0, false).unwrap();
+            best[i] = best[i].min(t0.elapsed().as_secs_f64() * 1e3);
+            assert!(u.applied);
+        }
+    }
+    eprintln!(
+        "{numel} parameters in {} tensors, {threads} threads: optimizer phase (norm + clip + step), fastest of 10: hf_adamw {:.1} ms, adamw_fused {:.1} ms ({:.2}×)",
+        shapes.len(),
+        best[0],
+        best[1],
+        best[0] / best[1]
+    );
+}
