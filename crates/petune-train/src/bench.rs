@@ -1,8 +1,8 @@
 //! The training-step benchmark of issue #7 (what `petune bench` and
 //! `benches/train_step.rs` run): for a method on a backbone, fixed batch × length
 //! synthetic inputs, the real training step (forward with the method's no-grad floor,
-//! a 2-class linear head on the first token, cross-entropy, backward, clip, HF AdamW),
-//! timed after warm-up; peak memory over the training phase only; and the step's model
+//! a 2-class linear head on the first token, cross-entropy, backward, clip, AdamW —
+//! `adamw_fused` or `hf_adamw`), timed after warm-up; peak memory over the training phase only; and the step's model
 //! FLOPs, to report which fraction of the machine's measured matmul rate a step reaches.
 //!
 //! FLOPs count the matmuls only: per layer and token `2·(4d² + 2d·I)` for the
