@@ -4,7 +4,8 @@ fn main() {
     petune_rpath();
 }
 
-fn petune_rpath() {
+/// Emits the rpath link argument (and the rerun trigger) for this package.
+pub fn petune_rpath() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let Ok(libtorch) = std::env::var("LIBTORCH") else {
         println!("cargo:warning=LIBTORCH is not set; run scripts/setup.sh (it comes from .cargo/config.toml)");

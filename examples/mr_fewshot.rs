@@ -59,9 +59,17 @@ struct Args {
     /// Train LPT with the frozen-prefix cache (no dropout below the prompt layer).
     #[arg(long)]
     cache: bool,
+    /// The optimizer: `adamw_fused` (the trainer's default) or `hf_adamw` (the authors').
+    #[arg(long, default_value = "adamw_fused", value_parser = parse_optimizer)]
+    optimizer: petune::train::OptimizerKind,
     /// Write the table and every report as JSON here.
     #[arg(long)]
     json_out: Option<PathBuf>,
+}
+
+fn parse_optimizer(s: &str) -> Result<petune::train::OptimizerKind, String> {
+    serde_json::from_value(serde_json::Value::String(s.into()))
+        .map_err(|_| format!("`{s}`: expected adamw_fused or hf_adamw"))
 }
 
 /// The catalog's short names plus `all`.
@@ -110,8 +118,8 @@ fn main() -> anyhow::Result<()> {
     let spec = petune::backbones::spec_from_config(&model.join("config.json"))?;
     let runs = std::env::temp_dir().join(format!("petune-mr-{}", std::process::id()));
     println!(
-        "few-shot MR, all-MiniLM-L6-v2, k = {}, dev = {}, test = 2000, {} steps, seeds {:?}, {} threads",
-        args.k, args.k_dev, args.steps, args.seeds, args.threads
+        "few-shot MR, all-MiniLM-L6-v2, k = {}, dev = {}, test = 2000, {} steps, seeds {:?}, {} threads, {}",
+        args.k, args.k_dev, args.steps, args.seeds, args.threads, args.optimizer.name()
     );
     let mut rows = Vec::new();
     let mut reports = Vec::new();
@@ -152,6 +160,7 @@ fn main() -> anyhow::Result<()> {
                     threads: args.threads,
                     device: "cpu".into(),
                     frozen_prefix_cache: args.cache && matches!(method, MethodConfig::Lpt(_)),
+                    optimizer: args.optimizer,
                     ..Default::default()
                 },
                 out_dir: None,

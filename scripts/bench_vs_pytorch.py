@@ -65,28 +65,32 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--petune", default=str(ROOT / "target/release/petune"))
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--precision", default="f32", choices=["f32", "fp16"])
+    ap.add_argument("--precision", default="f32", choices=["f32", "fp16", "bf16"])
+    ap.add_argument("--tf32", action="store_true", help="TF32 float32 matmuls on CUDA, both sides")
+    ap.add_argument("--optimizer", default="adamw_fused", choices=["adamw_fused", "hf_adamw"],
+                    help="petune's optimizer; the peer runs torch.optim.AdamW(fused=True) either way")
     ap.add_argument("--methods", default=",".join(p for p, _ in PAIRS),
                     help="comma-separated petune names of the pairs to run")
     args = ap.parse_args()
     pairs = [(p, q) for p, q in PAIRS if p in args.methods.split(",")]
     shape = ["--batch", str(args.batch), "--seq", str(args.seq), "--steps", str(args.steps),
              "--warmup", str(args.warmup), "--threads", str(args.threads),
-             "--device", args.device, "--precision", args.precision]
+             "--device", args.device, "--precision", args.precision] + (["--tf32"] if args.tf32 else [])
     results: dict[str, dict[str, list[dict]]] = {p: {"petune": [], "peer": []} for p, _ in pairs}
     for r in range(args.rounds):
         for ours, theirs in pairs:
             a = run_json([args.petune, "bench", "--model", args.model, "--methods", method_arg(PETUNE_METHODS[ours]),
-                          "--json"] + shape, first_line=True)
+                          "--json", "--optimizer", args.optimizer] + shape, first_line=True)
             a = a.get("report", a)
             b = run_json([sys.executable, str(ROOT / "scripts/peer_bench.py"), "--model", args.model,
-                          "--method", theirs] + shape)
+                          "--method", theirs, "--adamw", "fused"] + shape)
             results[ours]["petune"].append(a)
             results[ours]["peer"].append(b)
             print(f"round {r + 1}: {ours:<20} petune {a.get('median_ms', float('nan')):8.1f} ms   "
                   f"peer {b.get('median_ms', float('nan')):8.1f} ms {b.get('error', '')}", file=sys.stderr)
     mem = "GPU memory" if args.device == "cuda" else "RSS"
     print(f"\nbatch {args.batch} x {args.seq} tokens, {args.threads} threads, {args.device}, {args.precision}, "
+          f"TF32 {'on' if args.tf32 else 'off'} (both sides), petune {args.optimizer} vs torch AdamW(fused=True), "
           f"{args.steps} timed steps after {args.warmup} warm-up, median over {args.rounds} alternating rounds\n")
     print(f"| method | petune tokens/ms | PyTorch+PEFT tokens/ms | speed ratio | petune peak {mem} (MiB) "
           f"| PyTorch peak {mem} (MiB) | {mem} ratio | petune added (MiB) | PyTorch added (MiB) |")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CUDA checks and benchmarks of issue #7 (docs/benchmarks.md, "GPU"), as one script
+# The CUDA checks and benchmarks of issues #7 and #16 (docs/benchmarks.md, "GPU"), as one script
 # for a lent GPU machine that has PyTorch + transformers + PEFT in `python3` but no Rust:
 # the `petune` binary is built elsewhere against the same libtorch version as that
 # PyTorch (docs/benchmarks.md says how) and found through LD_LIBRARY_PATH here.
@@ -8,9 +8,12 @@
 #
 # 1. versions and the card; 2. `petune forward` on CUDA against the transformers goldens
 # of the four tiny fixtures; 3. a real few-shot MR training run (splade-tiny) on CUDA in
-# f32 and fp16 and with the frozen-prefix cache; 4. `petune bench` on a random-weight
-# RoBERTa-large (Table 5's 16 × 256) in f32 and fp16; 5. petune against PyTorch + PEFT on
-# the same steps, alternately (scripts/bench_vs_pytorch.py).
+# f32, bf16 and fp16 + frozen-prefix cache; 4. `petune bench` on a random-weight
+# RoBERTa-large (Table 5's 16 × 256) in f32 and bf16, each method with both optimizers
+# (adamw_fused, hf_adamw: the optimizer phase before/after issue #16); 5. petune against
+# PyTorch + PEFT on the same steps, alternately (scripts/bench_vs_pytorch.py), in f32 and
+# bf16, PyTorch with AdamW(fused=True), TF32 off on both sides (PyTorch's default; pass
+# TF32=1 in the environment to run both sides with TF32 on).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${1:?petune binary}")
@@ -36,14 +39,14 @@ done
 [ "$QUICK" = quick ] && exit 0
 
 step "3. few-shot MR on CUDA (splade-tiny, LPT NPG): f32, fp16, fp16 + frozen-prefix cache"
-for variant in f32 fp16 fp16-cache; do
+for variant in f32 bf16 fp16-cache; do
   python3 - "$variant" "$WORK/train-$variant.json" <<'PY'
 import json, sys
 variant, path = sys.argv[1], sys.argv[2]
 cfg = json.load(open("experiments/mr-minilm-npg.json"))
 cfg["model"] = ".assets/splade-tiny"
 cfg["method"]["prompt_layer"] = 2
-cfg["train"].update(device="cuda", precision="fp16" if variant != "f32" else "f32",
+cfg["train"].update(device="cuda", precision=variant.split("-")[0],
                     frozen_prefix_cache=variant.endswith("cache"), max_steps=200, eval_every=50)
 json.dump(cfg, open(path, "w"))
 PY
@@ -55,14 +58,15 @@ done
 
 step "4. petune bench, random-weight RoBERTa-large, 16 x 256"
 python3 scripts/make_random_model.py tests/fixtures/configs/roberta-large.json "$WORK/roberta-large"
-for p in f32 fp16; do
-  "$BIN" bench --model "$WORK/roberta-large" --device cuda --precision "$p" --batch 16 --seq 256 \
-    --steps 10 --warmup 3 --cache --methods mt,npg,wo_pg,lora,pt,adapter_drop 2>&1 | tee "$OUT/bench-roberta-large-$p.md"
+TF32_FLAG=$([ "${TF32:-0}" = 1 ] && echo --tf32 || true)
+for p in f32 bf16; do
+  "$BIN" bench --model "$WORK/roberta-large" --device cuda --precision "$p" --batch 16 --seq 256 $TF32_FLAG \
+    --steps 10 --warmup 3 --cache --methods mt,npg,lora,pt --optimizer adamw_fused,hf_adamw 2>&1 | tee "$OUT/bench-roberta-large-$p.md"
 done
 
 step "5. petune vs PyTorch + PEFT (alternating), RoBERTa-large 16 x 256"
-for p in f32 fp16; do
-  python3 scripts/bench_vs_pytorch.py --model "$WORK/roberta-large" --petune "$BIN" --device cuda --precision "$p" \
+for p in f32 bf16; do
+  python3 scripts/bench_vs_pytorch.py $TF32_FLAG --model "$WORK/roberta-large" --petune "$BIN" --device cuda --precision "$p" \
     --threads 0 --batch 16 --seq 256 --steps 10 --warmup 3 --rounds 2 \
     --methods model_tuning,lora,prompt_tuning_peft 2>&1 | tee "$OUT/vs-pytorch-$p.md"
 done

@@ -8,7 +8,12 @@ after loading, as petune does). On CUDA (`--device cuda`): steps synchronised be
 clock stops, and GPU memory in use (`torch.cuda.mem_get_info`: total - free, the figure
 `petune bench` reads with cudaMemGetInfo) before the method is built and after the timed
 steps; `--precision fp16` runs the forward and loss under `torch.autocast("cuda",
-torch.float16)` with a `GradScaler`, as petune's fp16 mode. One method per process.
+torch.float16)` with a `GradScaler`, as petune's fp16 mode; `--precision bf16` under
+`torch.autocast(device, torch.bfloat16)` without a scaler (CUDA or CPU), as petune's bf16.
+`--adamw fused` (default) is `torch.optim.AdamW(fused=True)` (CPU and CUDA kernels in
+torch >= 2.4); `--adamw default` lets PyTorch choose (foreach on CUDA, a per-tensor loop on
+CPU). `--tf32` sets `torch.backends.cuda.matmul.allow_tf32` (off by default, as petune).
+One method per process.
 
     python3 -m venv .venv-fixtures && .venv-fixtures/bin/pip install -r scripts/fixtures-requirements.txt
     .venv-fixtures/bin/python scripts/peer_bench.py --model .assets/all-MiniLM-L6-v2 --method lora --threads 2
@@ -45,7 +50,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--precision", default="f32", choices=["f32", "fp16"])
+    ap.add_argument("--precision", default="f32", choices=["f32", "fp16", "bf16"])
+    ap.add_argument("--adamw", default="fused", choices=["fused", "default"])
+    ap.add_argument("--tf32", action="store_true")
     args = ap.parse_args()
 
     import torch
@@ -58,6 +65,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     dev = torch.device(args.device)
     cuda = dev.type == "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
 
     def gpu_used_mib() -> float | None:
         if not cuda:
@@ -87,7 +95,8 @@ def main() -> None:
             trainable = [p for p in model.parameters() if p.requires_grad]
         head = nn.Linear(hidden, 2).to(dev)
         params = trainable + list(head.parameters())
-        opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.1)
+        fused = {"fused": True} if args.adamw == "fused" else {}
+        opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.1, **fused)
         vocab = model.config.vocab_size
         ids = torch.randint(5, vocab, (args.batch, args.seq), device=dev)
         mask = torch.ones_like(ids)
@@ -96,9 +105,10 @@ def main() -> None:
         if fp16 and not cuda:
             raise ValueError("fp16 autocast is CUDA-only here, as in petune")
         scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+        low = torch.bfloat16 if args.precision == "bf16" else torch.float16
 
         def step() -> float:
-            with torch.autocast("cuda", dtype=torch.float16, enabled=fp16):
+            with torch.autocast(dev.type, dtype=low, enabled=args.precision != "f32"):
                 out = model(input_ids=ids, attention_mask=mask).last_hidden_state
                 logits = head(nn.functional.dropout(out[:, n_virtual], 0.1, True))
                 loss = nn.functional.cross_entropy(logits, labels)
@@ -138,6 +148,8 @@ def main() -> None:
         "gpu_peak_mib": gpu_peak,
         "device": torch.cuda.get_device_name() if cuda else "cpu",
         "precision": args.precision,
+        "adamw": args.adamw,
+        "tf32": torch.backends.cuda.matmul.allow_tf32,
         "threads": torch.get_num_threads(),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
     }))

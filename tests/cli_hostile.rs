@@ -246,6 +246,11 @@ fn corpus() -> &'static Corpus {
         cfg("steps_huge.json", &|v| v["train"]["max_steps"] = i64::MAX.into());
         cfg("warmup.json", &|v| v["train"]["warmup_rate"] = 1.5.into());
         cfg("device.json", &|v| v["train"]["device"] = "tpu".into());
+        cfg("optimizer.json", &|v| v["train"]["optimizer"] = "sgd".into());
+        cfg("fp16_cpu.json", &|v| {
+            v["train"]["device"] = "cpu".into();
+            v["train"]["precision"] = "fp16".into();
+        });
         cfg("cache.json", &|v| v["train"]["cache_budget_mib"] = (-1.0).into());
         cfg("unknown_field.json", &|v| v["train"]["learning_rate"] = 0.1.into());
         cfg("unknown_task.json", &|v| {
@@ -505,6 +510,8 @@ fn train_config_refuses_hostile_configs() {
         mk("absurd steps", t("steps_huge.json"), 1, "max_steps"),
         mk("warm-up over 1", t("warmup.json"), 1, "warmup_rate"),
         mk("unknown device", t("device.json"), 1, "device"),
+        mk("unknown optimizer", t("optimizer.json"), 1, "adamw_fused"),
+        mk("fp16 on a CPU device", t("fp16_cpu.json"), 1, "bf16"),
         mk("negative cache budget", t("cache.json"), 1, "cache_budget_mib"),
         mk("unknown field", t("unknown_field.json"), 1, "learning_rate"),
         mk("unknown task", t("unknown_task.json"), 1, "sst3"),
@@ -710,6 +717,18 @@ fn params_inspect_bench_sweep_probe_refuse_hostile_arguments() {
             s(&["bench", "--model", &tiny, "--methods", "npg", "--seq", "16", "--steps", "0"]),
             1,
             "steps",
+        ),
+        mk(
+            "bench: unknown optimizer",
+            s(&["bench", "--model", &tiny, "--methods", "npg", "--optimizer", "sgd"]),
+            1,
+            "adamw_fused or hf_adamw",
+        ),
+        mk(
+            "bench: unknown precision",
+            s(&["bench", "--model", &tiny, "--methods", "npg", "--precision", "fp8"]),
+            1,
+            "f32, fp16 or bf16",
         ),
         mk(
             "bench: absurd threads",

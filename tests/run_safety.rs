@@ -24,7 +24,7 @@ use common::*;
 use petune::core::fsio::read_json;
 use petune::core::tensor_io::{read_safetensors, write_safetensors};
 use petune::prelude::*;
-use petune::train::{HeadToken, NonFinitePolicy, OutputLock, TrainEvent};
+use petune::train::{HeadToken, NonFinitePolicy, OptimizerKind, OutputLock, TrainEvent};
 use tch::{Device, Kind, Tensor};
 
 const CPU: Device = Device::Cpu;
@@ -132,6 +132,20 @@ fn resume_matches_straight_run(tag: &str, edit: impl FnOnce(&mut RunConfig), ckp
     assert_eq!(progress["progress"]["step"], ckpt, "{tag}: {progress}");
     // The step after the checkpoint was logged before the crash.
     assert_eq!(logged_steps(&killed), (1..=ckpt + 1).collect::<Vec<_>>(), "{tag}");
+    // The fused optimizer's per-tensor float32 step counters are in the checkpoint.
+    let state = killed.join("checkpoint").join(progress["tensors"].as_str().unwrap());
+    let state = read_safetensors(&state, CPU).unwrap().tensors;
+    let steps: Vec<&Tensor> =
+        state.iter().filter(|(k, _)| k.starts_with("adam_step.")).map(|(_, t)| t).collect();
+    match run.train.optimizer {
+        OptimizerKind::AdamwFused => {
+            assert_eq!(steps.len(), state.keys().filter(|k| k.starts_with("param.")).count());
+            for t in steps {
+                assert_eq!((t.kind(), t.double_value(&[])), (Kind::Float, ckpt as f64), "{tag}");
+            }
+        }
+        OptimizerKind::HfAdamw => assert!(steps.is_empty(), "{tag}: HF AdamW counts globally"),
+    }
 
     // The dead process's lock file is still there; the resumed run takes it over.
     assert!(killed.join(".petune.lock").is_file());
@@ -174,6 +188,22 @@ fn resumed_run_equals_an_uninterrupted_one() {
             c.train.eval_every = 3;
         },
         4,
+    );
+}
+
+#[test]
+fn resumed_run_equals_an_uninterrupted_one_with_hf_adamw() {
+    init();
+    // The authors' recurrence (per-tensor path, one global step count) resumes exactly too.
+    resume_matches_straight_run(
+        "hf-adamw",
+        |c| {
+            c.train.optimizer = OptimizerKind::HfAdamw;
+            c.train.max_steps = 6;
+            c.train.save_every = Some(2);
+            c.train.eval_every = 3;
+        },
+        2,
     );
 }
 

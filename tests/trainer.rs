@@ -370,6 +370,49 @@ fn fp16_on_cpu_and_a_missing_gpu_are_config_errors() {
     }
 }
 
+/// bf16 autocast on a CPU device (issue #16): model tuning and LPT train end to end with
+/// finite, falling losses; the trained tensors stay float32 (master weights).
+#[test]
+fn bf16_trains_end_to_end_on_cpu() {
+    init();
+    let _serial = serial();
+    for (method, lr) in [(MethodConfig::ModelTuning, 1e-3), (npg(), 1e-2)] {
+        let label = method.label();
+        let mut cfg = run_config(method, HeadConfig::Auto);
+        cfg.train.precision = petune::train::Precision::Bf16;
+        cfg.train.max_steps = 30;
+        cfg.train.batch_size = 8;
+        cfg.train.lr = lr;
+        // One full batch of 8 examples per step: the loss must fall as they are learnt.
+        let mut data = task_data(mr());
+        data.train.examples.truncate(8);
+        let losses = std::rc::Rc::new(RefCell::new(Vec::new()));
+        let sink = losses.clone();
+        let result = Trainer::new(loaded(), cfg)
+            .with_data(data)
+            .quiet(true)
+            .on_event(move |e| {
+                if let petune::train::TrainEvent::Step { loss, .. } = e {
+                    sink.borrow_mut().push(*loss);
+                }
+            })
+            .fit()
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let l = losses.borrow();
+        assert_eq!(l.len(), 30, "{label}");
+        assert!(l.iter().all(|x| x.is_finite()), "{label}: {l:?}");
+        let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+        let (first, last) = (mean(&l[..6]), mean(&l[24..]));
+        eprintln!(
+            "{label}: bf16 loss {first:.4} -> {last:.4} (mean of the first and last 6 steps)"
+        );
+        assert!(last < 0.8 * first, "{label}: loss {first:.4} -> {last:.4}: {l:?}");
+        for (name, t) in result.model.trainable_tensors() {
+            assert_eq!(t.kind(), Kind::Float, "{label}: {name}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------- loading
 
 /// `LoadedModel::from_dir` reads `vocab.json` + `merges.txt` when a folder has no

@@ -179,6 +179,15 @@ pub enum Error {
         /// The value (`NaN`, `inf`).
         value: f64,
     },
+    /// A libtorch call made through petune's C++ extension (`petune-ext`) failed; the
+    /// message is libtorch's (or the extension's own check's).
+    #[error("libtorch ({op}): {msg}")]
+    Extension {
+        /// The extension function that failed.
+        op: String,
+        /// What libtorch said.
+        msg: String,
+    },
     /// A method that cannot apply to a backbone.
     #[error("{method} cannot be used with {backbone}: {reason}")]
     Incompatible {

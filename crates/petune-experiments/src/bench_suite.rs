@@ -102,8 +102,8 @@ pub fn run_bench_jobs(
     }
     let c = &first.config;
     let device = petune_core::parse_device(&first.device)?;
-    let rate =
-        matmul_gflops(c.batch * c.seq, spec.hidden, spec.intermediate, device, 20, c.precision);
+    let (m, k, n) = (c.batch * c.seq, spec.hidden, spec.intermediate);
+    let rate = matmul_gflops(m, k, n, device, 20, c.precision, c.tf32)?;
     Ok((reports, rate))
 }
 
@@ -131,12 +131,13 @@ fn ratio(x: f64, mt: Option<f64>) -> String {
 pub fn bench_table(reports: &[BenchReport], peak_gflops: f64) -> String {
     let mt = reports.iter().find(|r| r.method == "model tuning");
     let mut s = String::from(
-        "| method | trainable | median step (ms) | tokens/ms | × MT speed | GFLOP/step | % of matmul rate | peak memory (MiB) | added (MiB) | × MT added | below floor / above fwd / backward / optimizer (ms) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| method | optimizer | trainable | median step (ms) | tokens/ms | × MT speed | GFLOP/step | % of matmul rate | peak memory (MiB) | added (MiB) | × MT added | below floor / above fwd / backward / optimizer (ms) | optimizer / backward |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in reports {
         s += &format!(
-            "| {} | {} | {:.1} | {:.2} | {} | {:.1} | {:.0} % | {:.0} | {:.0} | {} | {:.0} / {:.0} / {:.0} / {:.0} |\n",
+            "| {} | {} | {} | {:.1} | {:.2} | {} | {:.1} | {:.0} % | {:.0} | {:.0} | {} | {:.0} / {:.0} / {:.0} / {:.1} | {:.3} |\n",
             r.method,
+            r.config.optimizer.name(),
             r.trainable_params,
             r.median_ms,
             r.tokens_per_ms,
@@ -149,7 +150,8 @@ pub fn bench_table(reports: &[BenchReport], peak_gflops: f64) -> String {
             r.profile.below_floor_ms,
             r.profile.above_forward_ms,
             r.profile.backward_ms,
-            r.profile.optimizer_ms
+            r.profile.optimizer_ms,
+            r.profile.optimizer_ms / r.profile.backward_ms.max(1e-9)
         );
     }
     s

@@ -1,8 +1,8 @@
 //! The training-step benchmark of issue #7 (what `petune bench` and
 //! `benches/train_step.rs` run): for a method on a backbone, fixed batch × length
 //! synthetic inputs, the real training step (forward with the method's no-grad floor,
-//! a 2-class linear head on the first token, cross-entropy, backward, clip, HF AdamW),
-//! timed after warm-up; peak memory over the training phase only; and the step's model
+//! a 2-class linear head on the first token, cross-entropy, backward, clip, AdamW —
+//! `adamw_fused` or `hf_adamw`), timed after warm-up; peak memory over the training phase only; and the step's model
 //! FLOPs, to report which fraction of the machine's measured matmul rate a step reaches.
 //!
 //! FLOPs count the matmuls only: per layer and token `2·(4d² + 2d·I)` for the
@@ -22,7 +22,7 @@ use crate::features::Batch;
 use crate::head::{Head, HeadToken};
 use crate::memory::{cuda_used_mib, peak_rss_mib, reset_peak_rss, rss_mib};
 use crate::method::MethodConfig;
-use crate::optim::{AdamW, AdamWConfig};
+use crate::optim::{AdamW, AdamWConfig, OptimizerKind};
 use crate::precision::{LossScaler, Precision};
 use petune_core::Delta;
 
@@ -42,8 +42,14 @@ pub struct BenchConfig {
     pub seed: u64,
     /// Feed the layers above the floor from a frozen-prefix cache (LPT).
     pub cache: bool,
-    /// `f32`, or `fp16` autocast with loss scaling (CUDA).
+    /// `f32`, `fp16` autocast with loss scaling (CUDA), or `bf16` autocast.
     pub precision: Precision,
+    /// The optimizer (`adamw_fused` or `hf_adamw`).
+    #[serde(default)]
+    pub optimizer: OptimizerKind,
+    /// TF32 for float32 matmuls on CUDA (off by default, as in PyTorch).
+    #[serde(default)]
+    pub tf32: bool,
 }
 
 impl Default for BenchConfig {
@@ -56,6 +62,8 @@ impl Default for BenchConfig {
             seed: 42,
             cache: false,
             precision: Precision::F32,
+            optimizer: OptimizerKind::AdamwFused,
+            tf32: false,
         }
     }
 }
@@ -139,7 +147,8 @@ pub fn step_flops(
 }
 
 /// The measured rate of the model's largest matmul (`[b·t, d] × [d, I]`), GFLOP/s.
-/// In the precision's matmul type (float16 for `fp16` autocast).
+/// In the precision's matmul type (float16 for `fp16` autocast, bfloat16 for `bf16`), with
+/// TF32 for float32 on CUDA as `tf32` says.
 pub fn matmul_gflops(
     m: i64,
     k: i64,
@@ -147,12 +156,11 @@ pub fn matmul_gflops(
     device: tch::Device,
     reps: usize,
     precision: Precision,
-) -> f64 {
+    tf32: bool,
+) -> Result<f64> {
     let _no_grad = tch::no_grad_guard();
-    let kind = match precision {
-        Precision::F32 => Kind::Float,
-        Precision::Fp16 => Kind::Half,
-    };
+    petune_ext::set_allow_tf32_cublas(tf32)?;
+    let kind = precision.matmul_kind();
     let a = Tensor::randn([m, k], (kind, device));
     let b = Tensor::randn([k, n], (kind, device));
     for _ in 0..3 {
@@ -166,7 +174,7 @@ pub fn matmul_gflops(
         tch::Cuda::synchronize(0);
     }
     let s = t0.elapsed().as_secs_f64();
-    2.0 * (m * k * n) as f64 * reps as f64 / s / 1e9
+    Ok(2.0 * (m * k * n) as f64 * reps as f64 / s / 1e9)
 }
 
 /// A ready-to-step training set-up on a synthetic batch.
@@ -193,6 +201,7 @@ impl<'a> BenchSession<'a> {
         let spec = backbone.spec();
         let device = backbone.device();
         cfg.precision.check_device(device)?;
+        petune_ext::set_allow_tf32_cublas(cfg.tf32)?;
         tch::manual_seed(cfg.seed as i64);
         let vs = VarStore::new(device);
         let delta = method.build(&(vs.root() / "delta"), backbone)?;
@@ -204,7 +213,8 @@ impl<'a> BenchSession<'a> {
                 params.push((name, t));
             }
         }
-        let opt = AdamW::new(params, AdamWConfig::default())?;
+        let opt =
+            AdamW::new(params, AdamWConfig { kind: cfg.optimizer, ..AdamWConfig::default() })?;
         let (b, t) = (cfg.batch, cfg.seq);
         if b < 1 || t < 2 || t > spec.max_positions {
             return Err(Error::config(
@@ -226,7 +236,8 @@ impl<'a> BenchSession<'a> {
             let d = delta.as_deref().filter(|d| d.frozen_prefix_cacheable()).ok_or_else(|| {
                 Error::config("cache", format!("{} has no frozen prefix to cache", method.label()))
             })?;
-            Some(cfg.precision.autocast(|| crate::model::frozen_prefix(backbone, d, &batch))?)
+            let prefix = || crate::model::frozen_prefix(backbone, d, &batch);
+            Some(cfg.precision.autocast(device, prefix)?)
         } else {
             None
         };
@@ -246,7 +257,8 @@ impl<'a> BenchSession<'a> {
 
     /// One training step; returns the loss.
     pub fn step(&mut self) -> Result<f64> {
-        let loss = self.cfg.precision.autocast(|| -> Result<Tensor> {
+        let device = self.backbone.device();
+        let loss = self.cfg.precision.autocast(device, || -> Result<Tensor> {
             let s = match (&self.cached, self.delta.as_deref()) {
                 (Some(s0), Some(d)) => {
                     crate::model::forward_from(self.backbone, d, &self.batch, s0.clone(), true)?
@@ -259,7 +271,7 @@ impl<'a> BenchSession<'a> {
             Ok(self.head.loss(&out, &self.batch.labels))
         })?;
         self.scaler.backward(&loss);
-        self.scaler.step(&mut self.opt, 1.0, 1e-5);
+        self.scaler.step(&mut self.opt, 1.0, 1e-5)?;
         Ok(loss.double_value(&[]))
     }
 
@@ -286,7 +298,7 @@ impl<'a> BenchSession<'a> {
         let precision = self.cfg.precision;
         let s = match &self.cached {
             Some(s0) => s0.clone(),
-            None => precision.autocast(|| -> Result<SeqState> {
+            None => precision.autocast(self.backbone.device(), || -> Result<SeqState> {
                 let _g = (floor > 0).then(tch::no_grad_guard);
                 let s = self.backbone.embed(&self.batch.input, hooks.as_ref(), true)?;
                 self.backbone.layers(s, 0..floor, hooks.as_ref(), true)
@@ -294,7 +306,7 @@ impl<'a> BenchSession<'a> {
         };
         sync(self.backbone);
         let t1 = Instant::now();
-        let loss = precision.autocast(|| -> Result<Tensor> {
+        let loss = precision.autocast(self.backbone.device(), || -> Result<Tensor> {
             let s = self.backbone.layers(s, floor..n, hooks.as_ref(), true)?;
             let s = self.backbone.finish(s, hooks.as_ref(), true)?;
             let out = self.head.forward(self.backbone, &s, &self.batch, true)?;
@@ -305,7 +317,7 @@ impl<'a> BenchSession<'a> {
         self.scaler.backward(&loss);
         sync(self.backbone);
         let t3 = Instant::now();
-        self.scaler.step(&mut self.opt, 1.0, 1e-5);
+        self.scaler.step(&mut self.opt, 1.0, 1e-5)?;
         sync(self.backbone);
         let t4 = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;

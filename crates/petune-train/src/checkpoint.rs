@@ -1,5 +1,6 @@
-//! Checkpoints of a run (`out_dir/checkpoint/`): the trainable tensors and both Adam
-//! moments in `state-<step>.safetensors`, then `progress.json` naming it (written
+//! Checkpoints of a run (`out_dir/checkpoint/`): the trainable tensors, both Adam
+//! moments and (`adamw_fused`) each tensor's float32 step counter in
+//! `state-<step>.safetensors`, then `progress.json` naming it (written
 //! atomically after the tensors, so a crash between the two leaves the previous
 //! consistent pair), and copying saved tensors into live variables strictly (every
 //! missing, unexpected and mis-shaped name reported at once).
@@ -79,6 +80,9 @@ pub(crate) fn save_checkpoint(dir: &Path, opt: &AdamW, progress: &Progress) -> R
         tensors.push((format!("param.{}", p.name), p.tensor.detach()));
         tensors.push((format!("adam_m.{}", p.name), p.m.shallow_clone()));
         tensors.push((format!("adam_v.{}", p.name), p.v.shallow_clone()));
+        if let Some(step) = &p.step {
+            tensors.push((format!("adam_step.{}", p.name), step.shallow_clone()));
+        }
     }
     // Tensors first, then the state that points at them: a crash between the two leaves
     // the previous consistent pair (the state names its step's tensor file).
@@ -123,6 +127,9 @@ pub(crate) fn try_resume(dir: &Path, opt: &mut AdamW) -> Result<Option<Progress>
         targets.push((format!("param.{}", p.name), p.tensor.shallow_clone()));
         targets.push((format!("adam_m.{}", p.name), p.m.shallow_clone()));
         targets.push((format!("adam_v.{}", p.name), p.v.shallow_clone()));
+        if let Some(step) = &p.step {
+            targets.push((format!("adam_step.{}", p.name), step.shallow_clone()));
+        }
     }
     copy_into(&path, &saved.tensors, &targets, true)?;
     opt.set_step_count(adam_step);

@@ -498,8 +498,16 @@ pub struct TrainConfig {
     /// Length bucketing: sort pools of this many steps by length so that batches pad
     /// little (`data::sampler`); 0 = the authors' plain random order.
     pub length_buckets: usize,
-    /// `f32`, or `fp16`: CUDA autocast with dynamic loss scaling (`precision`).
+    /// `f32`; `fp16`: CUDA autocast with dynamic loss scaling; `bf16`: autocast to
+    /// bfloat16 on CUDA or CPU, no scaler (`precision`).
     pub precision: crate::precision::Precision,
+    /// `adamw_fused` (default: `torch.optim.AdamW(fused=True)` with foreach clipping) or
+    /// `hf_adamw` (the LPT authors' `transformers.AdamW` recurrence, for exact
+    /// reproduction) — `optim`.
+    pub optimizer: crate::optim::OptimizerKind,
+    /// Let CUDA run float32 matmuls in TF32 (`torch.backends.cuda.matmul.allow_tf32`);
+    /// off by default, as in PyTorch. No effect on CPU.
+    pub tf32: bool,
     /// What a NaN or infinite training loss does: stop the run with a typed error
     /// (default), or skip that step's update and go on.
     pub on_non_finite: NonFinitePolicy,
@@ -552,6 +560,8 @@ impl Default for TrainConfig {
             cache_budget_mib: 2048.0,
             length_buckets: 0,
             precision: crate::precision::Precision::F32,
+            optimizer: crate::optim::OptimizerKind::AdamwFused,
+            tf32: false,
             on_non_finite: NonFinitePolicy::Error,
             quantized_base: false,
         }

@@ -1,7 +1,7 @@
 //! petune-train: the trainer every petune method shares (`Trainer::from_config(cfg)?
 //! .fit()`), with its tasks (the paper's and the user's own) and data loaders, the LPT
-//! authors' few-shot protocol, the paper's metrics, heads, HF-faithful AdamW and
-//! schedule, locked and fingerprinted output folders, checkpoints and resume.
+//! authors' few-shot protocol, the paper's metrics, heads, AdamW (PyTorch's fused kernel
+//! or the authors' HF recurrence) and schedule, locked and fingerprinted output folders, checkpoints and resume.
 
 pub mod bench;
 pub mod causal_lm;
@@ -32,6 +32,7 @@ pub use config::{
 };
 pub use head::{Head, HeadConfig, HeadToken, VerbalizerLoss};
 pub use method::{MethodConfig, METHOD_NAMES};
+pub use optim::OptimizerKind;
 pub use precision::{LossScaler, Precision};
 pub use run_dir::{OutputLock, RunDir};
 pub use trained::{

@@ -1,30 +1,35 @@
-//! Mixed precision for training steps on CUDA (issue #7): libtorch's autocast around the
-//! forward pass and the loss, with dynamic loss scaling as `torch.amp.GradScaler` does
-//! it (scale 2¹⁶ at start; after an overflow the update is skipped and the scale halved;
-//! after 2,000 finite steps in a row it doubles).
+//! Mixed precision for training steps (issues #7, #16): autocast around the forward pass
+//! and the loss, through petune-ext (`at::autocast::set_autocast_dtype` /
+//! `set_autocast_enabled`, which tch does not expose), with float32 master weights,
+//! float32 gradients of them and float32 optimizer moments.
 //!
-//! Why float16 and not bfloat16: tch switches libtorch's CUDA autocast on and off but
-//! torch-sys' C API has no setter for its lower-precision type, which stays libtorch's
-//! default, float16. Trainable tensors stay float32 (the master weights): autocast casts
-//! them to float16 at each matmul and their gradients arrive in float32, and the
-//! optimizer's moments are float32 as always. On CPU autocast does nothing in tch, so a
-//! `fp16` run config on a CPU device is refused ([`Precision::check_device`]).
+//! - `fp16`: CUDA autocast to float16 with dynamic loss scaling as `torch.amp.GradScaler`
+//!   does it (scale 2¹⁶ at start; after an overflow the update is skipped and the scale
+//!   halved; after 2,000 finite steps in a row it doubles). CUDA only: a `fp16` run
+//!   config on a CPU device is refused ([`Precision::check_device`]).
+//! - `bf16`: autocast to bfloat16 on CUDA or CPU (`torch.autocast(device, torch.bfloat16)`),
+//!   no loss scaler: bfloat16 has float32's exponent range, so gradients do not underflow
+//!   (PyTorch's AMP recipe). On a CPU without native bfloat16 arithmetic it is slower than
+//!   f32 (docs/benchmarks.md); it is allowed there because it is correct.
 
 use serde::{Deserialize, Serialize};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::optim::{AdamW, Update};
 use petune_core::{Error, Result};
+use petune_ext::AutocastDtype;
 
 /// The arithmetic of a training step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// Float32 everywhere (the default; what CPU runs use).
+    /// Float32 everywhere (the default).
     #[default]
     F32,
     /// CUDA autocast to float16 with dynamic loss scaling; float32 master weights.
     Fp16,
+    /// Autocast to bfloat16 (CUDA or CPU), no loss scaling; float32 master weights.
+    Bf16,
 }
 
 impl Precision {
@@ -33,18 +38,39 @@ impl Precision {
         if self == Precision::Fp16 && !device.is_cuda() {
             return Err(Error::config(
                 "precision",
-                "fp16 autocast runs on CUDA only (tch's autocast is libtorch's CUDA autocast); use f32 on CPU",
+                "fp16 autocast with loss scaling runs on CUDA only; use f32 or bf16 on CPU",
             ));
         }
         Ok(())
     }
 
-    /// Runs `f` (forward and loss) under this precision's autocast.
-    pub fn autocast<T>(self, f: impl FnOnce() -> T) -> T {
+    /// The config name (`f32`, `fp16`, `bf16`).
+    pub fn name(self) -> &'static str {
         match self {
-            Precision::F32 => f(),
-            Precision::Fp16 => tch::autocast(true, f),
+            Precision::F32 => "f32",
+            Precision::Fp16 => "fp16",
+            Precision::Bf16 => "bf16",
         }
+    }
+
+    /// The dtype autocast runs matmuls in (float32 for `f32`).
+    pub fn matmul_kind(self) -> Kind {
+        match self {
+            Precision::F32 => Kind::Float,
+            Precision::Fp16 => Kind::Half,
+            Precision::Bf16 => Kind::BFloat16,
+        }
+    }
+
+    /// Runs `f` (forward and loss) under this precision's autocast on `device`.
+    pub fn autocast<T>(self, device: Device, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let dtype = match self {
+            Precision::F32 => return f(),
+            Precision::Fp16 => AutocastDtype::F16,
+            Precision::Bf16 => AutocastDtype::Bf16,
+        };
+        let _guard = petune_ext::AutocastGuard::new(device, dtype)?;
+        f()
     }
 }
 
@@ -86,9 +112,9 @@ impl LossScaler {
 
     /// Unscales the gradients, clips them to `max_norm`, and applies the update at `lr`
     /// unless a gradient overflowed; adjusts the scale. Gradients are zeroed either way.
-    pub fn step(&mut self, opt: &mut AdamW, max_norm: f64, lr: f64) -> Update {
+    pub fn step(&mut self, opt: &mut AdamW, max_norm: f64, lr: f64) -> Result<Update> {
         let factor = if self.enabled { 1.0 / self.scale } else { 1.0 };
-        let update = opt.update(lr, max_norm, factor, self.enabled);
+        let update = opt.update(lr, max_norm, factor, self.enabled)?;
         if !update.applied {
             self.scale *= 0.5;
             self.finite_in_a_row = 0;
@@ -99,7 +125,7 @@ impl LossScaler {
                 self.finite_in_a_row = 0;
             }
         }
-        update
+        Ok(update)
     }
 }
 
@@ -124,9 +150,9 @@ mod tests {
         let mut scaler = LossScaler::new(Precision::Fp16, None);
         scaler.backward(&(&p * 0.25).sum(Kind::Float));
         (&q * 0.25).sum(Kind::Float).backward();
-        let scaled = scaler.step(&mut opt, 1.0, 1e-2);
-        let plain = reference.clip_grad_norm(1.0);
-        reference.step(1e-2);
+        let scaled = scaler.step(&mut opt, 1.0, 1e-2).unwrap();
+        let plain = reference.clip_grad_norm(1.0).unwrap();
+        reference.step(1e-2).unwrap();
         assert!(scaled.applied);
         assert!((scaled.grad_norm - plain).abs() < 1e-6, "{} vs {plain}", scaled.grad_norm);
         assert!(p.allclose(&q, 1e-7, 1e-7, false));
@@ -139,7 +165,7 @@ mod tests {
         let before = p.copy();
         let mut scaler = LossScaler::new(Precision::Fp16, Some(1024.0));
         scaler.backward(&(&p * f64::INFINITY).sum(Kind::Float));
-        let out = scaler.step(&mut opt, 1.0, 1e-2);
+        let out = scaler.step(&mut opt, 1.0, 1e-2).unwrap();
         assert!(!out.applied && !out.grad_norm.is_finite());
         assert_eq!(scaler.scale(), 512.0);
         assert!(p.equal(&before));
@@ -154,7 +180,7 @@ mod tests {
         let mut scaler = LossScaler::new(Precision::Fp16, Some(8.0));
         for _ in 0..LossScaler::GROWTH_INTERVAL {
             scaler.backward(&p.sum(Kind::Float));
-            assert!(scaler.step(&mut opt, 1.0, 0.0).applied);
+            assert!(scaler.step(&mut opt, 1.0, 0.0).unwrap().applied);
         }
         assert_eq!(scaler.scale(), 16.0);
     }
@@ -166,12 +192,21 @@ mod tests {
         let mut scaler = LossScaler::new(Precision::F32, Some(1024.0));
         assert_eq!(scaler.scale(), 1.0);
         scaler.backward(&p.sum(Kind::Float));
-        assert!(scaler.step(&mut opt, 1.0, 1e-3).applied);
+        assert!(scaler.step(&mut opt, 1.0, 1e-3).unwrap().applied);
         assert!(Precision::F32.check_device(Device::Cpu).is_ok());
         let err = Precision::Fp16.check_device(Device::Cpu).unwrap_err().to_string();
         assert!(err.contains("precision") && err.contains("CUDA"), "{err}");
-        assert_eq!(Precision::Fp16.autocast(|| 3), 3);
-        let parsed: Precision = serde_json::from_str("\"fp16\"").unwrap();
-        assert_eq!(parsed, Precision::Fp16);
+        assert!(Precision::Bf16.check_device(Device::Cpu).is_ok());
+        let a = Tensor::ones([2, 2], (Kind::Float, Device::Cpu));
+        let kind = |p: Precision| p.autocast(Device::Cpu, || Ok(a.matmul(&a).kind())).unwrap();
+        assert_eq!(kind(Precision::F32), Kind::Float);
+        assert_eq!(kind(Precision::Bf16), Kind::BFloat16);
+        assert_eq!(a.matmul(&a).kind(), Kind::Float, "autocast ends with the closure");
+        for (name, p) in [("fp16", Precision::Fp16), ("bf16", Precision::Bf16)] {
+            let parsed: Precision = serde_json::from_str(&format!("\"{name}\"")).unwrap();
+            assert_eq!((parsed, p.name()), (p, name));
+        }
+        // bf16 needs no loss scale.
+        assert_eq!(LossScaler::new(Precision::Bf16, Some(8.0)).scale(), 1.0);
     }
 }

@@ -205,7 +205,7 @@ impl Run {
         // One call builds the optimizer, so that it can be swapped in one place.
         let mut opt = AdamW::new(
             params,
-            AdamWConfig { weight_decay: tc.weight_decay, ..Default::default() },
+            AdamWConfig { weight_decay: tc.weight_decay, kind: tc.optimizer, ..Default::default() },
         )?;
 
         let (progress, best_tensors) = match &out {
@@ -230,6 +230,9 @@ impl Run {
         );
         let cache = prefix_cache(&cfg, &trained, out.as_ref())?;
         tc.precision.check_device(device)?;
+        // Process-wide, as torch.backends.cuda.matmul.allow_tf32; set either way so that a
+        // run never inherits another's setting.
+        petune_ext::set_allow_tf32_cublas(tc.tf32)?;
         let scaler = LossScaler::new(tc.precision, progress.loss_scale);
         let lengths: Vec<usize> = features.train.iter().map(|f| f.ids.len()).collect();
         let mut run = Run {
@@ -336,7 +339,7 @@ impl Run {
             let feats: Vec<&Feature> = idx.iter().map(|&i| &self.features.train[i]).collect();
             let batch = collate(&feats, pad_id, device)?;
             let (trained, cache) = (&self.trained, &mut self.cache);
-            let loss = tc.precision.autocast(|| -> Result<Tensor> {
+            let loss = tc.precision.autocast(device, || -> Result<Tensor> {
                 let s = match (cache.as_mut(), trained.delta.as_deref()) {
                     (Some(c), Some(d)) => {
                         let s0 = c.state(trained.backbone.as_ref(), d, &batch, &idx)?;
@@ -372,7 +375,7 @@ impl Run {
             }
         } else {
             // As HF's Trainer: a step skipped on an fp16 overflow still advances the schedule.
-            let outcome = self.scaler.step(&mut self.opt, tc.max_grad_norm, lr);
+            let outcome = self.scaler.step(&mut self.opt, tc.max_grad_norm, lr)?;
             if !outcome.applied {
                 tracing::warn!(step, scale = self.scaler.scale(), "fp16 overflow: update skipped");
             } else if !outcome.grad_norm.is_finite() {

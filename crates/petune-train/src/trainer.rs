@@ -1,6 +1,7 @@
 //! The trainer every method shares (`Trainer::from_config(cfg)?.fit()`), following the
 //! LPT authors' loop (lpt-reference.md §5): random order each epoch, dynamic padding,
-//! gradient accumulation, clipping at 1.0, HF AdamW with linear warm-up and decay,
+//! gradient accumulation, clipping at 1.0, AdamW (fused by default, the authors' HF
+//! recurrence on request) with linear warm-up and decay,
 //! evaluation every N steps with best-dev selection, then the test set with the best
 //! tensors. The loop itself, phase by phase (prepare, step, evaluate, checkpoint,
 //! finish), is [`crate::run`].

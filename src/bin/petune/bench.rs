@@ -15,7 +15,7 @@ use petune::experiments::runner::Runner;
 use petune::prelude::*;
 use petune::train::bench::BenchConfig;
 use petune::train::estimate::check_fits;
-use petune::train::Precision;
+use petune::train::{OptimizerKind, Precision};
 
 /// Arguments of `petune bench`.
 #[derive(Args, Debug)]
@@ -52,9 +52,16 @@ pub struct BenchArgs {
     /// `cpu`, `cuda`, `cuda:N` or `auto`.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// `f32`, or `fp16` (CUDA autocast with loss scaling).
+    /// `f32`, `fp16` (CUDA autocast with loss scaling) or `bf16` (autocast, CUDA or CPU).
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     precision: Precision,
+    /// Optimizers, each method runs with each: `adamw_fused` (the trainer's default),
+    /// `hf_adamw` (the LPT authors' recurrence, per tensor).
+    #[arg(long, value_delimiter = ',', default_value = "adamw_fused", value_parser = parse_optimizer)]
+    optimizer: Vec<OptimizerKind>,
+    /// Let CUDA run float32 matmuls in TF32 (off by default, as in PyTorch).
+    #[arg(long)]
+    tf32: bool,
     /// Print JSON lines only.
     #[arg(long)]
     json: bool,
@@ -80,6 +87,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         steps: args.steps,
         warmup: args.warmup,
         precision: args.precision,
+        tf32: args.tf32,
         ..BenchConfig::default()
     };
     let mut jobs = Vec::new();
@@ -96,14 +104,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             &[false]
         };
         for &cache in caches {
-            jobs.push(BenchJob {
-                model: args.model.clone(),
-                method: method.clone(),
-                config: BenchConfig { cache, ..base.clone() },
-                threads: args.threads,
-                device: args.device.clone(),
-                quantized_base: args.quantized_base,
-            });
+            for &optimizer in &args.optimizer {
+                jobs.push(BenchJob {
+                    model: args.model.clone(),
+                    method: method.clone(),
+                    config: BenchConfig { cache, optimizer, ..base.clone() },
+                    threads: args.threads,
+                    device: args.device.clone(),
+                    quantized_base: args.quantized_base,
+                });
+            }
         }
     }
     let json = args.json;
@@ -111,7 +121,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         if json {
             println!("{}", serde_json::json!({ "report": r }));
         } else {
-            eprintln!("  {} ... {:.1} ms", job.method.label(), r.median_ms);
+            let opt = job.config.optimizer.name();
+            eprintln!("  {} ({opt}) ... {:.1} ms", job.method.label(), r.median_ms);
         }
     })?;
     let device = petune::core::parse_device(&args.device)?;
@@ -119,9 +130,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&serde_json::json!({ "matmul_gflops": peak }))?);
     } else {
         println!(
-            "\n{}: batch {} × {} tokens, {} timed steps after {} warm-up, {} threads, {:?}, {:?}, matmul [{}×{}]·[{}×{}] = {:.1} GFLOP/s\n",
+            "\n{}: batch {} × {} tokens, {} timed steps after {} warm-up, {} threads, {:?}, {}, TF32 {}, matmul [{}×{}]·[{}×{}] = {:.1} GFLOP/s\n",
             spec.describe(), args.batch, args.seq, args.steps, args.warmup, tch::get_num_threads(),
-            device, args.precision, args.batch * args.seq, spec.hidden, spec.hidden, spec.intermediate, peak
+            device, args.precision.name(), if args.tf32 { "on" } else { "off" },
+            args.batch * args.seq, spec.hidden, spec.hidden, spec.intermediate, peak
         );
         print!("{}", bench_table(&reports, peak));
     }
@@ -139,5 +151,10 @@ fn check_size(args: &BenchArgs, spec: &BackboneSpec) -> anyhow::Result<()> {
 
 fn parse_precision(s: &str) -> Result<Precision, String> {
     serde_json::from_value(serde_json::Value::String(s.into()))
-        .map_err(|_| format!("`{s}`: expected f32 or fp16"))
+        .map_err(|_| format!("`{s}`: expected f32, fp16 or bf16"))
+}
+
+fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {
+    serde_json::from_value(serde_json::Value::String(s.into()))
+        .map_err(|_| format!("`{s}`: expected adamw_fused or hf_adamw"))
 }

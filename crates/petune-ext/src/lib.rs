@@ -1,0 +1,25 @@
+//! petune's C++ extension on the libtorch that tch links (issue #16): the few libtorch
+//! 2.13 functions that tch 0.26 does not expose, each in one short `extern "C"` function
+//! of `csrc/petune_ext.cpp`, compiled by `build.rs` with the `cc` crate against the same
+//! headers torch-sys uses.
+//!
+//! | function | libtorch call | what tch lacks |
+//! |---|---|---|
+//! | [`fused_adamw_`] | `at::_foreach_add_` + `at::_fused_adamw_` | tch's generator skips every `_fused_adam*` op; `torch.optim.AdamW(fused=True)`'s multi-tensor kernel (CPU and CUDA) |
+//! | [`total_norm`] | `at::_foreach_norm` + `linalg_vector_norm(stack)` | every `_foreach_*` op is skipped too; `clip_grad_norm_(foreach=True)`'s norm |
+//! | [`foreach_mul_`], [`foreach_mul_scalar_`] | `at::_foreach_mul_` | the same; clipping and loss-scale removal in one call |
+//! | [`AutocastGuard`] | `at::autocast::set_autocast_dtype` / `set_autocast_enabled` | tch switches CUDA autocast on in float16 only: no bfloat16, no CPU autocast |
+//! | [`set_allow_tf32_cublas`] | `at::globalContext().setAllowTF32CuBLAS` | torch-sys has no setter (`torch.backends.cuda.matmul.allow_tf32`) |
+//!
+//! When tch grows one of these, the function here should go. Every entry point catches
+//! C++ exceptions and returns their message, which becomes
+//! [`petune_core::Error::Extension`]: no exception or abort crosses into Rust.
+
+mod autocast;
+mod context;
+mod ffi;
+mod foreach;
+
+pub use autocast::{autocast, autocast_state, AutocastDtype, AutocastGuard};
+pub use context::{allow_tf32_cublas, set_allow_tf32_cublas};
+pub use foreach::{foreach_mul_, foreach_mul_scalar_, fused_adamw_, total_norm, AdamWHyper};
