@@ -132,3 +132,29 @@ fn defaults_are_left_out_of_the_json_and_old_configs_read_alike() {
     );
     assert!(serde_json::from_str::<TrainConfig>(r#"{"schedule": "cosine"}"#).is_err());
 }
+
+/// `template_style: raw`: a prompt method reads the raw text, an `auto` head is a linear
+/// head on `[CLS]`, and a mask head is refused; the saved manifest keeps the choice.
+#[test]
+fn raw_template_style_feeds_prompt_methods_raw_text() {
+    init();
+    let _serial = serial();
+    use petune::train::data::TemplateStyle;
+    let model = || loaded_from(&fixture("bert-mlm"));
+    let data = || task_data(TaskName::Mr.spec(TemplateStyle::Raw));
+    let mut cfg = config(|_| {});
+    cfg.head = HeadConfig::Auto;
+    let r = Trainer::new(model(), cfg.clone()).with_data(data()).quiet(true).fit().unwrap();
+    assert_eq!(r.model.manifest().head, HeadConfig::Linear { token: HeadToken::Cls });
+    assert!(r.model.manifest().task.raw_text);
+    assert!(r.model.encoder().template.is_none(), "no template with the raw style");
+    // The authors' style still templates (an MLM head on the fixture: the verbalizer).
+    let templated = Trainer::new(model(), cfg.clone()).with_data(task_data(mr())).quiet(true);
+    let t = templated.fit().unwrap();
+    assert!(t.model.encoder().template.is_some());
+    assert!(!t.model.manifest().task.raw_text);
+    cfg.head = HeadConfig::Linear { token: HeadToken::Mask };
+    let err = Trainer::new(model(), cfg).with_data(data()).quiet(true).fit().err();
+    let err = err.expect("no mask to read in raw text");
+    assert!(matches!(&err, Error::Config { field, .. } if field == "head"), "{err}");
+}
