@@ -517,6 +517,24 @@ pub struct TrainConfig {
     /// folders keep their fingerprint.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub quantized_base: bool,
+    /// The rate after the warm-up: `linear` decay to 0 (the authors', default) or
+    /// `constant`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub schedule: crate::optim::Schedule,
+    /// How a step's examples are drawn: `epochs` (shuffled passes, the authors' loader,
+    /// default) or `per_step` (a fresh random batch each step).
+    #[serde(skip_serializing_if = "is_default")]
+    pub sampling: crate::data::sampler::Sampling,
+    /// Peak learning rate of the task head (`head.*` tensors), on the same schedule;
+    /// `None` = `lr` (one rate for head and delta, the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_lr: Option<f64>,
+}
+
+/// Whether `v` is its type's default (fields left out of the serialized config, so that
+/// configs written before they existed keep their fingerprint).
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// What a non-finite training loss does (`train.on_non_finite`).
@@ -564,6 +582,9 @@ impl Default for TrainConfig {
             tf32: false,
             on_non_finite: NonFinitePolicy::Error,
             quantized_base: false,
+            schedule: Default::default(),
+            sampling: Default::default(),
+            head_lr: None,
         }
     }
 }
@@ -575,6 +596,11 @@ impl TrainConfig {
         let at_most = format!("must be positive and at most {MAX_COUNT}");
         let checks = [
             (self.lr > 0.0 && self.lr.is_finite(), "lr", "must be positive and finite".into()),
+            (
+                self.head_lr.is_none_or(|h| h > 0.0 && h.is_finite()),
+                "head_lr",
+                "must be positive and finite".into(),
+            ),
             (self.batch_size > 0 && count(self.batch_size as u64), "batch_size", at_most.clone()),
             (
                 self.eval_batch_size > 0 && count(self.eval_batch_size as u64),

@@ -18,6 +18,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use petune_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -87,6 +89,9 @@ pub struct Param {
     /// The fused optimizer's step counter of this parameter (a float32 scalar on its
     /// device, PyTorch's `state["step"]`); `None` for `hf_adamw`, which counts globally.
     pub step: Option<Tensor>,
+    /// This tensor's learning rate as a multiple of the scheduled one (1 unless set by
+    /// [`AdamW::scale_lr`]: e.g. the task head trained at its own rate).
+    pub lr_scale: f64,
 }
 
 /// Whether a parameter gets weight decay (not biases, not LayerNorm weights).
@@ -178,7 +183,7 @@ impl AdamW {
                 let v = tensor.zeros_like().to_kind(kind);
                 let decay = decays(&name);
                 let step = fused.then(|| Tensor::zeros([], (Kind::Float, tensor.device())));
-                Param { name, tensor, m, v, decay, step }
+                Param { name, tensor, m, v, decay, step, lr_scale: 1.0 }
             })
             .collect();
         Ok(AdamW { cfg, params, step: 0, flat: None, flat_on_cpu: false })
@@ -191,6 +196,24 @@ impl AdamW {
     pub fn with_flat_buffers_on_cpu(mut self, on: bool) -> Self {
         self.flat_on_cpu = on;
         self
+    }
+
+    /// Trains the parameters whose name starts with `prefix` at `scale` times the
+    /// scheduled learning rate (their weight decay scales with it, as a PyTorch param
+    /// group with its own `lr` does); returns how many matched.
+    pub fn scale_lr(&mut self, prefix: &str, scale: f64) -> Result<usize> {
+        if !(scale > 0.0 && scale.is_finite()) {
+            return Err(Error::config(
+                "lr",
+                format!("a learning-rate scale must be positive and finite, got {scale}"),
+            ));
+        }
+        let mut n = 0;
+        for p in self.params.iter_mut().filter(|p| p.name.starts_with(prefix)) {
+            p.lr_scale = scale;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// The parameters.
@@ -273,10 +296,11 @@ impl AdamW {
             if !g.defined() {
                 continue;
             }
-            let divisor = adam_moments(&self.cfg, &p.m, &p.v, &g.to_kind(Kind::Float), step_size);
+            let size = step_size * p.lr_scale;
+            let divisor = adam_moments(&self.cfg, &p.m, &p.v, &g.to_kind(Kind::Float), size);
             let m = p.m.to_kind(p.tensor.kind());
             let _ = p.tensor.f_addcdiv_(&m, &divisor.to_kind(p.tensor.kind()));
-            decay(&self.cfg, p, lr);
+            decay(&self.cfg, p, lr * p.lr_scale);
             let _ = g.f_zero_();
         }
     }
@@ -369,16 +393,18 @@ impl AdamW {
     }
 
     /// `torch.optim.AdamW(fused=True).step()` over the parameters `live` with `grads`:
-    /// one fused call per (decay, device, dtype) group, as PyTorch groups them.
+    /// one fused call per (decay, learning-rate scale, device, dtype) group, as PyTorch
+    /// groups them (a param group with its own `lr` is its own call).
     fn fused_step(&mut self, live: &[usize], grads: &[Tensor], lr: f64) -> Result<()> {
         self.step += 1;
-        let mut groups: BTreeMap<(bool, String), Vec<usize>> = BTreeMap::new();
+        // The scale's bits order the groups (an f64 is not `Ord`; scales are positive).
+        let mut groups: BTreeMap<(bool, u64, String), Vec<usize>> = BTreeMap::new();
         for (k, &i) in live.iter().enumerate() {
             let p = &self.params[i];
             let key = format!("{:?}/{:?}", p.tensor.device(), p.tensor.kind());
-            groups.entry((p.decay, key)).or_default().push(k);
+            groups.entry((p.decay, p.lr_scale.to_bits(), key)).or_default().push(k);
         }
-        for ((decay, _), members) in groups {
+        for ((decay, scale, _), members) in groups {
             let mut lists: [Vec<Tensor>; 5] = Default::default();
             for &k in &members {
                 let p = &self.params[live[k]];
@@ -393,7 +419,7 @@ impl AdamW {
                 lists[4].push(step.shallow_clone());
             }
             let hyper = petune_ext::AdamWHyper {
-                lr,
+                lr: lr * f64::from_bits(scale),
                 beta1: self.cfg.beta1,
                 beta2: self.cfg.beta2,
                 weight_decay: if decay { self.cfg.weight_decay } else { 0.0 },
@@ -479,8 +505,13 @@ impl AdamW {
         drop(divisor);
         for (p, &(offset, n)) in self.params.iter_mut().zip(&flat.spans) {
             let shape = p.tensor.size();
-            let _ = p.tensor.f_add_(&delta.narrow(0, offset, n).view(shape.as_slice()));
-            decay(&self.cfg, p, lr);
+            let update = delta.narrow(0, offset, n).view(shape.as_slice());
+            let _ = if p.lr_scale == 1.0 {
+                p.tensor.f_add_(&update)
+            } else {
+                p.tensor.f_add_(&(update * p.lr_scale))
+            };
+            decay(&self.cfg, p, lr * p.lr_scale);
         }
         zero_grads();
         Update { grad_norm, applied: true }
@@ -516,6 +547,30 @@ fn clip_foreach(grads: &[Tensor], total: &Tensor, max_norm: f64) -> Result<()> {
     let coef =
         total.f_add_scalar(1e-6)?.f_reciprocal()?.f_mul_scalar(max_norm)?.f_clamp_max(1.0)?; // [] float32
     petune_ext::foreach_mul_(grads, &coef)
+}
+
+/// The learning-rate schedule after the linear warm-up (`train.schedule`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Linear decay to 0 at the last step (`get_linear_schedule_with_warmup`, the LPT
+    /// authors' schedule).
+    #[default]
+    Linear,
+    /// The peak rate until the end (`get_constant_schedule_with_warmup`; with
+    /// `warmup_rate` 0, a constant rate throughout).
+    Constant,
+}
+
+impl Schedule {
+    /// The factor on the peak rate for the update after `step` completed steps.
+    pub fn factor(self, step: i64, warmup: i64, total: i64) -> f64 {
+        match self {
+            Schedule::Linear => linear_schedule(step, warmup, total),
+            Schedule::Constant if step < warmup => step as f64 / warmup.max(1) as f64,
+            Schedule::Constant => 1.0,
+        }
+    }
 }
 
 /// Linear warm-up then linear decay to 0 (`get_linear_schedule_with_warmup`).
@@ -643,5 +698,71 @@ mod tests {
         loss(&c, 1.0).backward();
         assert!(cpu_default.update(1e-2, 1.0, 1.0, true).unwrap().applied);
         assert!(cpu_default.flat.is_none());
+    }
+
+    #[test]
+    fn constant_schedule_warms_up_then_holds() {
+        let c = Schedule::Constant;
+        assert_eq!(c.factor(0, 10, 100), 0.0);
+        assert_eq!(c.factor(5, 10, 100), 0.5);
+        assert_eq!(c.factor(10, 10, 100), 1.0);
+        assert_eq!(c.factor(99, 10, 100), 1.0);
+        assert_eq!(c.factor(0, 0, 100), 1.0);
+        assert_eq!(Schedule::Linear.factor(55, 10, 100), linear_schedule(55, 10, 100));
+    }
+
+    /// A tensor at `scale_lr(·, 3)` moves as it would alone at three times the rate,
+    /// decay included, on the per-tensor and the flat HF path and on the fused path; the
+    /// others are unchanged.
+    #[test]
+    fn lr_scale_is_a_param_group_with_its_own_rate() {
+        tch::set_num_threads(1);
+        // Three steps of HF AdamW on x² from x0 at `lr`, by hand (no clipping).
+        let hand = |x0: f64, lr: f64| -> f64 {
+            let (mut x, mut m, mut v) = (x0, 0.0f64, 0.0f64);
+            for t in 1..=3 {
+                let g = 2.0 * x;
+                m = 0.9 * m + 0.1 * g;
+                v = 0.999 * v + 0.001 * g * g;
+                let step = lr * (1.0 - 0.999f64.powi(t)).sqrt() / (1.0 - 0.9f64.powi(t));
+                x -= step * m / (v.sqrt() + 1e-8);
+                x -= lr * 0.1 * x;
+            }
+            x
+        };
+        // Three steps of x² from `x0` on a fresh optimizer, `head.w` scaled by `scale`.
+        let run = |cfg: AdamWConfig, flat: bool, x0: &[f32], scale: f64| -> Vec<f64> {
+            let a = Tensor::from_slice(x0).set_requires_grad(true);
+            let b = Tensor::from_slice(&[0.5f32]).set_requires_grad(true);
+            let params =
+                vec![("delta.w".into(), a.shallow_clone()), ("head.w".into(), b.shallow_clone())];
+            let mut opt = AdamW::new(params, cfg).unwrap().with_flat_buffers_on_cpu(flat);
+            assert_eq!(opt.scale_lr("head.", scale).unwrap(), 1);
+            for _ in 0..3 {
+                ((&a * &a).sum(Kind::Float) + (&b * &b).sum(Kind::Float)).backward();
+                assert!(opt.update(1e-2 * 3.0 / scale, 100.0, 1.0, false).unwrap().applied);
+            }
+            assert_eq!(opt.flat.is_some(), flat && cfg.kind == OptimizerKind::HfAdamw);
+            vec![a.double_value(&[0]), a.double_value(&[1]), b.double_value(&[0])]
+        };
+        for flat in [false, true] {
+            // lr 1e-2 for the delta, 3e-2 for the head.
+            let got = run(hf(), flat, &[1.0, -2.0], 3.0);
+            let want = [hand(1.0, 1e-2), hand(-2.0, 1e-2), hand(0.5, 3e-2)];
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-6, "flat {flat}: {got:?} vs {want:?}");
+            }
+        }
+        // Fused: the head at 3 × 1e-2 moves as an unscaled head at lr 3e-2 does.
+        let fused = AdamWConfig::default();
+        assert_eq!(fused.kind, OptimizerKind::AdamwFused);
+        let scaled = run(fused, false, &[1.0, -2.0], 3.0);
+        let alone = run(fused, false, &[1.0, -2.0], 1.0);
+        assert!((scaled[2] - alone[2]).abs() < 1e-7, "{scaled:?} vs {alone:?}");
+        assert!((scaled[0] - alone[0]).abs() > 1e-4, "the delta's rate differs: {scaled:?}");
+        let mut opt =
+            AdamW::new(vec![("w".into(), Tensor::from(1.0f32))], AdamWConfig::default()).unwrap();
+        assert!(opt.scale_lr("w", 0.0).is_err());
+        assert!(opt.scale_lr("w", f64::NAN).is_err());
     }
 }

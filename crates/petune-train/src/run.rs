@@ -18,12 +18,12 @@ use tch::Tensor;
 
 use crate::checkpoint::{save_checkpoint, try_resume, Progress};
 use crate::config::{NonFinitePolicy, RunConfig, TaskData, TrainConfig};
-use crate::data::sampler::epoch_order;
+use crate::data::sampler::{epoch_order, step_sample, Sampling};
 use crate::data::Metric;
 use crate::estimate::{check_fits, estimate_seconds};
 use crate::features::{collate, Feature, FeatureEncoder};
 use crate::memory::{peak_rss_mib, rss_mib};
-use crate::optim::{linear_schedule, AdamW, AdamWConfig};
+use crate::optim::{AdamW, AdamWConfig};
 use crate::precision::LossScaler;
 use crate::prefix_cache::PrefixCache;
 use crate::progress::Bar;
@@ -208,6 +208,16 @@ impl Run {
             AdamWConfig { weight_decay: tc.weight_decay, kind: tc.optimizer, ..Default::default() },
         )?;
 
+        if let Some(head_lr) = tc.head_lr {
+            // A param group of its own: the head at head_lr, on the same schedule.
+            if opt.scale_lr("head.", head_lr / tc.lr)? == 0 {
+                return Err(Error::config(
+                    "head_lr",
+                    "is set, but this head has no trainable tensors (the MLM verbalizer and LM scoring are frozen)",
+                ));
+            }
+        }
+
         let (progress, best_tensors) = match &out {
             Some(out) => resume(out, &mut opt, quiet)?,
             None => (Progress { best_step: -1, ..Default::default() }, None),
@@ -317,7 +327,8 @@ impl Run {
     pub(crate) fn step(&mut self) -> Result<()> {
         // drop_last=False, as the authors' RandomSampler loader: the last step of an
         // epoch may see fewer examples.
-        if self.progress.position >= self.order.len() {
+        let per_step = self.cfg.train.sampling == Sampling::PerStep;
+        if !per_step && self.progress.position >= self.order.len() {
             self.progress.epoch += 1;
             self.progress.position = 0;
             self.order = self.order_of(self.progress.epoch);
@@ -329,10 +340,20 @@ impl Run {
         tch::manual_seed((tc.seed as i64).wrapping_mul(1_000_003).wrapping_add(self.progress.step));
         let mut loss_sum = 0.0;
         let mut tokens = 0;
+        let drawn = per_step.then(|| {
+            let n = self.features.train.len();
+            step_sample(n, tc.batch_size * tc.grad_accum, tc.seed, self.progress.step)
+        });
         for micro in 0..tc.grad_accum {
-            let start = self.progress.position + micro * tc.batch_size;
-            let idx: Vec<usize> =
-                self.order.iter().skip(start).take(tc.batch_size).copied().collect();
+            let idx: Vec<usize> = match &drawn {
+                Some(d) => {
+                    d.iter().skip(micro * tc.batch_size).take(tc.batch_size).copied().collect()
+                }
+                None => {
+                    let start = self.progress.position + micro * tc.batch_size;
+                    self.order.iter().skip(start).take(tc.batch_size).copied().collect()
+                }
+            };
             if idx.is_empty() {
                 break;
             }
@@ -361,7 +382,7 @@ impl Run {
             tokens += batch.n_tokens;
         }
         let step = self.progress.step + 1;
-        let lr = tc.lr * linear_schedule(self.progress.step, self.warmup, self.total);
+        let lr = tc.lr * tc.schedule.factor(self.progress.step, self.warmup, self.total);
         if !loss_sum.is_finite() {
             match tc.on_non_finite {
                 NonFinitePolicy::Error => {

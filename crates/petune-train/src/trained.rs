@@ -71,12 +71,21 @@ pub fn resolve_head(
     method: &MethodConfig,
     spec: &BackboneSpec,
 ) -> Result<HeadConfig> {
+    resolve_head_templated(cfg, method, method.uses_template(), spec)
+}
+
+/// [`resolve_head`] with whether the inputs carry the template (`false` for a task in
+/// [`crate::data::TemplateStyle::Raw`]).
+fn resolve_head_templated(
+    cfg: HeadConfig,
+    method: &MethodConfig,
+    templated: bool,
+    spec: &BackboneSpec,
+) -> Result<HeadConfig> {
     let decoder = spec.arch == petune_core::Arch::CausalDecoder;
     let resolved = match cfg {
-        HeadConfig::Auto if !method.uses_template() && decoder => {
-            HeadConfig::Linear { token: HeadToken::Last }
-        }
-        HeadConfig::Auto if !method.uses_template() => HeadConfig::Linear { token: HeadToken::Cls },
+        HeadConfig::Auto if !templated && decoder => HeadConfig::Linear { token: HeadToken::Last },
+        HeadConfig::Auto if !templated => HeadConfig::Linear { token: HeadToken::Cls },
         HeadConfig::Auto if decoder => HeadConfig::LmScoring,
         HeadConfig::Auto if spec.capabilities.lm_head => {
             HeadConfig::Verbalizer { loss: Default::default() }
@@ -84,7 +93,7 @@ pub fn resolve_head(
         HeadConfig::Auto => HeadConfig::Linear { token: HeadToken::Mask },
         other => other,
     };
-    if !method.uses_template()
+    if !templated
         && matches!(
             resolved,
             HeadConfig::Verbalizer { .. }
@@ -123,7 +132,8 @@ pub fn resolve_head_for_words(
     tokenizer: &TextTokenizer,
     task: &TaskSpec,
 ) -> Result<HeadConfig> {
-    let resolved = resolve_head(cfg, method, spec)?;
+    let templated = method.uses_template() && !task.raw_text;
+    let resolved = resolve_head_templated(cfg, method, templated, spec)?;
     if cfg == HeadConfig::Auto
         && task.label_words_from_names
         && matches!(resolved, HeadConfig::Verbalizer { .. })
@@ -224,7 +234,7 @@ pub(crate) fn feature_encoder(
         let lm = LmScoring::new(&tokenizer, pattern, &task.label_words)?;
         return Ok(FeatureEncoder { tokenizer, template: None, max_len, truncate, lm: Some(lm) });
     }
-    let template = method.uses_template().then(|| task.template.clone());
+    let template = (method.uses_template() && !task.raw_text).then(|| task.template.clone());
     Ok(FeatureEncoder { tokenizer, template, max_len, truncate, lm: None })
 }
 

@@ -8,7 +8,49 @@
 //! of similar lengths, so little of a step is spent on padding. The order is a
 //! permutation fixed by the seed and the epoch, so resuming mid-epoch is unchanged.
 
+use serde::{Deserialize, Serialize};
+
 use super::numpy_rng::{shuffled_indices, RandomState};
+
+/// How a training step's examples are drawn (`train.sampling`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// Shuffled passes over the training set ([`epoch_order`]); the last step of an
+    /// epoch may be partial (the authors' `RandomSampler`, `drop_last=False`).
+    #[default]
+    Epochs,
+    /// Every step draws a fresh batch without replacement ([`step_sample`]): full
+    /// batches always, examples seen at a random rather than an even rate.
+    PerStep,
+}
+
+/// The examples of optimizer step `step` under [`Sampling::PerStep`]: the first
+/// `per_step` (at most `n`) of a shuffle seeded by `(seed, step)` alone, so a resumed
+/// run draws the same batches.
+///
+/// ```
+/// use petune_train::data::sampler::step_sample;
+///
+/// let a = step_sample(100, 16, 42, 7);
+/// assert_eq!(a, step_sample(100, 16, 42, 7)); // a function of (seed, step)
+/// assert_ne!(a, step_sample(100, 16, 42, 8));
+/// let mut d = a.clone();
+/// d.sort();
+/// d.dedup();
+/// assert_eq!(d.len(), 16); // without replacement
+/// assert_eq!(step_sample(5, 16, 42, 0).len(), 5);
+/// ```
+pub fn step_sample(n: usize, per_step: usize, seed: u64, step: i64) -> Vec<usize> {
+    // splitmix64 of (seed, step): nearby steps get unrelated MT19937 seeds.
+    let mut z = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(step as u64);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let mut order = shuffled_indices(n, z as u32);
+    order.truncate(per_step.min(n));
+    order
+}
 
 /// The example order of one epoch (module docs). `lengths[i]` is example i's token
 /// count, `per_step` the examples per optimizer step, `bucket_batches` the steps per

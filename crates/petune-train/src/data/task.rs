@@ -73,6 +73,10 @@ pub enum TemplateStyle {
     AuthorsCode,
     /// Paper Table 8 / LM-BFF manual templates.
     Paper,
+    /// No template: prompt methods read the raw text (pair), as model tuning does, and
+    /// an `auto` head is a linear head on `[CLS]` (issue #13: the plain re-creation's
+    /// choice; docs/results.md). [`TaskName::template`] gives the authors' template.
+    Raw,
 }
 
 /// How a task's files are laid out on disk (lpt-reference §6 "Formats").
@@ -142,6 +146,10 @@ pub struct TaskSpec {
     /// the tokenizer, and a linear head at the mask otherwise.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub label_words_from_names: bool,
+    /// Inputs are the raw text even for methods that use a template
+    /// ([`TemplateStyle::Raw`]); heads then read `[CLS]` (or the last token), not a mask.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub raw_text: bool,
 }
 
 impl TaskSpec {
@@ -164,6 +172,7 @@ impl TaskSpec {
             metric: Metric::Accuracy,
             lm_pattern: None,
             label_words_from_names: false,
+            raw_text: false,
         };
         spec.validate()?;
         Ok(spec)
@@ -327,17 +336,19 @@ impl TaskName {
         let parts = match (style, self) {
             // '{} . It was <mask> .'
             (
-                TemplateStyle::AuthorsCode,
+                TemplateStyle::AuthorsCode | TemplateStyle::Raw,
                 TaskName::Sst2 | TaskName::Mr | TaskName::Mpqa | TaskName::Subj,
             ) => vec![P::a(), P::lit(" . It was "), P::Mask, P::lit(" .")],
             // '<mask> : {}'
-            (TemplateStyle::AuthorsCode, TaskName::Trec) => vec![P::Mask, P::lit(" : "), P::a()],
+            (TemplateStyle::AuthorsCode | TemplateStyle::Raw, TaskName::Trec) => {
+                vec![P::Mask, P::lit(" : "), P::a()]
+            }
             // '{} <mask> , {}'
-            (TemplateStyle::AuthorsCode, TaskName::Qqp) => {
+            (TemplateStyle::AuthorsCode | TemplateStyle::Raw, TaskName::Qqp) => {
                 vec![P::a(), P::lit(" "), P::Mask, P::lit(" , "), P::b()]
             }
             // '{} ? <mask> , {}' (MNLI, QNLI, RTE, MRPC)
-            (TemplateStyle::AuthorsCode, _) => {
+            (TemplateStyle::AuthorsCode | TemplateStyle::Raw, _) => {
                 vec![P::a(), P::lit(" ? "), P::Mask, P::lit(" , "), P::b()]
             }
             // *cls**sent_0*_It_was*mask*.*sep+*
@@ -408,6 +419,7 @@ impl TaskName {
             metric: self.metric(),
             lm_pattern: self.gpt2_verbalizer().map(|v| v.pattern),
             label_words_from_names: false,
+            raw_text: style == TemplateStyle::Raw,
         }
     }
 
