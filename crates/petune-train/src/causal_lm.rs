@@ -250,10 +250,10 @@ pub fn train(
         let loss = causal_lm_loss(backbone, Some(delta), &batch, true)?;
         loss.backward();
         if cfg.max_grad_norm > 0.0 {
-            opt.clip_grad_norm(cfg.max_grad_norm);
+            opt.clip_grad_norm(cfg.max_grad_norm)?;
         }
         let lr = cfg.lr * linear_schedule(step as i64, cfg.warmup as i64, cfg.steps as i64);
-        opt.step(lr);
+        opt.step(lr)?;
         losses.push(loss.double_value(&[]));
     }
     Ok(losses)
