@@ -18,8 +18,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use petune_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
