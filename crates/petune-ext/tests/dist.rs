@@ -58,6 +58,11 @@ fn a_peer_that_left_is_an_error_within_the_timeout() {
 }
 
 #[test]
+fn a_master_that_left_is_an_error_within_the_timeout() {
+    run_ranks("dead_master", 2);
+}
+
+#[test]
 fn bad_arguments_are_errors() {
     assert!(matches!(ProcessGroup::new("127.0.0.1", 1, 2, 2, TIMEOUT), Err(Error::Input(_))));
     assert!(matches!(
@@ -130,6 +135,24 @@ fn rank_child() {
             eprintln!("rank 0 got, after {took:?}: {err}");
             assert!(matches!(err, Error::Extension { ref op, .. } if op == "all_reduce"));
             assert!(took >= TIMEOUT - Duration::from_millis(100), "{took:?}");
+            assert!(took < TIMEOUT + Duration::from_secs(5), "{took:?}");
+        }
+        "dead_master" => {
+            pg.barrier().unwrap_or_else(|e| {
+                // Rank 0 may be gone before rank 1 has finished the barrier's bookkeeping.
+                assert_eq!(rank, 1, "{e}");
+            });
+            if rank == 0 {
+                // Rank 0 hosts the store: leaving stops it under the other rank's feet.
+                drop(pg);
+                std::process::exit(0);
+            }
+            let start = Instant::now();
+            let mut t = Tensor::from_slice(&[1f32]);
+            let err = pg.all_reduce_sum_(&mut t).unwrap_err();
+            let took = start.elapsed();
+            eprintln!("rank 1 got, after {took:?}: {err}");
+            assert!(matches!(err, Error::Extension { ref op, .. } if op == "all_reduce"));
             assert!(took < TIMEOUT + Duration::from_secs(5), "{took:?}");
         }
         other => panic!("unknown scenario {other}"),
