@@ -23,6 +23,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "petune_guard.hpp"
@@ -117,9 +118,24 @@ char* petune_ext_pg_new(const char* host, uint16_t port, int64_t rank, int64_t w
   });
 }
 
-// Frees the handle (closes this rank's connection; rank 0's also stops the server).
+// Frees the handle (closes this rank's connection). Rank 0 hosts the store, so it first
+// waits, at most the timeout, until every rank has said it is leaving: otherwise a rank
+// still reading the last collective's keys would find the server gone.
 char* petune_ext_pg_destroy(void* handle) {
-  return guarded([&] { delete static_cast<Group*>(handle); });
+  std::unique_ptr<Group> g(static_cast<Group*>(handle));
+  return guarded([&] {
+    if (!g || g->world == 1) return;
+    const std::string left = "petune/left";
+    auto count = g->store->add(left, 1);
+    if (g->rank != 0) return;
+    const auto deadline = std::chrono::steady_clock::now() + g->timeout;
+    while (count < g->world && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      count = g->store->add(left, 0);
+    }
+    TORCH_CHECK(count >= g->world, "only ", count, " of ", g->world,
+                " ranks left the group cleanly before the timeout");
+  });
 }
 
 // In-place sum of `tensor` over all ranks (same dtype and shape everywhere). Floating

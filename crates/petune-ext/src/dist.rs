@@ -18,8 +18,9 @@ use tch::Tensor;
 use crate::ffi;
 use crate::rendezvous::Rendezvous;
 
-/// One rank's membership of a process group; dropping it leaves the group (on rank 0 it
-/// also stops the store the others talk to, so rank 0 should drop last).
+/// One rank's membership of a process group; dropping it leaves the group. Rank 0 hosts
+/// the store, so its drop waits (at most the timeout: longer if a peer died) until every
+/// other rank has dropped its group, then stops the store.
 #[derive(Debug)]
 pub struct ProcessGroup {
     handle: NonNull<c_void>,

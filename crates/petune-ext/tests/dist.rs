@@ -124,8 +124,9 @@ fn rank_child() {
         "dead_peer" => {
             pg.barrier().unwrap();
             if rank == 1 {
-                // Leaves before the collective; rank 0 (the store's host) stays up.
-                drop(pg);
+                // Dies before the collective, without leaving (as a crash would); rank 0,
+                // the store's host, stays up.
+                std::mem::forget(pg);
                 std::process::exit(0);
             }
             let start = Instant::now();
@@ -143,8 +144,9 @@ fn rank_child() {
                 assert_eq!(rank, 1, "{e}");
             });
             if rank == 0 {
-                // Rank 0 hosts the store: leaving stops it under the other rank's feet.
-                drop(pg);
+                // Rank 0 hosts the store: dying (no clean leave) stops it under the other
+                // rank's feet.
+                std::mem::forget(pg);
                 std::process::exit(0);
             }
             let start = Instant::now();
