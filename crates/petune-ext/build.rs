@@ -1,5 +1,6 @@
-//! Compiles `csrc/petune_ext.cpp` with the `cc` crate against the headers of the libtorch
-//! that torch-sys builds against, and links it with `torch_cpu` + `c10`.
+//! Compiles `csrc/petune_ext.cpp` and `csrc/petune_dist.cpp` with the `cc` crate against the
+//! headers of the libtorch that torch-sys builds against, and links it with `torch_cpu` + `c10`
+//! (which also holds c10d's TCPStore).
 //!
 //! libtorch is found as torch-sys finds it in `LIBTORCH` mode: `LIBTORCH` (set, relative
 //! to the workspace, by `.cargo/config.toml`), or `LIBTORCH_INCLUDE` / `LIBTORCH_LIB` when
@@ -19,7 +20,7 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn main() {
-    println!("cargo:rerun-if-changed=csrc/petune_ext.cpp");
+    println!("cargo:rerun-if-changed=csrc");
     let libtorch = env("LIBTORCH").map(PathBuf::from);
     let include = env("LIBTORCH_INCLUDE").map(PathBuf::from).or_else(|| libtorch.clone());
     let lib = env("LIBTORCH_LIB").map(PathBuf::from).or_else(|| libtorch.clone());
@@ -36,6 +37,7 @@ fn main() {
     cc::Build::new()
         .cpp(true)
         .file("csrc/petune_ext.cpp")
+        .file("csrc/petune_dist.cpp")
         .flag("-std=c++17")
         // libtorch's headers are system headers here: their warnings are not ours.
         .flag("-isystem")

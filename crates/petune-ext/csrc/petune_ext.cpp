@@ -16,6 +16,8 @@
 #include <ATen/ops/stack.h>
 #include <c10/core/GradMode.h>
 
+#include "petune_guard.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -23,36 +25,9 @@
 #include <string>
 #include <vector>
 
-// Returned when the message itself cannot be allocated; never freed.
-static char petune_ext_oom[] = "out of memory while reporting a libtorch error";
+using petune::guarded;
 
 namespace {
-
-// A message the Rust side owns until it calls petune_ext_free_error.
-char* message(const std::string& what) {
-  char* out = new (std::nothrow) char[what.size() + 1];
-  if (out == nullptr) {
-    return petune_ext_oom;
-  }
-  std::memcpy(out, what.c_str(), what.size() + 1);
-  return out;
-}
-
-// Runs `body`, turning any exception into a message (never nullptr on failure).
-template <typename F>
-char* guarded(F&& body) {
-  try {
-    body();
-    return nullptr;
-  } catch (const c10::Error& e) {
-    // what_without_backtrace: the check's text, not a C++ stack trace.
-    return message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return message(e.what());
-  } catch (...) {
-    return message("unknown C++ exception");
-  }
-}
 
 // The list of `n` tensors behind `ptrs` (tch's raw pointers), each one defined.
 std::vector<at::Tensor> list(at::Tensor* const* ptrs, size_t n, const char* what) {
@@ -104,7 +79,7 @@ at::DeviceType device_code(int32_t code) {
 extern "C" {
 
 void petune_ext_free_error(char* msg) {
-  if (msg != petune_ext_oom) {
+  if (msg != petune::oom_message) {
     delete[] msg;
   }
 }

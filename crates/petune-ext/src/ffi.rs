@@ -58,6 +58,25 @@ extern "C" {
     ) -> *mut c_char;
     pub(crate) fn petune_ext_set_allow_tf32_cublas(allow: bool) -> *mut c_char;
     pub(crate) fn petune_ext_allow_tf32_cublas(allow: *mut bool) -> *mut c_char;
+    pub(crate) fn petune_ext_pg_new(
+        host: *const c_char,
+        port: u16,
+        rank: i64,
+        world: i64,
+        timeout_ms: i64,
+        out: *mut *mut c_void,
+    ) -> *mut c_char;
+    pub(crate) fn petune_ext_pg_destroy(handle: *mut c_void) -> *mut c_char;
+    pub(crate) fn petune_ext_pg_all_reduce_sum_(
+        handle: *mut c_void,
+        tensor: TensorPtr,
+    ) -> *mut c_char;
+    pub(crate) fn petune_ext_pg_broadcast_(
+        handle: *mut c_void,
+        tensor: TensorPtr,
+        root: i64,
+    ) -> *mut c_char;
+    pub(crate) fn petune_ext_pg_barrier(handle: *mut c_void) -> *mut c_char;
 }
 
 /// `Ok` for a null message, else the message as [`Error::Extension`] (the C++ side's

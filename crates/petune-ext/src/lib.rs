@@ -9,6 +9,7 @@
 //! | [`total_norm`] | `at::_foreach_norm` + `linalg_vector_norm(stack)` | every `_foreach_*` op is skipped too; `clip_grad_norm_(foreach=True)`'s norm |
 //! | [`foreach_mul_`], [`foreach_mul_scalar_`] | `at::_foreach_mul_` | the same; clipping and loss-scale removal in one call |
 //! | [`AutocastGuard`] | `at::autocast::set_autocast_dtype` / `set_autocast_enabled` | tch switches CUDA autocast on in float16 only: no bfloat16, no CPU autocast |
+//! | [`ProcessGroup`] | `c10d::TCPStore` + sum all-reduce / broadcast / barrier over it | tch has no `torch.distributed`; data-parallel training (#17). No gloo headers in the wheel, so no `ProcessGroupGloo` |
 //! | [`set_allow_tf32_cublas`] | `at::globalContext().setAllowTF32CuBLAS` | torch-sys has no setter (`torch.backends.cuda.matmul.allow_tf32`) |
 //!
 //! When tch grows one of these, the function here should go. Every entry point catches
@@ -17,9 +18,13 @@
 
 mod autocast;
 mod context;
+mod dist;
 mod ffi;
 mod foreach;
+mod rendezvous;
 
 pub use autocast::{autocast, autocast_state, AutocastDtype, AutocastGuard};
 pub use context::{allow_tf32_cublas, set_allow_tf32_cublas};
+pub use dist::ProcessGroup;
 pub use foreach::{foreach_mul_, foreach_mul_scalar_, fused_adamw_, total_norm, AdamWHyper};
+pub use rendezvous::{first_host, Rendezvous, DEFAULT_SLURM_PORT};

@@ -8,6 +8,7 @@ pub mod causal_lm;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod data_parallel;
 pub mod estimate;
 pub mod features;
 pub mod generate;
