@@ -190,19 +190,23 @@ fn zero_shot_floor_is_the_untuned_model_with_lm_scoring() {
         tuned.set_delta_enabled(false).unwrap();
         let base = tuned.predict(&texts).unwrap();
         let floor = zs.predict(&texts).unwrap();
+        let mut moved = 0.0f64;
         for ((b, f), p) in base.iter().zip(&floor).zip(&with_prompt) {
             for ((x, y), z) in b.probs.iter().zip(&f.probs).zip(&p.probs) {
                 assert!((x - y).abs() < 1e-6, "{name}: {x} vs {y}");
-                assert!((x - z).abs() > 1e-9, "{name}: the late prompt changes the scores");
+                moved = moved.max((x - z).abs());
             }
         }
+        assert!(moved > 1e-9, "{name}: the late prompt changes the scores, so the delta is off");
         let acc = zs.evaluate(data().test.as_ref().unwrap(), 4).unwrap().headline;
         assert!((0.0..=1.0).contains(&acc));
         let lora = MethodConfig::Lora(Default::default());
-        let err =
+        let Err(err) =
             petune::train::zero_shot::zero_shot(loaded(name), &lora, HeadConfig::Auto, &spec, 64)
-                .unwrap_err()
-                .to_string();
+        else {
+            panic!("{name}: LoRA's linear head is not a zero-shot floor");
+        };
+        let err = err.to_string();
         assert!(err.contains("template"), "{name}: {err}");
     }
 }
