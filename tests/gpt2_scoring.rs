@@ -148,3 +148,65 @@ fn late_prompt_from_the_context(name: &str) {
     };
     assert!(prompt_of(0).equal(&prompt_of(1)), "the prompt depends on the label span");
 }
+
+/// The zero-shot floor is the plain backbone with LPT's LM-scoring head: the same
+/// answers as a trained LPT model with its delta switched off, and different ones from
+/// the model with the (random) late prompt on. A method without a template, whose head
+/// would be an untrained linear layer, is refused.
+#[test]
+fn zero_shot_floor_is_the_untuned_model_with_lm_scoring() {
+    init();
+    for name in DECODERS {
+        let cfg = RunConfig {
+            model: fixture(name),
+            task: TaskConfig {
+                kind: TaskName::Mr.into(),
+                data: DataSource::Files { train: "unused".into(), dev: None, test: None },
+                fewshot: None,
+                template_style: Default::default(),
+            },
+            method: MethodConfig::Lpt(LptConfig::npg(2)),
+            head: HeadConfig::Auto,
+            train: TrainConfig {
+                max_steps: 1,
+                batch_size: 4,
+                eval_every: 1,
+                device: "cpu".into(),
+                max_len: 64,
+                ..Default::default()
+            },
+            out_dir: None,
+        };
+        let method = cfg.method.clone();
+        let mut tuned =
+            LptTrainer::new(loaded(name), cfg).with_data(data()).quiet(true).fit().unwrap().model;
+        let spec = data().spec;
+        let zs =
+            petune::train::zero_shot::zero_shot(loaded(name), &method, HeadConfig::Auto, &spec, 64)
+                .unwrap();
+        assert_eq!(zs.manifest().head, HeadConfig::LmScoring, "{name}");
+        let texts = [("a fine film".to_string(), None), ("it dragged on".to_string(), None)];
+        let with_prompt = tuned.predict(&texts).unwrap();
+        tuned.set_delta_enabled(false).unwrap();
+        let base = tuned.predict(&texts).unwrap();
+        let floor = zs.predict(&texts).unwrap();
+        let mut moved = 0.0f64;
+        for ((b, f), p) in base.iter().zip(&floor).zip(&with_prompt) {
+            for ((x, y), z) in b.probs.iter().zip(&f.probs).zip(&p.probs) {
+                assert!((x - y).abs() < 1e-6, "{name}: {x} vs {y}");
+                moved = moved.max((x - z).abs());
+            }
+        }
+        assert!(moved > 1e-9, "{name}: the late prompt changes the scores, so the delta is off");
+        let acc = zs.evaluate(data().test.as_ref().unwrap(), 4).unwrap().headline;
+        assert!((0.0..=1.0).contains(&acc));
+        let lora = MethodConfig::Lora(Default::default());
+        let Err(err) =
+            petune::train::zero_shot::zero_shot(loaded(name), &lora, HeadConfig::Auto, &spec, 64)
+        else {
+            panic!("{name}: LoRA's linear head is not a zero-shot floor");
+        };
+        let err = err.to_string();
+        assert!(err.contains("template"), "{name}: {err}");
+    }
+}

@@ -26,6 +26,7 @@ pub(crate) mod run;
 pub mod run_dir;
 pub mod trained;
 pub mod trainer;
+pub mod zero_shot;
 
 pub use config::{
     CustomTask, DataSource, FewShotConfig, NonFinitePolicy, RunConfig, TaskConfig, TaskData,
