@@ -1,12 +1,12 @@
 //! Compiles `csrc/petune_ext.cpp` and `csrc/petune_dist.cpp` with the `cc` crate against the
 //! headers of the libtorch that torch-sys builds against, and links it with `torch_cpu` + `c10`
-//! (which also holds c10d's TCPStore).
+//! (libtorch_cpu also holds c10d: TCPStore and ProcessGroupGloo, with gloo linked in).
 //!
 //! libtorch is found as torch-sys finds it in `LIBTORCH` mode: `LIBTORCH` (set, relative
 //! to the workspace, by `.cargo/config.toml`), or `LIBTORCH_INCLUDE` / `LIBTORCH_LIB` when
 //! headers and libraries live apart; `LIBTORCH_CXX11_ABI` (default 1, right for the
-//! torch ≥ 2.7 wheels that scripts/setup.sh installs). Only ATen headers are included,
-//! so the one file compiles in seconds; no system package beyond g++ is needed.
+//! torch ≥ 2.7 wheels that scripts/setup.sh installs). Only ATen and c10d headers are included,
+//! so the two files compile in seconds; no system package beyond g++ is needed.
 
 #[allow(dead_code)] // its `main` is for the packages that use it as their build script
 #[path = "../../build-support/rpath.rs"]
@@ -44,6 +44,10 @@ fn main() {
         .flag(include.to_string_lossy().as_ref())
         .flag("-isystem")
         .flag(include.join("torch/csrc/api/include").to_string_lossy().as_ref())
+        // The few gloo declarations that c10d's ProcessGroupGloo.hpp needs (the wheel ships
+        // none of gloo's headers; csrc/gloo-abi/README.md says why this is enough).
+        .include("csrc/gloo-abi")
+        .define("USE_C10D_GLOO", None)
         .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
         .define("GLOG_USE_GLOG_EXPORT", None)
         .warnings(true)

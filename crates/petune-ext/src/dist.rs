@@ -1,12 +1,14 @@
 //! [`ProcessGroup`]: one rank's handle on a group of training processes, for data-parallel
-//! training (issue #17). Rendezvous on a c10d `TCPStore` hosted by rank 0, as
-//! `torch.distributed.init_process_group(init_method="env://")` does, then sum all-reduce,
-//! broadcast and barrier over it (`csrc/petune_dist.cpp` says why not Gloo: the wheel
-//! ships no gloo headers).
+//! training (issue #17): c10d's `ProcessGroupGloo`, the backend `torch.distributed` uses on
+//! CPU, connected through a c10d `TCPStore` hosted by rank 0, as
+//! `torch.distributed.init_process_group("gloo", init_method="env://")` does; sum
+//! all-reduce, broadcast and barrier (`csrc/petune_dist.cpp`).
 //!
-//! Every collective waits at most the group's timeout: a peer that died or hangs makes it
-//! an [`Error::Extension`] naming the operation, not a hang. Collectives must be called
-//! by every rank in the same order with tensors of the same shape and dtype.
+//! Every collective waits at most the group's timeout: a peer that hangs makes it an
+//! [`Error::Extension`] naming the operation after the timeout, one that died (its
+//! connection dropped) at once; never a hang. Collectives must be called by every rank in
+//! the same order; a rank whose tensor differs in shape or dtype makes the call an error
+//! on every rank.
 
 use std::ffi::{c_void, CString};
 use std::ptr::NonNull;
@@ -86,8 +88,8 @@ impl ProcessGroup {
         self.timeout
     }
 
-    /// Replaces `tensor` (CPU, contiguous) by its sum over all ranks, added in rank order,
-    /// so every rank gets the same bits.
+    /// Replaces `tensor` (CPU, contiguous) by its sum over all ranks (Gloo's ring
+    /// all-reduce), the same bits on every rank.
     pub fn all_reduce_sum_(&self, tensor: &mut Tensor) -> Result<()> {
         // SAFETY: the handle is live (owned by self); the tensor pointer is valid for the
         // call, which checks it and catches every exception.

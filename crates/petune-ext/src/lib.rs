@@ -9,7 +9,7 @@
 //! | [`total_norm`] | `at::_foreach_norm` + `linalg_vector_norm(stack)` | every `_foreach_*` op is skipped too; `clip_grad_norm_(foreach=True)`'s norm |
 //! | [`foreach_mul_`], [`foreach_mul_scalar_`] | `at::_foreach_mul_` | the same; clipping and loss-scale removal in one call |
 //! | [`AutocastGuard`] | `at::autocast::set_autocast_dtype` / `set_autocast_enabled` | tch switches CUDA autocast on in float16 only: no bfloat16, no CPU autocast |
-//! | [`ProcessGroup`] | `c10d::TCPStore` + sum all-reduce / broadcast / barrier over it | tch has no `torch.distributed`; data-parallel training (#17). No gloo headers in the wheel, so no `ProcessGroupGloo` |
+//! | [`ProcessGroup`] | `c10d::ProcessGroupGloo` over a `c10d::TCPStore`: sum all-reduce / broadcast / barrier | tch has no `torch.distributed`; data-parallel training (#17). The wheel ships no gloo headers: `csrc/gloo-abi/` declares the few names c10d's header needs |
 //! | [`set_allow_tf32_cublas`] | `at::globalContext().setAllowTF32CuBLAS` | torch-sys has no setter (`torch.backends.cuda.matmul.allow_tf32`) |
 //!
 //! When tch grows one of these, the function here should go. Every entry point catches

@@ -1,6 +1,6 @@
-//! Two real processes on 127.0.0.1: the group's collectives give every rank the same,
-//! right answer, and a peer that is gone makes the survivor's collective a clean error
-//! within the timeout. The test binary re-runs itself (the ignored `rank_child` below)
+//! Two and three real processes on 127.0.0.1 over c10d's Gloo: the group's collectives give
+//! every rank the same, right answer, a mismatch is an error on every rank, and a peer that
+//! is gone or hangs makes the survivor's collective a clean error within the timeout. The test binary re-runs itself (the ignored `rank_child` below)
 //! as each rank, with the rendezvous variables set. Run with `--test-threads 1`.
 
 use std::net::TcpListener;
@@ -48,13 +48,18 @@ fn two_ranks_sum_broadcast_and_barrier() {
 }
 
 #[test]
-fn three_ranks_sum_in_rank_order() {
+fn three_ranks_sum() {
     run_ranks("collectives", 3);
 }
 
 #[test]
 fn a_peer_that_left_is_an_error_within_the_timeout() {
     run_ranks("dead_peer", 2);
+}
+
+#[test]
+fn a_peer_that_hangs_is_an_error_after_the_timeout() {
+    run_ranks("hung_peer", 2);
 }
 
 #[test]
@@ -116,9 +121,25 @@ fn rank_child() {
             let mut b = Tensor::from_slice(&[rank as f64, -1.]);
             pg.broadcast_(&mut b, root).unwrap();
             assert_eq!(Vec::<f64>::try_from(&b).unwrap(), vec![root as f64, -1.]);
-            // Mismatched shapes are an error on every rank, not a bad sum.
+            // Mismatched shapes or dtypes are an error on every rank, not a bad sum, and the
+            // group stays usable after it.
             let mut m = Tensor::zeros([1 + rank as i64], (Kind::Float, tch::Device::Cpu));
-            assert!(matches!(pg.all_reduce_sum_(&mut m), Err(Error::Extension { .. })));
+            match pg.all_reduce_sum_(&mut m) {
+                Err(Error::Extension { msg, .. }) => assert!(msg.contains("shape"), "{msg}"),
+                other => panic!("expected a shape error, got {other:?}"),
+            }
+            let kind = if rank == 0 { Kind::Float } else { Kind::Double };
+            let mut d = Tensor::zeros([3], (kind, tch::Device::Cpu));
+            assert!(matches!(pg.broadcast_(&mut d, 0), Err(Error::Extension { .. })));
+            let mut again = Tensor::from_slice(&[1f32]);
+            pg.all_reduce_sum_(&mut again).unwrap();
+            assert_eq!(Vec::<f32>::try_from(&again).unwrap(), vec![world as f32]);
+            // A larger, odd-sized buffer (Gloo's ring splits it in chunks).
+            let big = Tensor::arange(100_003, (Kind::Float, tch::Device::Cpu));
+            let mut b2 = &big * (rank as f64 + 1.);
+            pg.all_reduce_sum_(&mut b2).unwrap();
+            let want = Vec::<f32>::try_from(&(&big * k)).unwrap();
+            assert_eq!(Vec::<f32>::try_from(&b2).unwrap(), want);
             pg.barrier().unwrap();
         }
         "dead_peer" => {
@@ -126,6 +147,24 @@ fn rank_child() {
             if rank == 1 {
                 // Dies before the collective, without leaving (as a crash would); rank 0,
                 // the store's host, stays up.
+                std::mem::forget(pg);
+                std::process::exit(0);
+            }
+            let start = Instant::now();
+            let mut t = Tensor::from_slice(&[1f32]);
+            let err = pg.all_reduce_sum_(&mut t).unwrap_err();
+            let took = start.elapsed();
+            eprintln!("rank 0 got, after {took:?}: {err}");
+            // Its connection dropped: Gloo notices at once, or at the latest at the timeout.
+            assert!(matches!(err, Error::Extension { ref op, .. } if op == "all_reduce"));
+            assert!(took < TIMEOUT + Duration::from_secs(5), "{took:?}");
+        }
+        "hung_peer" => {
+            pg.barrier().unwrap();
+            if rank == 1 {
+                // Alive, connected, and never joins the collective: rank 0 must give up at
+                // the timeout. Then it goes without leaving.
+                std::thread::sleep(TIMEOUT + Duration::from_secs(2));
                 std::mem::forget(pg);
                 std::process::exit(0);
             }
