@@ -1,10 +1,19 @@
-//! The two pieces of data-parallel training (issue #17 item 2) that do not depend on the
-//! step loop: which contiguous share of a global batch a rank takes, and the weighted
-//! all-reduce that turns every rank's mean gradient over its share into the one-rank mean
-//! gradient over the whole batch (as `torch.nn.parallel.DistributedDataParallel` averages,
-//! but weighted, so unequal shares still give the one-rank result).
-//!
-//! Not yet wired into the trainer's loop: see docs/scaling-out.md.
+//! Data-parallel training (issue #17): which contiguous share of a global batch a rank
+//! takes ([`shard_range`]), the weighted all-reduce that turns every rank's mean gradient
+//! over its share into the one-rank mean gradient over the whole batch
+//! ([`average_gradients_`], as `torch.nn.parallel.DistributedDataParallel` averages, but
+//! weighted, so unequal shares still give the one-rank result), and what the trainer's
+//! loop ([`crate::Trainer::with_process_group`]) builds on them: the per-step gradient
+//! exchange ([`grads`]), rank 0's start state on every rank ([`state`]) and sharded
+//! evaluation's gather ([`gather`]). docs/scaling-out.md describes the whole.
+
+pub mod gather;
+pub mod grads;
+pub mod state;
+
+pub use gather::gather_predictions;
+pub use grads::{sum_gradients_, SyncStats};
+pub use state::{broadcast_bytes, broadcast_tensors_};
 
 use std::ops::Range;
 
