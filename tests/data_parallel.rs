@@ -34,25 +34,6 @@ use petune::prelude::*;
 use petune::train::TrainEvent;
 use tch::{Device, Tensor};
 
-/// The BERT fixture with every dropout probability at 0 (once per test process).
-fn no_dropout_fixture() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bert-mlm-no-dropout");
-    let src = fixture("bert-mlm");
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(&src).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
-    }
-    let cfg_path = dir.join("config.json");
-    let mut cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-    for key in ["attention_probs_dropout_prob", "hidden_dropout_prob"] {
-        cfg[key] = serde_json::json!(0.0);
-    }
-    std::fs::write(&cfg_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
-    dir
-}
-
 fn lpt() -> MethodConfig {
     let mut c = LptConfig::npg(2);
     c.dropout = 0.0;

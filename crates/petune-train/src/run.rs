@@ -45,7 +45,7 @@ pub(crate) struct Features {
 }
 
 /// Everything a run holds between its phases.
-pub(crate) struct Run {
+pub(crate) struct Run<'g> {
     cfg: RunConfig,
     data: TaskData,
     trained: TrainedModel,
@@ -67,7 +67,7 @@ pub(crate) struct Run {
     started: Instant,
     observer: Option<EventHandler>,
     /// The data-parallel group when training over more than one rank.
-    dp: Option<ProcessGroup>,
+    dp: Option<&'g ProcessGroup>,
 }
 
 impl Features {
@@ -153,12 +153,12 @@ fn prefix_cache(
     }
 }
 
-impl Run {
+impl<'g> Run<'g> {
     /// Loads and encodes the data, builds delta, head and optimizer (seeded), locks and
     /// checks the output folder, resumes from its checkpoint, and says how long the run
     /// will take.
-    pub(crate) fn prepare(trainer: Trainer) -> Result<Run> {
-        let Trainer { model, cfg, data, quiet, restart, observer, pg } = trainer;
+    pub(crate) fn prepare(trainer: Trainer, pg: Option<&'g ProcessGroup>) -> Result<Run<'g>> {
+        let Trainer { model, cfg, data, quiet, restart, observer, pg: _ } = trainer;
         // A group of one rank is no group: the one-process loop, bit for bit.
         let dp = pg.filter(|pg| pg.world_size() > 1);
         let leader = dp.as_ref().is_none_or(|pg| pg.rank() == 0);
@@ -234,7 +234,7 @@ impl Run {
             Some(out) => resume(out, &mut opt, quiet)?,
             None => (Progress { best_step: -1, ..Default::default() }, None),
         };
-        match &dp {
+        match dp {
             Some(pg) => {
                 (progress, best_tensors) =
                     crate::dp_run::sync_start(pg, &mut opt, progress, best_tensors)?;
@@ -371,7 +371,7 @@ impl Run {
         let pad_id = self.trained.encoder.tokenizer.pad_id();
         let t0 = Instant::now();
         // Each rank draws its own dropout masks (rank 0 those of the one-process run).
-        let rank = self.dp.as_ref().map_or(0, |pg| pg.rank() as i64);
+        let rank = self.dp.map_or(0, |pg| pg.rank() as i64);
         tch::manual_seed(
             (tc.seed as i64)
                 .wrapping_mul(1_000_003)
@@ -399,7 +399,7 @@ impl Run {
             }
             // This rank's share of the micro-batch, and the weight that makes the sum of
             // the ranks' losses the one-process loss of the whole micro-batch.
-            let (idx, weight) = match &self.dp {
+            let (idx, weight) = match self.dp {
                 Some(pg) => {
                     let share = shard_range(idx.len(), pg.rank(), pg.world_size())?;
                     let w = share.len() as f64 / idx.len() as f64;
@@ -439,7 +439,7 @@ impl Run {
             tokens += batch.n_tokens;
         }
         let mut comm_ms = 0.0;
-        if let Some(pg) = &self.dp {
+        if let Some(pg) = self.dp {
             // One flat all-reduce: the gradients, the loss and the token count summed.
             let params: Vec<Tensor> =
                 self.opt.params().iter().map(|p| p.tensor.shallow_clone()).collect();
@@ -502,7 +502,7 @@ impl Run {
         let dev = self.trained.evaluate_features(
             &self.features.dev,
             self.cfg.train.eval_batch_size,
-            self.dp.as_ref(),
+            self.dp,
         )?;
         let step = self.progress.step;
         let better = self.progress.best_headline.is_none_or(|b| dev.headline > b);
@@ -569,7 +569,7 @@ impl Run {
             let _ = t.set_requires_grad(false);
         }
         let bs = self.cfg.train.eval_batch_size;
-        let pg = self.dp.as_ref();
+        let pg = self.dp;
         let (test, test_classes) = match (&self.features.test, &self.features.test_mismatched) {
             (Some(m), Some(mm)) if self.data.spec.metric == Metric::MnliAvg => {
                 (Some(self.trained.evaluate_mnli_features(m, mm, bs, pg)?), None)
@@ -600,7 +600,7 @@ impl Run {
             peak_rss_mib: peak_rss_mib(),
             steps: p.step,
             skipped_steps: p.skipped_steps,
-            world_size: self.dp.as_ref().map_or(1, ProcessGroup::world_size),
+            world_size: self.dp.map_or(1, |pg| pg.world_size()),
             step_ms: p.train_ms / p.step.max(1) as f64,
             comm_ms: p.comm_ms / p.step.max(1) as f64,
             train_seconds: self.started.elapsed().as_secs_f64(),

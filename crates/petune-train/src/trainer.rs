@@ -237,8 +237,22 @@ impl Trainer {
     }
 
     /// Trains, selects on dev, evaluates on test; writes the output folder when set.
-    pub fn fit(self) -> Result<FitResult> {
-        let mut run = Run::prepare(self)?;
+    /// With a process group ([`Trainer::with_process_group`]) an error leaves the group
+    /// without waiting for the other ranks.
+    pub fn fit(mut self) -> Result<FitResult> {
+        let pg = self.pg.take();
+        let result = Self::fit_in(self, pg.as_ref());
+        if let (Err(_), Some(pg)) = (&result, pg) {
+            // A failed rank leaves at once: dropping the group would wait (up to its
+            // timeout) for peers that may be blocked in a collective this rank will never
+            // join. The handle is leaked; a group is unusable after a failure anyway.
+            std::mem::forget(pg);
+        }
+        result
+    }
+
+    fn fit_in(self, pg: Option<&ProcessGroup>) -> Result<FitResult> {
+        let mut run = Run::prepare(self, pg)?;
         while !run.done() {
             run.step()?;
             if run.evaluation_due() {

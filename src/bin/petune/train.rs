@@ -12,6 +12,7 @@ use petune::backbones::model_spec;
 use petune::core::fsio::read_json;
 use petune::experiments::catalog::{parse_method, scaled_lr};
 use petune::experiments::tables::thousands;
+use petune::ext::ProcessGroup;
 use petune::prelude::*;
 use petune::train::data::ClassificationReport;
 use petune::train::estimate::human_duration;
@@ -204,10 +205,20 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         bail!("--dist-timeout {}: must be a number of seconds, at least 0.001", args.dist_timeout);
     }
     let timeout = std::time::Duration::from_secs_f64(args.dist_timeout);
-    let group = if args.print_config { None } else { crate::launch::group_from_env(timeout)? };
+    let mut group = if args.print_config { None } else { crate::launch::group_from_env(timeout)? };
+    let result = run_in(args, &mut group);
+    if let (Err(_), Some(g)) = (&result, group.take()) {
+        // As Trainer::fit on an error: leave without waiting for the other ranks.
+        std::mem::forget(g);
+    }
+    result
+}
+
+/// `petune train` once the group (if any) is joined; `group` is handed to the trainer.
+fn run_in(args: &TrainArgs, group: &mut Option<(ProcessGroup, usize)>) -> anyhow::Result<()> {
     if let (None, Some(model), Some(train)) = (&args.config, &args.model, &args.train) {
         if petune::train::causal_lm::looks_like_instruct_jsonl(train) {
-            if let Some((pg, _)) = &group {
+            if let Some((pg, _)) = group.as_ref() {
                 bail!(
                     "data-parallel training ({} ranks) is not available for prompt/completion \
                      files (causal-LM fine-tuning): run it as one process",
@@ -271,7 +282,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if let Some(task) = data {
         trainer = trainer.with_data(task);
     }
-    if let Some((pg, _)) = group {
+    if let Some((pg, _)) = group.take() {
         trainer = trainer.with_process_group(pg);
     }
     let result = trainer.quiet(args.json).restart(args.restart).fit()?;
