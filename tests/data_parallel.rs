@@ -62,8 +62,8 @@ fn config(method: MethodConfig) -> RunConfig {
     cfg
 }
 
-/// The one-process run's final trainable tensors.
-fn one_process(cfg: &RunConfig) -> BTreeMap<String, Tensor> {
+/// The one-process run's final trainable tensors and its report.
+fn one_process(cfg: &RunConfig) -> (BTreeMap<String, Tensor>, TrainReport) {
     let _serial = serial();
     init();
     let r = Trainer::new(loaded_from(&cfg.model), cfg.clone())
@@ -71,7 +71,7 @@ fn one_process(cfg: &RunConfig) -> BTreeMap<String, Tensor> {
         .quiet(true)
         .fit()
         .unwrap_or_else(|e| panic!("{e}"));
-    r.model.trainable_tensors().into_iter().collect()
+    (r.model.trainable_tensors().into_iter().collect(), r.report)
 }
 
 /// What a rank is told besides its config.
@@ -142,7 +142,7 @@ fn max_abs_diff(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>) -> f
 /// gradient is zero, so that both runs move them by rounding noise that Adam scales to
 /// a full step (see `model_tuning_two_ranks_match_one_process`).
 fn two_ranks_match_one(tag: &str, cfg: RunConfig, noise_only: &[&str]) {
-    let want = one_process(&cfg);
+    let (want, report) = one_process(&cfg);
     let result = temp_dir(&format!("dp-{tag}"));
     let (statuses, _) = ranks(2, &cfg, &result, &RankOpts::default());
     for (r, s) in statuses.iter().enumerate() {
@@ -150,6 +150,17 @@ fn two_ranks_match_one(tag: &str, cfg: RunConfig, noise_only: &[&str]) {
     }
     let (r0, r1) = (rank_tensors(&result, 0), rank_tensors(&result, 1));
     assert_eq!(max_abs_diff(&r0, &r1), 0.0, "{tag}: the ranks' tensors differ");
+    // Sharded evaluation: every rank reports the one-process dev and test metrics.
+    for r in 0..2 {
+        let got: TrainReport = serde_json::from_str(
+            &std::fs::read_to_string(result.join(format!("rank{r}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(got.best_dev, report.best_dev, "{tag}: rank {r}'s dev metric");
+        assert_eq!(got.test, report.test, "{tag}: rank {r}'s test metric");
+        assert_eq!(got.test_classes, report.test_classes, "{tag}: rank {r}'s per-class report");
+        assert_eq!(got.world_size, 2);
+    }
     let compared = |m: &BTreeMap<String, Tensor>| -> BTreeMap<String, Tensor> {
         m.iter()
             .filter(|(k, _)| !noise_only.iter().any(|s| k.ends_with(s)))
@@ -166,7 +177,7 @@ fn two_ranks_match_one(tag: &str, cfg: RunConfig, noise_only: &[&str]) {
     let mut init_cfg = cfg.clone();
     init_cfg.train.max_steps = 1;
     init_cfg.train.lr = 1e-12;
-    let start = one_process(&init_cfg);
+    let (start, _) = one_process(&init_cfg);
     let moved = max_abs_diff(&start, &want);
     eprintln!("{tag}: training moved the tensors by up to {moved:e}");
     assert!(moved > 1e-3, "{tag}: training moved the tensors by only {moved}");
@@ -304,6 +315,8 @@ fn dp_rank() {
         Ok(r) => {
             let t: Vec<(String, Tensor)> = r.model.trainable_tensors();
             write_safetensors(&result.join(format!("rank{rank}.safetensors")), &t, None).unwrap();
+            let report = serde_json::to_string(&r.report).unwrap();
+            std::fs::write(result.join(format!("rank{rank}.json")), report).unwrap();
         }
         Err(e) => {
             let text = format!("{e:?}");

@@ -297,8 +297,8 @@ impl<'g> Run<'g> {
         };
         // The epoch's order is computed once per epoch, not per step.
         run.order = run.order_of(run.progress.epoch);
-        // Only the rank that prints estimates (timed forward passes cost time).
-        let estimated_seconds = if quiet {
+        // Only rank 0 estimates (timed forward passes cost time; the others are quiet).
+        let estimated_seconds = if !leader {
             0.0
         } else {
             estimate_seconds(
