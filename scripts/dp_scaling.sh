@@ -36,7 +36,7 @@ config '{"method": "model_tuning"}' '{"kind": "linear", "token": "cls"}' 2e-5 > 
 config '{"method": "lpt", "prompt_layer": 4, "generator": {"kind": "naive", "len": 5, "bottleneck": 128}}' \
   '{"kind": "auto"}' 5e-3 > "$tmp/npg.json"
 
-printf '%-14s %5s %12s %16s %14s %12s\n' method ranks "step (ms)" "all-reduce (ms)" "examples / s" "dev acc"
+printf '%-8s %5s %10s %16s %13s %8s %9s %8s\n' method ranks "step (ms)" "all-reduce (ms)" "examples / s" "dev acc" "test acc" "wall (s)"
 for m in mt npg; do
   for n in 1 2; do
     "$petune" train --config "$tmp/$m.json" --out "$tmp/$m-$n" --nproc "$n" --threads 1 --json \
@@ -45,8 +45,9 @@ for m in mt npg; do
 import json, sys
 r = json.load(open(sys.argv[1]))
 dev = (r.get("best_dev") or {}).get("headline", float("nan"))
-print(f"{sys.argv[2]:<14} {r['world_size']:>5} {r['step_ms']:>12.1f} {r['comm_ms']:>16.2f} "
-      f"{16 * 1000 / r['step_ms']:>14.1f} {dev:>12.4f}")
+test = (r.get("test") or {}).get("headline", float("nan"))
+print(f"{sys.argv[2]:<8} {r['world_size']:>5} {r['step_ms']:>10.1f} {r['comm_ms']:>16.2f} "
+      f"{16 * 1000 / r['step_ms']:>13.1f} {dev:>8.4f} {test:>9.4f} {r['train_seconds']:>8.1f}")
 EOF
   done
 done

@@ -6,6 +6,9 @@
 //! `torch.nn.parallel.DistributedDataParallel`'s bucketed all-reduce averages it, but
 //! weighted so that unequal shares still give the one-rank result.
 //!
+//! One all-reduce, that is, up to [`super::MAX_COLLECTIVE_BYTES`]: model tuning's
+//! buffer goes in chunks of that size.
+//!
 //! The flags keep the ranks' optimizer states identical when a tensor has a gradient on
 //! some ranks only (a rank with an empty share, AdapterDrop's sampled layers): such a
 //! tensor gets the summed gradient on every rank, and a tensor that no rank touched keeps
@@ -57,7 +60,7 @@ pub fn sum_gradients_(
     drop(parts);
     let t0 = Instant::now();
     let mut host = flat.f_to_device(Device::Cpu)?.f_contiguous()?;
-    pg.all_reduce_sum_(&mut host)?;
+    super::all_reduce_sum_chunked_(pg, &mut host)?;
     let flat = host.f_to_device(device)?;
     let seconds = t0.elapsed().as_secs_f64();
     let bytes = host.numel() * 4;
