@@ -428,6 +428,10 @@ mod tests {
         let with = SlurmOptions { nproc: Some(2), ..SlurmOptions::default() };
         let s = sbatch_script(Path::new("/d"), Path::new("/"), 1, &with).unwrap();
         assert!(s.contains("--skip-finished --nproc 2"), "{s}");
+        // Each of the two ranks gets half the task's CPUs, at least one.
+        let per_rank =
+            r#"--threads "$(( SLURM_CPUS_PER_TASK / 2 > 0 ? SLURM_CPUS_PER_TASK / 2 : 1 ))""#;
+        assert!(s.contains(per_rank), "{s}");
         let bad = SlurmOptions { partition: Some("gpu\n#SBATCH --qos=x".into()), ..opts };
         assert!(sbatch_script(Path::new("/d"), Path::new("/"), 1, &bad).is_err());
     }
