@@ -10,7 +10,8 @@
 //!   within the group's timeout, not a hang;
 //! - rank 1 writes nothing (given its own output folder, it stays absent);
 //! - a two-rank run stopped after its checkpoint and resumed with two ranks ends
-//!   bit-identical to an uninterrupted two-rank run.
+//!   bit-identical to an uninterrupted two-rank run; resumed in one process, it ends
+//!   within 1e-5 of a one-process run.
 //!
 //! Dropout is off (a copy of the BERT fixture with every dropout at 0, LPT's at 0): with
 //! it on, each rank draws its own masks for its shard, which are not the masks the one
@@ -272,6 +273,29 @@ fn a_resumed_two_rank_run_is_bit_identical_to_an_uninterrupted_one() {
         let resumed = rank_tensors(&base.join("r-resumed"), r);
         assert_eq!(max_abs_diff(&whole, &resumed), 0.0, "rank {r} after resuming");
     }
+}
+
+#[test]
+fn a_two_rank_checkpoint_resumes_in_one_process_up_to_rounding() {
+    // Another number of ranks is allowed: the global batch is the same, its split not.
+    let base = temp_dir("dp-resume-other");
+    let mut cfg = config(lpt());
+    cfg.train.save_every = Some(2);
+    cfg.out_dir = Some(base.join("cut"));
+    let stop = RankOpts { exit_after: Some(2), ..Default::default() };
+    let (s, _) = ranks(2, &cfg, &base.join("r-cut"), &stop);
+    assert!(s.iter().all(|s| s.success()), "{s:?}");
+    let progress: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(base.join("cut/checkpoint/progress.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(progress["progress"]["world_size"], 2, "{progress}");
+    let (resumed, report) = one_process(&cfg);
+    assert_eq!(report.world_size, 1);
+    cfg.out_dir = None;
+    let (whole, _) = one_process(&cfg);
+    let d = max_abs_diff(&resumed, &whole);
+    assert!(d < 1e-5, "2 ranks then 1 process vs 1 process throughout: max |diff| {d}");
 }
 
 #[test]
