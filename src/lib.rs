@@ -35,6 +35,7 @@ pub use petune_backbones as backbones;
 pub use petune_baselines as baselines;
 pub use petune_core as core;
 pub use petune_experiments as experiments;
+pub use petune_ext as ext;
 pub use petune_lpt as lpt;
 pub use petune_train as train;
 

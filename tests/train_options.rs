@@ -117,7 +117,7 @@ fn head_lr_on_a_frozen_head_is_a_config_error() {
 fn defaults_are_left_out_of_the_json_and_old_configs_read_alike() {
     let t = TrainConfig::default();
     let json = serde_json::to_value(&t).unwrap();
-    for field in ["schedule", "sampling", "head_lr"] {
+    for field in ["schedule", "sampling", "head_lr", "head_dropout"] {
         assert!(json.get(field).is_none(), "{field} at its default is not written: {json}");
     }
     let back: TrainConfig = serde_json::from_value(json).unwrap();
@@ -131,6 +131,31 @@ fn defaults_are_left_out_of_the_json_and_old_configs_read_alike() {
         (Schedule::Constant, Sampling::PerStep, Some(1e-3))
     );
     assert!(serde_json::from_str::<TrainConfig>(r#"{"schedule": "cosine"}"#).is_err());
+    let hd: TrainConfig = serde_json::from_str(r#"{"head_dropout": 0}"#).unwrap();
+    assert_eq!(hd.head_dropout, Some(0.0));
+    assert!(hd.validate().is_ok());
+    for bad in [1.0, -0.1, f64::NAN] {
+        let t = TrainConfig { head_dropout: Some(bad), ..TrainConfig::default() };
+        let err = t.validate().expect_err("head_dropout outside [0, 1)");
+        assert!(matches!(&err, Error::Config { field, .. } if field == "head_dropout"), "{err}");
+    }
+}
+
+/// `train.head_dropout` reaches the linear head: unset is 0.1 bit for bit, and 0 gives
+/// another run (no mask drawn before the projection).
+#[test]
+fn head_dropout_reaches_the_linear_head() {
+    init();
+    let _serial = serial();
+    let run = |p: Option<f64>| {
+        let cfg = config(|t| t.head_dropout = p);
+        let model = loaded_from(&fixture("bert-mlm"));
+        let r = Trainer::new(model, cfg).with_data(task_data(mr())).quiet(true).fit().unwrap();
+        r.model.trainable_tensors()
+    };
+    let (default, explicit, off) = (run(None), run(Some(0.1)), run(Some(0.0)));
+    assert!(same(&default, &explicit), "None is 0.1");
+    assert!(!same(&default, &off), "0 changes the run");
 }
 
 /// `template_style: raw`: a prompt method reads the raw text, an `auto` head is a linear

@@ -139,3 +139,26 @@ pub fn jsonl_run_config(dir: &Path, method: MethodConfig, n_test: usize, steps: 
     cfg.train.eval_every = steps;
     cfg
 }
+
+/// The BERT fixture with every dropout probability at 0, copied once per test process.
+pub fn no_dropout_fixture() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("bert-mlm-no-dropout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(super::fixture("bert-mlm")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+        let cfg_path = dir.join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+        for key in ["attention_probs_dropout_prob", "hidden_dropout_prob"] {
+            cfg[key] = serde_json::json!(0.0);
+        }
+        std::fs::write(&cfg_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+        dir
+    })
+    .clone()
+}

@@ -42,9 +42,8 @@ pub struct SlurmArgs {
     /// else the one built next to it; `PETUNE=...` at run time overrides it too).
     #[arg(long)]
     pub petune: Option<PathBuf>,
-    /// Pass `--nproc N` to each `petune train` (data-parallel ranks per point, issue #17:
-    /// not in `petune train` yet, so the emitted tasks fail until it lands; left out of
-    /// the command unless given).
+    /// Pass `--nproc N` to each `petune train`: N data-parallel ranks per point on the
+    /// task's node, the task's CPUs shared among them (left out unless given).
     #[arg(long)]
     pub nproc: Option<usize>,
     /// Write into an emit folder that exists and is not empty.
@@ -66,12 +65,6 @@ impl SlurmArgs {
                 }
             },
         };
-        if self.nproc.is_some() {
-            eprintln!(
-                "warning: --nproc is passed to `petune train`, which has no data-parallel \
-                 training yet (issue #17): the array tasks will fail until it lands"
-            );
-        }
         Ok(SlurmOptions {
             petune,
             job_name: self.slurm_job_name.clone(),

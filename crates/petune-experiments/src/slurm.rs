@@ -131,8 +131,8 @@ pub struct SlurmOptions {
     pub gpus: usize,
     /// Further `#SBATCH` options, one per line (`--mem=16G`, `--account=x`).
     pub extra: Vec<String>,
-    /// `petune train --nproc N` (data-parallel ranks per point; issue #17, not yet in
-    /// `petune train`): only written when given.
+    /// `petune train --nproc N` (data-parallel ranks per point, each with
+    /// `SLURM_CPUS_PER_TASK / N` threads): only written when given.
     pub nproc: Option<usize>,
     /// Write into a folder that exists and is not empty.
     pub force: bool,
@@ -249,9 +249,13 @@ pub fn sbatch_script(dir: &Path, cwd: &Path, n: usize, opts: &SlurmOptions) -> R
         let opt = line.trim().trim_start_matches("#SBATCH").trim();
         s += &format!("#SBATCH {opt}\n");
     }
-    let nproc = match opts.nproc {
-        Some(n) => format!(" --nproc {n}"),
-        None => String::new(),
+    let (nproc, per_rank) = match opts.nproc {
+        // Each rank gets its share of the task's CPUs, at least one.
+        Some(n) => (
+            format!(" --nproc {n}"),
+            format!("$(( SLURM_CPUS_PER_TASK / {n} > 0 ? SLURM_CPUS_PER_TASK / {n} : 1 ))"),
+        ),
+        None => (String::new(), "$SLURM_CPUS_PER_TASK".to_string()),
     };
     s += &format!(
         r#"
@@ -272,7 +276,7 @@ fi
 point="$DIR/{points}/$id"
 threads=()
 if [ -n "${{SLURM_CPUS_PER_TASK:-}}" ]; then
-  threads=(--threads "$SLURM_CPUS_PER_TASK")
+  threads=(--threads "{per_rank}")
 fi
 echo "array task $task: $id" >&2
 status=0
@@ -424,6 +428,10 @@ mod tests {
         let with = SlurmOptions { nproc: Some(2), ..SlurmOptions::default() };
         let s = sbatch_script(Path::new("/d"), Path::new("/"), 1, &with).unwrap();
         assert!(s.contains("--skip-finished --nproc 2"), "{s}");
+        // Each of the two ranks gets half the task's CPUs, at least one.
+        let per_rank =
+            r#"--threads "$(( SLURM_CPUS_PER_TASK / 2 > 0 ? SLURM_CPUS_PER_TASK / 2 : 1 ))""#;
+        assert!(s.contains(per_rank), "{s}");
         let bad = SlurmOptions { partition: Some("gpu\n#SBATCH --qos=x".into()), ..opts };
         assert!(sbatch_script(Path::new("/d"), Path::new("/"), 1, &bad).is_err());
     }

@@ -70,6 +70,12 @@ pub(crate) struct Progress {
     /// Steps skipped for a non-finite loss (`on_non_finite: skip`).
     #[serde(default)]
     pub skipped_steps: i64,
+    /// The number of data-parallel ranks that wrote this progress (absent: one).
+    #[serde(default)]
+    pub world_size: Option<usize>,
+    /// Milliseconds spent in the gradient all-reduce over all steps (data parallel).
+    #[serde(default)]
+    pub comm_ms: f64,
 }
 
 /// Writes `dir/state-<step>.safetensors` (trainable tensors and both Adam moments), then

@@ -529,6 +529,11 @@ pub struct TrainConfig {
     /// `None` = `lr` (one rate for head and delta, the default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub head_lr: Option<f64>,
+    /// Dropout of the linear head before its projection; `None` = 0.1 (the default).
+    /// 0 turns it off, e.g. to compare data-parallel runs with one process number for
+    /// number (docs/scaling-out.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dropout: Option<f64>,
 }
 
 /// Whether `v` is its type's default (fields left out of the serialized config, so that
@@ -585,6 +590,7 @@ impl Default for TrainConfig {
             schedule: Default::default(),
             sampling: Default::default(),
             head_lr: None,
+            head_dropout: None,
         }
     }
 }
@@ -600,6 +606,11 @@ impl TrainConfig {
                 self.head_lr.is_none_or(|h| h > 0.0 && h.is_finite()),
                 "head_lr",
                 "must be positive and finite".into(),
+            ),
+            (
+                self.head_dropout.is_none_or(|p| (0.0..1.0).contains(&p)),
+                "head_dropout",
+                "must be in [0, 1)".into(),
             ),
             (self.batch_size > 0 && count(self.batch_size as u64), "batch_size", at_most.clone()),
             (

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod data_parallel;
+pub(crate) mod dp_run;
 pub mod estimate;
 pub mod features;
 pub mod generate;

@@ -14,12 +14,14 @@ use std::time::Instant;
 use petune_core::fsio::write_json_atomic;
 use petune_core::tensor_io::{read_safetensors, write_safetensors};
 use petune_core::{Error, Result};
+use petune_ext::ProcessGroup;
 use tch::Tensor;
 
 use crate::checkpoint::{save_checkpoint, try_resume, Progress};
 use crate::config::{NonFinitePolicy, RunConfig, TaskData, TrainConfig};
 use crate::data::sampler::{epoch_order, step_sample, Sampling};
 use crate::data::Metric;
+use crate::data_parallel::{shard_range, sum_gradients_};
 use crate::estimate::{check_fits, estimate_seconds};
 use crate::features::{collate, Feature, FeatureEncoder};
 use crate::memory::{peak_rss_mib, rss_mib};
@@ -43,7 +45,7 @@ pub(crate) struct Features {
 }
 
 /// Everything a run holds between its phases.
-pub(crate) struct Run {
+pub(crate) struct Run<'g> {
     cfg: RunConfig,
     data: TaskData,
     trained: TrainedModel,
@@ -64,6 +66,8 @@ pub(crate) struct Run {
     rss_start: f64,
     started: Instant,
     observer: Option<EventHandler>,
+    /// The data-parallel group when training over more than one rank.
+    dp: Option<&'g ProcessGroup>,
 }
 
 impl Features {
@@ -149,12 +153,17 @@ fn prefix_cache(
     }
 }
 
-impl Run {
+impl<'g> Run<'g> {
     /// Loads and encodes the data, builds delta, head and optimizer (seeded), locks and
     /// checks the output folder, resumes from its checkpoint, and says how long the run
     /// will take.
-    pub(crate) fn prepare(trainer: Trainer) -> Result<Run> {
-        let Trainer { model, cfg, data, quiet, restart, observer } = trainer;
+    pub(crate) fn prepare(trainer: Trainer, pg: Option<&'g ProcessGroup>) -> Result<Run<'g>> {
+        let Trainer { model, cfg, data, quiet, restart, observer, pg: _ } = trainer;
+        // A group of one rank is no group: the one-process loop, bit for bit.
+        let dp = pg.filter(|pg| pg.world_size() > 1);
+        let leader = dp.as_ref().is_none_or(|pg| pg.rank() == 0);
+        // Ranks other than 0 write nothing and print nothing.
+        let quiet = quiet || !leader;
         cfg.train.validate()?;
         crate::trainer::check_quantized_base(&cfg)?;
         let tc = &cfg.train;
@@ -170,14 +179,17 @@ impl Run {
         }
         // Lock and check the folder before anything is built or written there.
         let out = match &cfg.out_dir {
-            Some(dir) => Some(RunDir::open(dir, &fingerprint(&cfg, &data)?, restart)?),
-            None => None,
+            Some(dir) if leader => Some(RunDir::open(dir, &fingerprint(&cfg, &data)?, restart)?),
+            _ => None,
         };
         let crate::trainer::LoadedModel { backbone, tokenizer } = model;
         let device = backbone.device();
         tch::manual_seed(tc.seed as i64);
-        let (trainable, delta, head, head_cfg) =
+        let (trainable, delta, mut head, head_cfg) =
             build_trainable(cfg.head, &cfg.method, backbone.as_ref(), &tokenizer, &data.spec)?;
+        if let (Some(p), crate::head::Head::Linear { dropout, .. }) = (tc.head_dropout, &mut head) {
+            *dropout = p;
+        }
         let limit = input_limit(tc.max_len, backbone.spec());
         let encoder =
             feature_encoder(head_cfg, &cfg.method, tokenizer, &data.spec, limit, tc.truncate)?;
@@ -218,10 +230,25 @@ impl Run {
             }
         }
 
-        let (progress, best_tensors) = match &out {
+        let (mut progress, mut best_tensors) = match &out {
             Some(out) => resume(out, &mut opt, quiet)?,
             None => (Progress { best_step: -1, ..Default::default() }, None),
         };
+        match dp {
+            Some(pg) => {
+                (progress, best_tensors) =
+                    crate::dp_run::sync_start(pg, &mut opt, progress, best_tensors)?;
+            }
+            None => {
+                if let Some(w) = progress.world_size.filter(|&w| w > 1) {
+                    eprintln!(
+                        "resuming a checkpoint written by {w} ranks in one process: the global \
+                         batch is the same (equal up to float rounding and dropout masks)"
+                    );
+                }
+                progress.world_size = None;
+            }
+        }
         let log = out.as_ref().map(RunDir::open_log).transpose()?;
         let rss_start = rss_mib();
         let total = tc.total_steps(features.train.len());
@@ -266,16 +293,22 @@ impl Run {
             rss_start,
             started: Instant::now(),
             observer,
+            dp,
         };
         // The epoch's order is computed once per epoch, not per step.
         run.order = run.order_of(run.progress.epoch);
-        let estimated_seconds = estimate_seconds(
-            &run.trained,
-            &run.features,
-            &run.cfg.train,
-            run.total,
-            run.progress.step,
-        )?;
+        // Only rank 0 estimates (timed forward passes cost time; the others are quiet).
+        let estimated_seconds = if !leader {
+            0.0
+        } else {
+            estimate_seconds(
+                &run.trained,
+                &run.features,
+                &run.cfg.train,
+                run.total,
+                run.progress.step,
+            )?
+        };
         if !quiet {
             eprintln!(
                 "training {} for {} steps ({} examples, batch {}), evaluating on {} dev examples every {} steps: about {} (estimated from timed forward passes)",
@@ -337,7 +370,14 @@ impl Run {
         let device = self.trained.backbone.device();
         let pad_id = self.trained.encoder.tokenizer.pad_id();
         let t0 = Instant::now();
-        tch::manual_seed((tc.seed as i64).wrapping_mul(1_000_003).wrapping_add(self.progress.step));
+        // Each rank draws its own dropout masks (rank 0 those of the one-process run).
+        let rank = self.dp.map_or(0, |pg| pg.rank() as i64);
+        tch::manual_seed(
+            (tc.seed as i64)
+                .wrapping_mul(1_000_003)
+                .wrapping_add(self.progress.step)
+                .wrapping_add(rank.wrapping_mul(crate::dp_run::RANK_SEED_STRIDE)),
+        );
         let mut loss_sum = 0.0;
         let mut tokens = 0;
         let drawn = per_step.then(|| {
@@ -357,6 +397,19 @@ impl Run {
             if idx.is_empty() {
                 break;
             }
+            // This rank's share of the micro-batch, and the weight that makes the sum of
+            // the ranks' losses the one-process loss of the whole micro-batch.
+            let (idx, weight) = match self.dp {
+                Some(pg) => {
+                    let share = shard_range(idx.len(), pg.rank(), pg.world_size())?;
+                    let w = share.len() as f64 / idx.len() as f64;
+                    (idx[share].to_vec(), Some(w))
+                }
+                None => (idx, None),
+            };
+            if idx.is_empty() {
+                continue;
+            }
             let feats: Vec<&Feature> = idx.iter().map(|&i| &self.features.train[i]).collect();
             let batch = collate(&feats, pad_id, device)?;
             let (trained, cache) = (&self.trained, &mut self.cache);
@@ -375,11 +428,26 @@ impl Run {
                     )?,
                 };
                 let out = trained.head.forward(trained.backbone.as_ref(), &s, &batch, true)?;
-                Ok(trained.head.loss(&out, &batch.labels) / tc.grad_accum as f64)
+                let loss = trained.head.loss(&out, &batch.labels) / tc.grad_accum as f64;
+                Ok(match weight {
+                    Some(w) => loss * w,
+                    None => loss,
+                })
             })?;
             self.scaler.backward(&loss);
             loss_sum += loss.double_value(&[]);
             tokens += batch.n_tokens;
+        }
+        let mut comm_ms = 0.0;
+        if let Some(pg) = self.dp {
+            // One flat all-reduce: the gradients, the loss and the token count summed.
+            let params: Vec<Tensor> =
+                self.opt.params().iter().map(|p| p.tensor.shallow_clone()).collect();
+            let mut scalars = [loss_sum, tokens as f64];
+            let stats = sum_gradients_(pg, &params, &mut scalars)?;
+            loss_sum = scalars[0];
+            tokens = scalars[1].round() as i64;
+            comm_ms = stats.seconds * 1e3;
         }
         let step = self.progress.step + 1;
         let lr = tc.lr * tc.schedule.factor(self.progress.step, self.warmup, self.total);
@@ -414,6 +482,7 @@ impl Run {
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         self.progress.train_tokens += tokens;
         self.progress.train_ms += ms;
+        self.progress.comm_ms += comm_ms;
         self.bar.set(step as u64, &format!("loss {loss_sum:.4}"));
         tracing::debug!(step, loss = loss_sum, lr, tokens, ms, "step");
         self.log_line(serde_json::json!({"step": step, "loss": loss_sum, "lr": lr, "tokens_per_ms": tokens as f64 / ms.max(1e-9), "peak_rss_mib": peak_rss_mib()}));
@@ -430,8 +499,11 @@ impl Run {
     /// Evaluates on dev; a new best keeps a copy of the trainable tensors (and writes
     /// `checkpoint/best.safetensors` when there is an output folder).
     pub(crate) fn evaluate(&mut self) -> Result<()> {
-        let dev =
-            self.trained.evaluate_features(&self.features.dev, self.cfg.train.eval_batch_size)?;
+        let dev = self.trained.evaluate_features(
+            &self.features.dev,
+            self.cfg.train.eval_batch_size,
+            self.dp,
+        )?;
         let step = self.progress.step;
         let better = self.progress.best_headline.is_none_or(|b| dev.headline > b);
         if better {
@@ -497,18 +569,19 @@ impl Run {
             let _ = t.set_requires_grad(false);
         }
         let bs = self.cfg.train.eval_batch_size;
+        let pg = self.dp;
         let (test, test_classes) = match (&self.features.test, &self.features.test_mismatched) {
             (Some(m), Some(mm)) if self.data.spec.metric == Metric::MnliAvg => {
-                (Some(self.trained.evaluate_mnli_features(m, mm, bs)?), None)
+                (Some(self.trained.evaluate_mnli_features(m, mm, bs, pg)?), None)
             }
             (Some(f), _) => {
-                let (r, c) = self.trained.evaluate_features_detailed(f, bs)?;
+                let (r, c) = self.trained.evaluate_features_detailed(f, bs, pg)?;
                 (Some(r), Some(c))
             }
             (None, _) => (None, None),
         };
         let dev_classes = match &test {
-            None => Some(self.trained.evaluate_features_detailed(&self.features.dev, bs)?.1),
+            None => Some(self.trained.evaluate_features_detailed(&self.features.dev, bs, pg)?.1),
             Some(_) => None,
         };
         let p = &self.progress;
@@ -527,6 +600,9 @@ impl Run {
             peak_rss_mib: peak_rss_mib(),
             steps: p.step,
             skipped_steps: p.skipped_steps,
+            world_size: self.dp.map_or(1, |pg| pg.world_size()),
+            step_ms: p.train_ms / p.step.max(1) as f64,
+            comm_ms: p.comm_ms / p.step.max(1) as f64,
             train_seconds: self.started.elapsed().as_secs_f64(),
         };
         tracing::info!(

@@ -9,12 +9,14 @@ use petune_backbones::TextTokenizer;
 use petune_core::fsio::{read_json, write_json_atomic};
 use petune_core::tensor_io::{read_safetensors, write_safetensors};
 use petune_core::{Backbone, BackboneSpec, Delta, Error, Result, SeqState};
+use petune_ext::ProcessGroup;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
 use crate::data::metrics::classification_report;
 use crate::data::{ClassificationReport, Dataset, Example, Metric, MetricReport, TaskSpec};
+use crate::data_parallel::{gather_predictions, shard_range};
 use crate::features::{
     collate, label_word_ids, multi_token_words, Batch, Feature, FeatureEncoder, LmScoring,
 };
@@ -363,14 +365,31 @@ impl TrainedModel {
         Ok(sorted_scores.zeros_like().index_put(&[Some(index)], &sorted_scores, false))
     }
 
-    /// Predicted class of each encoded feature.
+    /// Predicted class of each encoded feature; with a process group each rank predicts
+    /// its share and every rank gets all of them (sharded evaluation).
     pub(crate) fn predictions(
         &self,
         features: &[Feature],
         batch_size: usize,
+        pg: Option<&ProcessGroup>,
     ) -> Result<Vec<usize>> {
-        let argmax = self.scores(features, batch_size)?.argmax(1, false);
-        Ok(Vec::<i64>::try_from(&argmax)?.into_iter().map(|p| p as usize).collect())
+        let (mine, pg) = match pg {
+            Some(pg) if pg.world_size() > 1 => {
+                let share = shard_range(features.len(), pg.rank(), pg.world_size())?;
+                (&features[share], Some(pg))
+            }
+            _ => (features, None),
+        };
+        let local = if mine.is_empty() {
+            Vec::new()
+        } else {
+            let argmax = self.scores(mine, batch_size)?.argmax(1, false);
+            Vec::<i64>::try_from(&argmax)?.into_iter().map(|p| p as usize).collect()
+        };
+        match pg {
+            Some(pg) => gather_predictions(pg, &local, features.len()),
+            None => Ok(local),
+        }
     }
 
     /// Metric of the task on encoded features (MNLI's average needs both sets: see
@@ -379,8 +398,9 @@ impl TrainedModel {
         &self,
         features: &[Feature],
         batch_size: usize,
+        pg: Option<&ProcessGroup>,
     ) -> Result<MetricReport> {
-        Ok(self.evaluate_features_detailed(features, batch_size)?.0)
+        Ok(self.evaluate_features_detailed(features, batch_size, pg)?.0)
     }
 
     /// The metric and the per-class report of encoded features, from one pass.
@@ -388,8 +408,9 @@ impl TrainedModel {
         &self,
         features: &[Feature],
         batch_size: usize,
+        pg: Option<&ProcessGroup>,
     ) -> Result<(MetricReport, ClassificationReport)> {
-        let preds = self.predictions(features, batch_size)?;
+        let preds = self.predictions(features, batch_size, pg)?;
         let golds: Vec<usize> = features.iter().map(|f| f.label).collect();
         let metric = if self.manifest.task.metric == Metric::MnliAvg {
             Metric::Accuracy
@@ -406,16 +427,19 @@ impl TrainedModel {
         matched: &[Feature],
         mismatched: &[Feature],
         batch_size: usize,
+        pg: Option<&ProcessGroup>,
     ) -> Result<MetricReport> {
         let golds = |f: &[Feature]| f.iter().map(|x| x.label).collect::<Vec<_>>();
-        let (pm, pmm) =
-            (self.predictions(matched, batch_size)?, self.predictions(mismatched, batch_size)?);
+        let (pm, pmm) = (
+            self.predictions(matched, batch_size, pg)?,
+            self.predictions(mismatched, batch_size, pg)?,
+        );
         Metric::compute_mnli(&pm, &golds(matched), &pmm, &golds(mismatched))
     }
 
     /// Evaluates on a labelled dataset.
     pub fn evaluate(&self, ds: &Dataset, batch_size: usize) -> Result<MetricReport> {
-        self.evaluate_features(&self.encoder.encode(ds)?, batch_size)
+        self.evaluate_features(&self.encoder.encode(ds)?, batch_size, None)
     }
 
     /// Evaluates on a labelled dataset: the task's metric, and per-class precision,
@@ -425,7 +449,7 @@ impl TrainedModel {
         ds: &Dataset,
         batch_size: usize,
     ) -> Result<(MetricReport, ClassificationReport)> {
-        self.evaluate_features_detailed(&self.encoder.encode(ds)?, batch_size)
+        self.evaluate_features_detailed(&self.encoder.encode(ds)?, batch_size, None)
     }
 
     /// Cut over-long inputs instead of failing (overrides what the delta was trained

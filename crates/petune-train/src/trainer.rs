@@ -17,6 +17,7 @@ use std::path::Path;
 
 use petune_backbones::{LoadOptions, ModelSource, TextTokenizer};
 use petune_core::{Backbone, Result};
+use petune_ext::ProcessGroup;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
@@ -106,6 +107,19 @@ pub struct TrainReport {
     pub skipped_steps: i64,
     /// Wall time of the training loop, seconds (evaluation included).
     pub train_seconds: f64,
+    /// Data-parallel ranks that trained (1: one process).
+    #[serde(default = "one")]
+    pub world_size: usize,
+    /// Mean wall time of an optimizer step, milliseconds (the all-reduce included).
+    #[serde(default)]
+    pub step_ms: f64,
+    /// Mean wall time of a step's gradient all-reduce, milliseconds (0 on one rank).
+    #[serde(default)]
+    pub comm_ms: f64,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// What a training run tells an observer ([`Trainer::on_event`]) as it goes.
@@ -156,6 +170,7 @@ pub struct Trainer {
     pub(crate) quiet: bool,
     pub(crate) restart: bool,
     pub(crate) observer: Option<EventHandler>,
+    pub(crate) pg: Option<ProcessGroup>,
 }
 
 /// The trainer under the name the LPT paper's users look for.
@@ -172,7 +187,7 @@ pub struct FitResult {
 impl Trainer {
     /// A trainer for `cfg` on an already loaded model.
     pub fn new(model: LoadedModel, cfg: RunConfig) -> Trainer {
-        Trainer { model, cfg, data: None, quiet: false, restart: false, observer: None }
+        Trainer { model, cfg, data: None, quiet: false, restart: false, observer: None, pg: None }
     }
 
     /// A trainer for `cfg`, loading `cfg.model` on `cfg.train.device`.
@@ -209,9 +224,35 @@ impl Trainer {
         self
     }
 
+    /// Trains data-parallel over `pg`'s ranks (docs/scaling-out.md): every rank runs
+    /// this trainer with the same config and data; each takes its share of every global
+    /// batch, the gradients are summed over the ranks before clipping, and every rank
+    /// applies the same update. Rank 0's starting state (and a checkpoint it resumes
+    /// from) is broadcast first; evaluation is sharded and gathered, so every rank
+    /// returns the same report; rank 0 alone writes the output folder. A group of one
+    /// rank trains as without one.
+    pub fn with_process_group(mut self, pg: ProcessGroup) -> Trainer {
+        self.pg = Some(pg);
+        self
+    }
+
     /// Trains, selects on dev, evaluates on test; writes the output folder when set.
-    pub fn fit(self) -> Result<FitResult> {
-        let mut run = Run::prepare(self)?;
+    /// With a process group ([`Trainer::with_process_group`]) an error leaves the group
+    /// without waiting for the other ranks.
+    pub fn fit(mut self) -> Result<FitResult> {
+        let pg = self.pg.take();
+        let result = Self::fit_in(self, pg.as_ref());
+        if let (Err(_), Some(pg)) = (&result, pg) {
+            // A failed rank leaves at once: dropping the group would wait (up to its
+            // timeout) for peers that may be blocked in a collective this rank will never
+            // join. The handle is leaked; a group is unusable after a failure anyway.
+            std::mem::forget(pg);
+        }
+        result
+    }
+
+    fn fit_in(self, pg: Option<&ProcessGroup>) -> Result<FitResult> {
+        let mut run = Run::prepare(self, pg)?;
         while !run.done() {
             run.step()?;
             if run.evaluation_due() {

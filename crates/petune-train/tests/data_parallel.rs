@@ -1,5 +1,8 @@
 //! Two and three real ranks on 127.0.0.1, unequal shares of a batch of 5: after
 //! `average_gradients_`, every rank holds the one-rank mean gradient over the whole batch.
+//! The trainer's exchange, `sum_gradients_`: a gradient only rank 0 has reaches every
+//! rank, a tensor no rank touched keeps none, step scalars are summed; and
+//! `gather_predictions` gives every rank all shares.
 //! The test binary re-runs itself (the ignored `rank_child`) as each rank.
 
 use std::net::TcpListener;
@@ -7,7 +10,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use petune_ext::{ProcessGroup, Rendezvous};
-use petune_train::data_parallel::{average_gradients_, shard_range};
+use petune_train::data_parallel::{
+    average_gradients_, gather_predictions, shard_range, sum_gradients_,
+};
 use tch::{Device, Kind, Tensor};
 
 fn run_ranks(world: usize) {
@@ -74,5 +79,28 @@ fn rank_child() {
     let plain = grads(shard_range(5, 0, pg.world_size()).unwrap());
     let d = (&plain[0] - &want[0]).abs().max().double_value(&[]);
     assert!(d > 1e-4, "the shares are not distinguishable: {d}");
+
+    let (rank, w) = (pg.rank() as f64, pg.world_size() as f64);
+    let a = Tensor::from_slice(&[1f32, 2.]).set_requires_grad(true);
+    let b = Tensor::from_slice(&[3f32]).set_requires_grad(true);
+    let c = Tensor::from_slice(&[5f32]).set_requires_grad(true);
+    (&a * (rank + 1.0)).sum(Kind::Float).backward(); // a's gradient: rank + 1
+    if pg.rank() == 0 {
+        (&b * 2.0).sum(Kind::Float).backward(); // b's: 2, on rank 0 only
+    }
+    let mut scalars = [rank, 1.0];
+    let params = [a.shallow_clone(), b.shallow_clone(), c.shallow_clone()];
+    let stats = sum_gradients_(&pg, &params, &mut scalars).unwrap();
+    assert_eq!(stats.bytes, (2 + 1 + 1 + 3 + 2) * 4);
+    let sum = (w * (w + 1.0) / 2.0) as f32;
+    assert_eq!(Vec::<f32>::try_from(&a.grad()).unwrap(), vec![sum, sum]);
+    assert_eq!(Vec::<f32>::try_from(&b.grad()).unwrap(), vec![2.0], "rank {rank}");
+    assert!(!c.grad().defined(), "no rank touched c");
+    assert_eq!(scalars, [w * (w - 1.0) / 2.0, w]);
+
+    let all: Vec<usize> = (0..7).map(|i| (i * 5) % 3).collect();
+    let mine = &all[shard_range(7, pg.rank(), pg.world_size()).unwrap()];
+    assert_eq!(gather_predictions(&pg, mine, 7).unwrap(), all);
+    assert!(gather_predictions(&pg, &[], 7).is_err(), "a share of the wrong size");
     pg.barrier().unwrap();
 }

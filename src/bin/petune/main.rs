@@ -5,6 +5,7 @@ mod forward;
 mod generate;
 mod infer;
 mod inspect;
+mod launch;
 mod params;
 mod probe;
 mod sweep;

@@ -12,6 +12,7 @@ use petune::backbones::model_spec;
 use petune::core::fsio::read_json;
 use petune::experiments::catalog::{parse_method, scaled_lr};
 use petune::experiments::tables::thousands;
+use petune::ext::ProcessGroup;
 use petune::prelude::*;
 use petune::train::data::ClassificationReport;
 use petune::train::estimate::human_duration;
@@ -95,6 +96,15 @@ pub struct TrainArgs {
     /// Print the report as JSON only.
     #[arg(long)]
     json: bool,
+    /// Train data-parallel over N local processes (ranks), each with one libtorch thread
+    /// unless `--threads` is given; under torchrun or srun leave it out (the environment
+    /// describes the group). docs/scaling-out.md.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    nproc: Option<u64>,
+    /// Data parallel: seconds any rank waits for the others (joining, every gradient
+    /// exchange, evaluation) before failing with an error naming the wait.
+    #[arg(long, default_value_t = 300.0)]
+    dist_timeout: f64,
 }
 
 /// A head given as `linear` (at the mask with a template, on the first token without),
@@ -186,8 +196,35 @@ fn apply_overrides(cfg: &mut RunConfig, args: &TrainArgs) {
 
 /// Runs `petune train`.
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.nproc.filter(|&n| n > 1) {
+        if !args.print_config {
+            return crate::launch::launch(n as usize, args.threads.is_some());
+        }
+    }
+    if !(args.dist_timeout.is_finite() && args.dist_timeout >= 0.001) {
+        bail!("--dist-timeout {}: must be a number of seconds, at least 0.001", args.dist_timeout);
+    }
+    let timeout = std::time::Duration::from_secs_f64(args.dist_timeout);
+    let mut group = if args.print_config { None } else { crate::launch::group_from_env(timeout)? };
+    let result = run_in(args, &mut group);
+    if let (Err(_), Some(g)) = (&result, group.take()) {
+        // As Trainer::fit on an error: leave without waiting for the other ranks.
+        std::mem::forget(g);
+    }
+    result
+}
+
+/// `petune train` once the group (if any) is joined; `group` is handed to the trainer.
+fn run_in(args: &TrainArgs, group: &mut Option<(ProcessGroup, usize)>) -> anyhow::Result<()> {
     if let (None, Some(model), Some(train)) = (&args.config, &args.model, &args.train) {
         if petune::train::causal_lm::looks_like_instruct_jsonl(train) {
+            if let Some((pg, _)) = group.as_ref() {
+                bail!(
+                    "data-parallel training ({} ranks) is not available for prompt/completion \
+                     files (causal-LM fine-tuning): run it as one process",
+                    pg.world_size()
+                );
+            }
             if args.print_config || args.head.is_some() || args.test.is_some() {
                 bail!("prompt/completion files take no --print-config, --head or --test yet");
             }
@@ -215,6 +252,13 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         _ => bail!("give --config RUN.json, or --model DIR --train FILE"),
     };
     apply_overrides(&mut cfg, args);
+    let leader = group.as_ref().is_none_or(|(pg, _)| pg.rank() == 0);
+    if let Some((_, local_rank)) = &group {
+        // One device per rank on a multi-GPU node, as torchrun's LOCAL_RANK convention.
+        if cfg.train.device == "cuda" {
+            cfg.train.device = format!("cuda:{local_rank}");
+        }
+    }
     if args.print_config {
         println!("{}", serde_json::to_string_pretty(&cfg)?);
         return Ok(());
@@ -226,7 +270,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         let fp = petune::train::run_dir::fingerprint(&cfg, &task)?;
         if let Some(report) = petune::train::run_dir::finished_report(dir, &fp)? {
             eprintln!("{} holds this run finished: nothing to do", dir.display());
-            if args.json {
+            if args.json && leader {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
             return Ok(());
@@ -238,8 +282,15 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if let Some(task) = data {
         trainer = trainer.with_data(task);
     }
+    if let Some((pg, _)) = group.take() {
+        trainer = trainer.with_process_group(pg);
+    }
     let result = trainer.quiet(args.json).restart(args.restart).fit()?;
     let r = &result.report;
+    if !leader {
+        // Rank 0 prints (and wrote) the report; the others say nothing.
+        return Ok(());
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(r)?);
         return Ok(());
@@ -291,6 +342,12 @@ fn print_report(r: &TrainReport, model: &TrainedModel) {
     println!("tokens / ms         {:.2} (training steps)", r.tokens_per_ms);
     println!("peak memory         {:.0} MiB (resident)", r.peak_rss_mib);
     println!("training time       {}", human_duration(r.train_seconds));
+    if r.world_size > 1 {
+        println!(
+            "data parallel       {} ranks: {:.1} ms per step, {:.2} ms of it the gradient all-reduce",
+            r.world_size, r.step_ms, r.comm_ms
+        );
+    }
     if r.skipped_steps > 0 {
         println!("skipped steps       {} (non-finite loss)", r.skipped_steps);
     }
