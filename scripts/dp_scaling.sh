@@ -2,7 +2,7 @@
 # Data-parallel scaling on this machine (docs/scaling-out.md, issue #17): step time and
 # the gradient all-reduce time per step of `petune train --nproc N` for N = 1 and 2
 # (one libtorch thread per rank), for model tuning and LPT NPG on all-MiniLM-L6-v2 + MR
-# (few-shot k = 100 per class, batch 16, max_len 128). Evaluation runs once, at the end,
+# (few-shot k = 100, batch 16, max_len 128). Evaluation runs once, at the end,
 # and is not part of the step times (the mean over all steps, the first included).
 #
 #   scripts/dp_scaling.sh [STEPS]          (default 20; PETUNE=path/to/petune to pick a binary)

@@ -29,6 +29,6 @@ pub fn gather_predictions(pg: &ProcessGroup, local: &[usize], n: usize) -> Resul
         *slot = p as i64;
     }
     let mut t = Tensor::from_slice(&all);
-    super::all_reduce_sum_chunked_(pg, &mut t)?;
+    pg.all_reduce_sum_(&mut t)?;
     Ok(Vec::<i64>::try_from(&t)?.into_iter().map(|p| p.max(0) as usize).collect())
 }

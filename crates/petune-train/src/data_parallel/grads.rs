@@ -6,8 +6,7 @@
 //! `torch.nn.parallel.DistributedDataParallel`'s bucketed all-reduce averages it, but
 //! weighted so that unequal shares still give the one-rank result.
 //!
-//! One all-reduce, that is, up to [`super::MAX_COLLECTIVE_BYTES`]: model tuning's
-//! buffer goes in chunks of that size.
+//! One all-reduce over Gloo, whatever the size (model tuning's 90.9 MB on MiniLM-L6 too).
 //!
 //! The flags keep the ranks' optimizer states identical when a tensor has a gradient on
 //! some ranks only (a rank with an empty share, AdapterDrop's sampled layers): such a
@@ -60,7 +59,7 @@ pub fn sum_gradients_(
     drop(parts);
     let t0 = Instant::now();
     let mut host = flat.f_to_device(Device::Cpu)?.f_contiguous()?;
-    super::all_reduce_sum_chunked_(pg, &mut host)?;
+    pg.all_reduce_sum_(&mut host)?;
     let flat = host.f_to_device(device)?;
     let seconds = t0.elapsed().as_secs_f64();
     let bytes = host.numel() * 4;

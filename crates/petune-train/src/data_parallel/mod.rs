@@ -15,52 +15,6 @@ pub use gather::gather_predictions;
 pub use grads::{sum_gradients_, SyncStats};
 pub use state::{broadcast_bytes, broadcast_tensors_};
 
-/// The largest buffer one collective carries: bigger flat buffers (model tuning's
-/// gradient) go in chunks of this many bytes, one collective each, because the c10d
-/// `TCPStore` under [`ProcessGroup`] refuses messages above 8 MiB (its libuv backend's
-/// `Invalid payload size ... max: 8388608`). Parameter-efficient gradients fit in one.
-pub const MAX_COLLECTIVE_BYTES: usize = 4 << 20;
-
-/// The element ranges of a 1-D buffer of `numel` elements of `elem` bytes, each at most
-/// [`MAX_COLLECTIVE_BYTES`].
-fn chunks(numel: i64, elem: usize) -> impl Iterator<Item = (i64, i64)> {
-    let per = (MAX_COLLECTIVE_BYTES / elem.max(1)).max(1) as i64;
-    (0..((numel + per - 1) / per).max(1)).map(move |i| (i * per, per.min(numel - i * per)))
-}
-
-/// `pg.all_reduce_sum_` of a 1-D CPU contiguous buffer, chunk by chunk (see
-/// [`MAX_COLLECTIVE_BYTES`]).
-pub(crate) fn all_reduce_sum_chunked_(pg: &ProcessGroup, flat: &mut Tensor) -> Result<()> {
-    let n = flat.numel() as i64;
-    if (n as usize) * flat.kind().elt_size_in_bytes() <= MAX_COLLECTIVE_BYTES {
-        return pg.all_reduce_sum_(flat);
-    }
-    for (start, len) in chunks(n, flat.kind().elt_size_in_bytes()) {
-        // A buffer of its own: the collective writes into the whole tensor it is given.
-        let mut part = Tensor::f_empty([len], (flat.kind(), flat.device()))?;
-        part.f_copy_(&flat.f_narrow(0, start, len)?)?;
-        pg.all_reduce_sum_(&mut part)?;
-        flat.f_narrow(0, start, len)?.f_copy_(&part)?;
-    }
-    Ok(())
-}
-
-/// `pg.broadcast_` of a 1-D CPU contiguous buffer from `root`, chunk by chunk.
-pub(crate) fn broadcast_chunked_(pg: &ProcessGroup, flat: &mut Tensor, root: usize) -> Result<()> {
-    let n = flat.numel() as i64;
-    if (n as usize) * flat.kind().elt_size_in_bytes() <= MAX_COLLECTIVE_BYTES {
-        return pg.broadcast_(flat, root);
-    }
-    for (start, len) in chunks(n, flat.kind().elt_size_in_bytes()) {
-        // A buffer of its own: the collective writes into the whole tensor it is given.
-        let mut part = Tensor::f_empty([len], (flat.kind(), flat.device()))?;
-        part.f_copy_(&flat.f_narrow(0, start, len)?)?;
-        pg.broadcast_(&mut part, root)?;
-        flat.f_narrow(0, start, len)?.f_copy_(&part)?;
-    }
-    Ok(())
-}
-
 use std::ops::Range;
 
 use petune_core::{Error, Result};
@@ -121,14 +75,6 @@ pub fn average_gradients_(
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[test]
-    fn chunks_cover_the_buffer() {
-        let per = (MAX_COLLECTIVE_BYTES / 4) as i64;
-        let c: Vec<_> = chunks(2 * per + 3, 4).collect();
-        assert_eq!(c, vec![(0, per), (per, per), (2 * per, 3)]);
-        assert_eq!(chunks(per, 4).collect::<Vec<_>>(), vec![(0, per)]);
-    }
 
     #[test]
     fn shards_cover_the_batch_in_order() {

@@ -28,7 +28,7 @@ pub fn broadcast_tensors_(pg: &ProcessGroup, tensors: &[Tensor], root: usize) ->
         // flat: [Σ numel] of this dtype, in the given order.
         let mut flat = Tensor::f_cat(&parts, 0)?.f_contiguous()?;
         drop(parts);
-        super::broadcast_chunked_(pg, &mut flat, root)?;
+        pg.broadcast_(&mut flat, root)?;
         let mut offset = 0i64;
         for t in group {
             let n = t.numel() as i64;
@@ -55,7 +55,7 @@ pub fn broadcast_bytes(pg: &ProcessGroup, bytes: &[u8], root: usize) -> Result<V
         Tensor::f_zeros([n as i64], (Kind::Uint8, Device::Cpu))?
     };
     if n > 0 {
-        super::broadcast_chunked_(pg, &mut buf, root)?;
+        pg.broadcast_(&mut buf, root)?;
     }
     Ok(Vec::<u8>::try_from(&buf)?)
 }
