@@ -528,6 +528,7 @@ impl Run {
             steps: p.step,
             skipped_steps: p.skipped_steps,
             train_seconds: self.started.elapsed().as_secs_f64(),
+            step_seconds: p.train_ms / 1e3,
         };
         tracing::info!(
             best_step = report.best_step,

@@ -106,6 +106,11 @@ pub struct TrainReport {
     pub skipped_steps: i64,
     /// Wall time of the training loop, seconds (evaluation included).
     pub train_seconds: f64,
+    /// Wall time of the optimizer steps alone, seconds: forward, backward and update
+    /// (and filling the frozen-prefix cache), no evaluation — what a training-time budget
+    /// is converted with (`petune_experiments::budget`). 0 in reports written before it.
+    #[serde(default)]
+    pub step_seconds: f64,
 }
 
 /// What a training run tells an observer ([`Trainer::on_event`]) as it goes.
