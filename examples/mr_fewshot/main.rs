@@ -155,8 +155,7 @@ struct Args {
 
 /// A `snake_case` serde enum from its name (the run config's spelling).
 fn parse_serde<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
-    serde_json::from_value(serde_json::Value::String(s.into()))
-        .map_err(|e| format!("`{s}`: {e}"))
+    serde_json::from_value(serde_json::Value::String(s.into())).map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// The zero-shot floor's short name (not a training method of the catalog).
@@ -183,12 +182,7 @@ fn data_source(args: &Args, task: TaskName, root: &Path) -> anyhow::Result<DataS
 /// The run's task for `seed`: the authors' few-shot split, with the test set cut to a
 /// stratified subset when asked — then written to JSONL files in `dir` (the child reads
 /// them), since the few-shot protocol itself always tests on the whole test set.
-fn task_for(
-    args: &Args,
-    base: &TaskConfig,
-    seed: u32,
-    dir: &Path,
-) -> anyhow::Result<TaskConfig> {
+fn task_for(args: &Args, base: &TaskConfig, seed: u32, dir: &Path) -> anyhow::Result<TaskConfig> {
     let fewshot = TaskConfig {
         fewshot: Some(FewShotConfig { k: args.k, seed, k_dev: args.k_dev }),
         ..base.clone()
@@ -313,7 +307,11 @@ impl MethodRuns<'_> {
 }
 
 /// The row of `m` from its splits' results and runs.
-fn row_of(m: &MethodRuns<'_>, reports: &[TrainReport], splits: Vec<SplitResult>) -> anyhow::Result<Row> {
+fn row_of(
+    m: &MethodRuns<'_>,
+    reports: &[TrainReport],
+    splits: Vec<SplitResult>,
+) -> anyhow::Result<Row> {
     let r = reports.last().context("no runs")?;
     Ok(Row::trained(m.name, m.label.clone(), r.trainable_params, r.backbone_params, splits))
 }
@@ -365,7 +363,8 @@ fn main() -> anyhow::Result<()> {
         serde_json::to_value(args.sampling)?.as_str().unwrap_or("?"),
         if cache { "on" } else { "off" },
     );
-    let defaults: &[&str] = if decoder { &[ZERO_SHOT, "npg", "lora", "pt"] } else { &["npg", "pt", "mt"] };
+    let defaults: &[&str] =
+        if decoder { &[ZERO_SHOT, "npg", "lora", "pt"] } else { &["npg", "pt", "mt"] };
     let names: Vec<String> = if args.methods.iter().any(|m| m == "all") {
         SHORT_NAMES.iter().map(|m| m.to_string()).collect()
     } else if args.methods.is_empty() {
@@ -395,7 +394,11 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         let (method, grid) = method_grid(name, &spec, &args.lrs, args.prompt_lr, args.prompt_std)?;
-        let grid = Grid { batch_sizes: vec![args.batch_size], warmup_rates: vec![args.warmup_rate], ..grid };
+        let grid = Grid {
+            batch_sizes: vec![args.batch_size],
+            warmup_rates: vec![args.warmup_rate],
+            ..grid
+        };
         // A template method on an encoder with a template reads the mask position; raw
         // text and decoders take the `auto` head (`[CLS]`, last token or LM scoring).
         let head = if method.uses_template() && !decoder && style != TemplateStyle::Raw {
@@ -427,7 +430,8 @@ fn main() -> anyhow::Result<()> {
             },
             out_dir: None,
         };
-        let m = MethodRuns { runner: &runner, runs: &runs, name, label: method.label(), base, grid };
+        let m =
+            MethodRuns { runner: &runner, runs: &runs, name, label: method.label(), base, grid };
         let mut splits = Vec::new();
         let mut all = Vec::new();
         for (&seed, task) in args.seeds.iter().zip(&tasks) {
@@ -471,7 +475,8 @@ fn main() -> anyhow::Result<()> {
                 splits.push(s);
                 all.extend(r);
             }
-            reports.extend(all.iter().map(|r| serde_json::json!({"view": "equal_time", "report": r})));
+            reports
+                .extend(all.iter().map(|r| serde_json::json!({"view": "equal_time", "report": r})));
             view_b.push(row_of(m, &all, splits)?);
         }
         plan = Some(p);
@@ -479,7 +484,15 @@ fn main() -> anyhow::Result<()> {
     let secs_all = started.elapsed().as_secs_f64();
 
     println!();
-    tables::print_views(&args.seeds, args.steps, floor.as_ref(), &view_a, &view_b, plan.as_ref(), args.time_grid);
+    tables::print_views(
+        &args.seeds,
+        args.steps,
+        floor.as_ref(),
+        &view_a,
+        &view_b,
+        plan.as_ref(),
+        args.time_grid,
+    );
     tables::print_dev_curves(if view_b.is_empty() { &view_a } else { &view_b });
     println!();
     println!(

@@ -223,11 +223,8 @@ pub fn print_views(
         &rows_a,
     );
     let Some(plan) = plan else { return };
-    let times: Vec<String> = plan
-        .steps
-        .iter()
-        .map(|(m, s, n)| format!("{m} {s:.3} s/step → {n} steps"))
-        .collect();
+    let times: Vec<String> =
+        plan.steps.iter().map(|(m, s, n)| format!("{m} {s:.3} s/step → {n} steps")).collect();
     let set_by = match &plan.set_by {
         Some(m) => format!("{m}'s {steps} steps at its measured time per step"),
         None => "given with --budget-secs".into(),
