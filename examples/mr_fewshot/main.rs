@@ -79,7 +79,7 @@ struct Args {
     seeds: Vec<u32>,
     /// Optimizer steps per run in the equal-steps view (and of the method that sets the
     /// equal-time budget).
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 30)]
     steps: i64,
     /// Training examples (k-shot, in total).
     #[arg(long, default_value_t = 100)]
@@ -372,6 +372,14 @@ fn main() -> anyhow::Result<()> {
     } else {
         args.methods.clone()
     };
+    if let Some(o) = args.lrs.iter().find(|o| !names.contains(&o.name)) {
+        bail!(
+            "--lr {}=...: `{}` is not among the methods run ({})",
+            o.name,
+            o.name,
+            names.join(", ")
+        );
+    }
     let tasks = args
         .seeds
         .iter()
