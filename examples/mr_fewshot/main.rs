@@ -179,19 +179,28 @@ fn data_source(args: &Args, task: TaskName, root: &Path) -> anyhow::Result<DataS
     Ok(DataSource::MrSnippets { path })
 }
 
-/// The run's task for `seed`: the authors' few-shot split, with the test set cut to a
-/// stratified subset when asked — then written to JSONL files in `dir` (the child reads
-/// them), since the few-shot protocol itself always tests on the whole test set.
-fn task_for(args: &Args, base: &TaskConfig, seed: u32, dir: &Path) -> anyhow::Result<TaskConfig> {
+/// The run's task for `seed` and its test set: the authors' few-shot split (the test set
+/// cut to a stratified subset when asked), its training and dev sets written to JSONL
+/// files in `dir` for the children, which get no test set — only each split's
+/// dev-chosen run is scored on test (`score_on_test`), so the grid's other runs do not
+/// pay for a 2,000-sentence evaluation.
+fn task_for(
+    args: &Args,
+    base: &TaskConfig,
+    seed: u32,
+    dir: &Path,
+) -> anyhow::Result<(TaskConfig, Dataset)> {
     let fewshot = TaskConfig {
         fewshot: Some(FewShotConfig { k: args.k, seed, k_dev: args.k_dev }),
         ..base.clone()
     };
-    let Some(n) = args.test_subset else { return Ok(fewshot) };
     let data = fewshot.load()?;
     let test = data.test.context("the task has no test split")?;
     // Seed 0 for every few-shot seed: the test subset does not vary with the seed.
-    let test = if n < test.len() { stratified_split(&test, n, 0)?.1 } else { test };
+    let test = match args.test_subset {
+        Some(n) if n < test.len() => stratified_split(&test, n, 0)?.1,
+        _ => test,
+    };
     std::fs::create_dir_all(dir)?;
     let write = |name: &str, ds: &Dataset| -> anyhow::Result<PathBuf> {
         let path = dir.join(name);
@@ -207,15 +216,31 @@ fn task_for(args: &Args, base: &TaskConfig, seed: u32, dir: &Path) -> anyhow::Re
         std::fs::write(&path, text)?;
         Ok(path)
     };
-    Ok(TaskConfig {
+    let task = TaskConfig {
         data: DataSource::Files {
             train: write("train.jsonl", &data.train)?,
             dev: Some(write("dev.jsonl", &data.dev)?),
-            test: Some(write("test.jsonl", &test)?),
+            test: None,
         },
         fewshot: None,
         ..base.clone()
-    })
+    };
+    Ok((task, test))
+}
+
+/// Test accuracy (%) of the trained delta in the run folder `dir` (its best dev
+/// tensors: the trainer saves those) on `model`, evaluated in this process.
+fn score_on_test(
+    model: &Path,
+    dir: &Path,
+    test: &Dataset,
+    train: &TrainConfig,
+) -> anyhow::Result<f64> {
+    tch::set_num_threads(train.threads as i32);
+    let loaded = LoadedModel::from_dir(model, &train.load_options()?)?;
+    let trained = TrainedModel::load(dir, loaded.backbone, loaded.tokenizer)
+        .with_context(|| format!("loading the delta in {}", dir.display()))?;
+    Ok(100.0 * trained.evaluate(test, 32)?.headline)
 }
 
 /// The zero-shot floor on every seed's test set, in this process (nothing is trained,
@@ -224,19 +249,18 @@ fn zero_shot_row(
     args: &Args,
     model: &Path,
     spec: &BackboneSpec,
-    tasks: &[TaskConfig],
+    tasks: &[(TaskConfig, Dataset)],
 ) -> anyhow::Result<Row> {
     let method = petune::experiments::catalog::paper_method("npg", spec)?;
     let train = TrainConfig { threads: args.threads, device: "cpu".into(), ..Default::default() };
     tch::set_num_threads(args.threads as i32);
     let mut splits = Vec::new();
-    for (task, seed) in tasks.iter().zip(&args.seeds) {
+    for ((task, test), seed) in tasks.iter().zip(&args.seeds) {
         let start = Instant::now();
         let data = task.load()?;
         let loaded = LoadedModel::from_dir(model, &train.load_options()?)?;
         let zs = zero_shot(loaded, &method, HeadConfig::Auto, &data.spec, 128)?;
-        let test = data.test.context("the task has no test split")?;
-        let acc = 100.0 * zs.evaluate(&test, 32)?.headline;
+        let acc = 100.0 * zs.evaluate(test, 32)?.headline;
         let secs = start.elapsed().as_secs_f64();
         eprintln!("  {:<22} seed {seed:>3} ... test acc {acc:.2} ({secs:.0} s)", "zero-shot");
         splits.push(SplitResult::untrained(acc, secs));
@@ -262,12 +286,13 @@ struct MethodRuns<'a> {
 }
 
 impl MethodRuns<'_> {
-    /// Trains every point of `grid` on `task` for `steps` steps and selects on dev.
+    /// Trains every point of `grid` on `task` for `steps` steps, selects on dev and
+    /// scores the chosen run's best dev checkpoint on `test`.
     fn split(
         &self,
         view: &str,
         seed: u32,
-        task: &TaskConfig,
+        (task, test): &(TaskConfig, Dataset),
         steps: i64,
         grid: &Grid,
     ) -> anyhow::Result<(SplitResult, Vec<TrainReport>)> {
@@ -287,10 +312,9 @@ impl MethodRuns<'_> {
             let outcome = self.runner.run(&cfg, &dir)?;
             let secs = start.elapsed().as_secs_f64();
             eprintln!(
-                "dev {:.2} @{}, test {:.2} ({:.1} s of steps, {secs:.0} s in all)",
+                "dev {:.2} @{} ({:.1} s of steps, {secs:.0} s in all)",
                 100.0 * outcome.best_dev(),
                 outcome.report.best_step,
-                100.0 * outcome.test(),
                 outcome.report.step_seconds,
             );
             curves.push((point, tables::read_dev_curve(&dir)));
@@ -299,9 +323,19 @@ impl MethodRuns<'_> {
         }
         let reports = done.iter().map(|(_, o)| o.report.clone()).collect();
         let chosen = select(done)?;
+        let dir = self.runs.join(format!("{view}-{}-{seed}-{}", self.name, chosen.best.tag()));
+        let start = Instant::now();
+        let acc = score_on_test(&self.base.model, &dir, test, &self.base.train)?;
+        eprintln!(
+            "  ({view}) {:<22} seed {seed:>3} chose lr {:e} on dev: test acc {acc:.2} ({:.0} s)",
+            self.label,
+            chosen.best.lr,
+            start.elapsed().as_secs_f64()
+        );
         let curve = curves.into_iter().find(|(p, _)| *p == chosen.best).map(|c| c.1);
         let wall = walls.iter().sum::<f64>() / walls.len().max(1) as f64;
-        let split = SplitResult::trained(&chosen, grid.lrs.len(), wall, curve.unwrap_or_default());
+        let curve = curve.unwrap_or_default();
+        let split = SplitResult::trained(&chosen, acc, grid.lrs.len(), wall, curve);
         Ok((split, reports))
     }
 }

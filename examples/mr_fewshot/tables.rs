@@ -31,7 +31,7 @@ pub struct SplitResult {
     pub peak_rss: f64,
     /// RSS the training added to the loaded model, MiB.
     pub added: Option<f64>,
-    /// Wall time per run of the split's grid, loading and evaluation included, s.
+    /// Wall time per run of the split's grid, loading and dev evaluation included, s.
     pub wall: f64,
     /// `(step, dev accuracy %)` of the chosen run.
     pub dev_curve: Vec<(i64, f64)>,
@@ -56,16 +56,18 @@ impl SplitResult {
         }
     }
 
-    /// The chosen run of a grid of `grid_size` rates with its dev curve.
+    /// The chosen run of a grid of `grid_size` rates, its test accuracy (%) and its dev
+    /// curve.
     pub fn trained(
         chosen: &Selected,
+        acc: f64,
         grid_size: usize,
         wall: f64,
         dev_curve: Vec<(i64, f64)>,
     ) -> SplitResult {
         let r = &chosen.outcome.report;
         SplitResult {
-            acc: 100.0 * chosen.outcome.test(),
+            acc,
             lr: chosen.best.lr,
             grid_size,
             best_dev: 100.0 * chosen.outcome.best_dev(),
