@@ -44,10 +44,11 @@ for m in mt npg; do
     python3 - "$tmp/$m-$n.json" "$m" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
+step_ms = r["step_seconds"] * 1000 / max(r["steps"], 1)
 dev = (r.get("best_dev") or {}).get("headline", float("nan"))
 test = (r.get("test") or {}).get("headline", float("nan"))
-print(f"{sys.argv[2]:<8} {r['world_size']:>5} {r['step_ms']:>10.1f} {r['comm_ms']:>16.2f} "
-      f"{16 * 1000 / r['step_ms']:>13.1f} {dev:>8.4f} {test:>9.4f} {r['train_seconds']:>8.1f}")
+print(f"{sys.argv[2]:<8} {r['world_size']:>5} {step_ms:>10.1f} {r['comm_ms']:>16.2f} "
+      f"{16 * 1000 / step_ms:>13.1f} {dev:>8.4f} {test:>9.4f} {r['train_seconds']:>8.1f}")
 EOF
   done
 done

@@ -601,9 +601,9 @@ impl<'g> Run<'g> {
             steps: p.step,
             skipped_steps: p.skipped_steps,
             world_size: self.dp.map_or(1, |pg| pg.world_size()),
-            step_ms: p.train_ms / p.step.max(1) as f64,
             comm_ms: p.comm_ms / p.step.max(1) as f64,
             train_seconds: self.started.elapsed().as_secs_f64(),
+            step_seconds: p.train_ms / 1e3,
         };
         tracing::info!(
             best_step = report.best_step,

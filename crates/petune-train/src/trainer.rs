@@ -107,12 +107,15 @@ pub struct TrainReport {
     pub skipped_steps: i64,
     /// Wall time of the training loop, seconds (evaluation included).
     pub train_seconds: f64,
+    /// Wall time of the optimizer steps alone, seconds: forward, backward, the gradient
+    /// all-reduce and update (and filling the frozen-prefix cache), no evaluation — what a
+    /// training-time budget is converted with (`petune_experiments::budget`). 0 in reports
+    /// written before it.
+    #[serde(default)]
+    pub step_seconds: f64,
     /// Data-parallel ranks that trained (1: one process).
     #[serde(default = "one")]
     pub world_size: usize,
-    /// Mean wall time of an optimizer step, milliseconds (the all-reduce included).
-    #[serde(default)]
-    pub step_ms: f64,
     /// Mean wall time of a step's gradient all-reduce, milliseconds (0 on one rank).
     #[serde(default)]
     pub comm_ms: f64,
@@ -120,6 +123,13 @@ pub struct TrainReport {
 
 fn one() -> usize {
     1
+}
+
+impl TrainReport {
+    /// Mean wall time of an optimizer step, milliseconds (the all-reduce included).
+    pub fn mean_step_ms(&self) -> f64 {
+        self.step_seconds * 1e3 / self.steps.max(1) as f64
+    }
 }
 
 /// What a training run tells an observer ([`Trainer::on_event`]) as it goes.

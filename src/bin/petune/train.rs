@@ -345,7 +345,7 @@ fn print_report(r: &TrainReport, model: &TrainedModel) {
     if r.world_size > 1 {
         println!(
             "data parallel       {} ranks: {:.1} ms per step, {:.2} ms of it the gradient all-reduce",
-            r.world_size, r.step_ms, r.comm_ms
+            r.world_size, r.mean_step_ms(), r.comm_ms
         );
     }
     if r.skipped_steps > 0 {
