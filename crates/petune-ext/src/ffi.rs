@@ -24,7 +24,9 @@ extern "C" {
         beta2: f64,
         weight_decay: f64,
         eps: f64,
+        grad_scale: *const c_void,
     ) -> *mut c_char;
+    pub(crate) fn petune_ext_grads_to_none(tensors: *const TensorPtr, n: usize) -> *mut c_char;
     pub(crate) fn petune_ext_total_norm(
         tensors: *const TensorPtr,
         n: usize,

@@ -157,6 +157,7 @@ impl Run {
         let Trainer { model, cfg, data, quiet, restart, observer } = trainer;
         cfg.train.validate()?;
         crate::trainer::check_quantized_base(&cfg)?;
+        crate::trainer::check_base_dtype(&cfg)?;
         let tc = &cfg.train;
         if tc.threads > 0 {
             tch::set_num_threads(tc.threads as i32);
