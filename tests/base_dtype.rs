@@ -129,8 +129,11 @@ fn npg() -> MethodConfig {
     MethodConfig::Lpt(LptConfig::npg(2))
 }
 
+/// Names → (shape, dtype) of a safetensors file.
+type Layout = BTreeMap<String, (Vec<i64>, Kind)>;
+
 /// Names, shapes and dtypes of a safetensors file.
-fn layout(path: &Path) -> BTreeMap<String, (Vec<i64>, Kind)> {
+fn layout(path: &Path) -> Layout {
     read_safetensors(path, Device::Cpu)
         .unwrap()
         .tensors
@@ -146,7 +149,7 @@ fn train(
     base: BaseDtype,
     precision: Precision,
     tag: &str,
-) -> (Vec<f64>, BTreeMap<String, (Vec<i64>, Kind)>, Vec<Kind>) {
+) -> (Vec<f64>, Layout, Vec<Kind>) {
     let dir = fixture("bert-mlm");
     let out = temp_dir(tag);
     let mut cfg = run_config_for(&dir, method.clone(), HeadConfig::Auto, 7);
@@ -231,6 +234,12 @@ fn a_bf16_base_refuses_model_tuning_and_fp16() {
     cfg.train.precision = Precision::Fp16;
     let err = petune::train::trainer::check_base_dtype(&cfg).unwrap_err().to_string();
     assert!(err.contains("base_dtype") && err.contains("fp16"), "{err}");
+    // A model loaded with a bf16 base is refused for model tuning whatever the config says.
+    let model = LoadedModel::from_dir(&dir, &opts(BaseDtype::Bf16)).unwrap();
+    let cfg = run_config_for(&dir, MethodConfig::ModelTuning, HeadConfig::Auto, 7);
+    let err = Trainer::new(model, cfg).with_data(task_data(mr())).quiet(true).fit().err();
+    let err = err.expect("model tuning on a bf16 base must fail").to_string();
+    assert!(err.contains("model tuning") && err.contains("BFloat16"), "{err}");
     // The option parses from run configs and is left out of written ones at its default.
     let t: TrainConfig = serde_json::from_str(r#"{"base_dtype": "bf16"}"#).unwrap();
     assert_eq!(t.base_dtype, BaseDtype::Bf16);
@@ -239,4 +248,77 @@ fn a_bf16_base_refuses_model_tuning_and_fp16() {
     assert!(!written.contains("base_dtype"), "{written}");
     assert_eq!(BaseDtype::parse("bf16").unwrap(), BaseDtype::Bf16);
     assert!(BaseDtype::parse("fp8").unwrap_err().to_string().contains("base_dtype"));
+}
+
+fn petune(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_petune")).args(args).output().unwrap()
+}
+
+/// `--base-dtype bf16` through the CLI: `train` (LoRA) writes a float32 delta, `eval` runs
+/// on a bf16 base, and model tuning is refused with exit status 1 and the reason.
+#[test]
+fn base_dtype_through_the_cli() {
+    let dir = temp_dir("base-dtype-cli");
+    for (name, n, off) in [("train", 16, 0), ("test", 8, 1)] {
+        write_jsonl(&dir.join(format!("{name}.jsonl")), n, off);
+    }
+    let file = |n: &str| dir.join(n).display().to_string();
+    let model = fixture("bert-mlm").display().to_string();
+    let train = |method: &str, out: &str| {
+        petune(&[
+            "train",
+            "--model",
+            &model,
+            "--train",
+            &file("train.jsonl"),
+            "--out",
+            &file(out),
+            "--steps",
+            "4",
+            "--method",
+            method,
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--base-dtype",
+            "bf16",
+            "--json",
+        ])
+    };
+    let run = train("lora", "lora");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let delta = read_safetensors(&dir.join("lora").join("delta.safetensors"), Device::Cpu).unwrap();
+    assert!(!delta.tensors.is_empty());
+    assert!(delta.tensors.values().all(|t| t.kind() == Kind::Float));
+    let eval = petune(&[
+        "eval",
+        "--model",
+        &model,
+        "--delta",
+        &file("lora"),
+        "--input",
+        &file("test.jsonl"),
+        "--base-dtype",
+        "bf16",
+        "--json",
+    ]);
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    let refused = train("mt", "mt");
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("base_dtype") && err.contains("model tuning"), "{err}");
+    let bad = petune(&[
+        "eval",
+        "--model",
+        &model,
+        "--delta",
+        &file("lora"),
+        "--input",
+        &file("test.jsonl"),
+        "--base-dtype",
+        "f16",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("base dtype"));
 }

@@ -195,6 +195,7 @@ impl Run {
             truncate: tc.truncate,
             backbone: backbone.spec().describe(),
         };
+        crate::trainer::check_backbone_trainable(&cfg.method, backbone.as_ref())?;
         let trained = TrainedModel::assemble(backbone, trainable, delta, head, encoder, manifest);
         if cfg.method.trains_backbone() {
             for (_, t) in trained.backbone.var_store().variables() {

@@ -99,6 +99,31 @@ pub fn check_base_dtype(cfg: &RunConfig) -> Result<()> {
     Ok(())
 }
 
+/// A method that trains the backbone's weights needs them float32: a backbone loaded
+/// with a bfloat16 base (whatever the run config says) is refused rather than trained in
+/// bfloat16.
+pub fn check_backbone_trainable(
+    method: &crate::MethodConfig,
+    backbone: &dyn petune_core::Backbone,
+) -> Result<()> {
+    if !method.trains_backbone() {
+        return Ok(());
+    }
+    let vars = backbone.var_store().variables();
+    if let Some((name, t)) = vars.iter().find(|(_, t)| t.kind() != tch::Kind::Float) {
+        return Err(petune_core::Error::Incompatible {
+            method: method.label(),
+            backbone: backbone.spec().describe(),
+            reason: format!(
+                "{name} is stored as {:?}: model tuning trains float32 weights; load the model \
+                 with base_dtype f32",
+                t.kind()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// What `fit` reports (also `metrics.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainReport {
