@@ -18,6 +18,10 @@
 
 #include "petune_guard.hpp"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -243,6 +247,21 @@ char* petune_ext_allow_tf32_cublas(bool* allow) {
   return guarded([&] {
     TORCH_CHECK(allow != nullptr, "null output");
     *allow = at::globalContext().allowTF32CuBLAS();
+  });
+}
+
+// Returns the heap's free pages to the OS (glibc's malloc_trim): after a bfloat16 base is
+// loaded, the float32 copies it was cast from are freed but stay in the process's heap
+// (glibc keeps freed chunks below its mmap threshold), so the resident set would not
+// show the saving. `released` = whether any memory went back; false off glibc.
+char* petune_ext_release_free_heap(bool* released) {
+  return guarded([&] {
+    TORCH_CHECK(released != nullptr, "null output");
+#if defined(__GLIBC__)
+    *released = malloc_trim(0) == 1;
+#else
+    *released = false;
+#endif
   });
 }
 

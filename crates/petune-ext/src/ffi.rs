@@ -60,6 +60,7 @@ extern "C" {
     ) -> *mut c_char;
     pub(crate) fn petune_ext_set_allow_tf32_cublas(allow: bool) -> *mut c_char;
     pub(crate) fn petune_ext_allow_tf32_cublas(allow: *mut bool) -> *mut c_char;
+    pub(crate) fn petune_ext_release_free_heap(released: *mut bool) -> *mut c_char;
     pub(crate) fn petune_ext_pg_new(
         host: *const c_char,
         port: u16,

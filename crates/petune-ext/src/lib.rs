@@ -11,6 +11,7 @@
 //! | [`grads_to_none`] | `Tensor::mutable_grad().reset()` | tch can zero a gradient but not release it (`zero_grad(set_to_none=True)`) |
 //! | [`AutocastGuard`] | `at::autocast::set_autocast_dtype` / `set_autocast_enabled` | tch switches CUDA autocast on in float16 only: no bfloat16, no CPU autocast |
 //! | [`ProcessGroup`] | `c10d::TCPStore` + sum all-reduce / broadcast / barrier over it | tch has no `torch.distributed`; data-parallel training (#17). No gloo headers in the wheel, so no `ProcessGroupGloo` |
+//! | [`release_free_heap`] | glibc `malloc_trim(0)` | Rust's std has no way to return freed heap pages (after a bf16 base load) |
 //! | [`set_allow_tf32_cublas`] | `at::globalContext().setAllowTF32CuBLAS` | torch-sys has no setter (`torch.backends.cuda.matmul.allow_tf32`) |
 //!
 //! When tch grows one of these, the function here should go. Every entry point catches
@@ -25,7 +26,7 @@ mod foreach;
 mod rendezvous;
 
 pub use autocast::{autocast, autocast_state, AutocastDtype, AutocastGuard};
-pub use context::{allow_tf32_cublas, set_allow_tf32_cublas};
+pub use context::{allow_tf32_cublas, release_free_heap, set_allow_tf32_cublas};
 pub use dist::ProcessGroup;
 pub use foreach::{
     foreach_mul_, foreach_mul_scalar_, fused_adamw_, fused_adamw_grad_scaled_, grads_to_none,

@@ -5,8 +5,8 @@
 use petune_core::Error;
 use petune_ext::{
     allow_tf32_cublas, autocast, autocast_state, foreach_mul_, foreach_mul_scalar_, fused_adamw_,
-    fused_adamw_grad_scaled_, grads_to_none, set_allow_tf32_cublas, total_norm, AdamWHyper,
-    AutocastDtype, AutocastGuard,
+    fused_adamw_grad_scaled_, grads_to_none, release_free_heap, set_allow_tf32_cublas, total_norm,
+    AdamWHyper, AutocastDtype, AutocastGuard,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -107,6 +107,13 @@ fn grads_to_none_releases_the_gradient() {
     assert!(!x.grad().defined());
     (&x * 2.0).sum(Kind::Float).backward();
     assert_eq!(Vec::<f32>::try_from(&x.grad()).unwrap(), vec![2.0, 2.0]);
+}
+
+/// `release_free_heap` runs (glibc's malloc_trim) after memory was freed.
+#[test]
+fn release_free_heap_runs() {
+    drop(Tensor::ones([1 << 20], CPU));
+    assert!(release_free_heap().is_ok());
 }
 
 #[test]

@@ -246,6 +246,12 @@ impl WeightSource {
             .cloned()
             .collect();
         self.report.unexpected = unexpected;
+        if self.kind != Kind::Float {
+            // The float32 tensors the stored ones were cast from go now, and the heap
+            // gives their pages back, so the resident set shows the saving.
+            self.tensors.clear();
+            let _ = petune_ext::release_free_heap();
+        }
         if self.report.is_clean() {
             Ok(())
         } else {
