@@ -3,8 +3,8 @@
 // Every entry point is `extern "C"`, takes tch's tensors as `at::Tensor*` (what
 // `tch::Tensor::as_ptr` gives), catches every C++ exception and returns it as a message
 // (nullptr on success) allocated here and freed by `petune_ext_free_error`, so no
-// exception ever unwinds into Rust. Only ATen headers are included (not <torch/torch.h>):
-// the file compiles in seconds.
+// exception ever unwinds into Rust. Only ATen headers are included (not <torch/torch.h>),
+// plus glibc's <malloc.h> for the heap trim: the file compiles in seconds.
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
