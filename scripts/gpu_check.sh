@@ -8,8 +8,9 @@
 #
 # 1. versions and the card; 2. `petune forward` on CUDA against the transformers goldens
 # of the four tiny fixtures; 3. a real few-shot MR training run (splade-tiny) on CUDA in
-# f32, bf16 and fp16 + frozen-prefix cache; 4. `petune bench` on a random-weight
-# RoBERTa-large (Table 5's 16 × 256) in f32 and bf16, each method with both optimizers
+# f32, bf16, bf16 with bf16-stored frozen weights (`base_dtype`) and fp16 + frozen-prefix
+# cache; 4. `petune bench` on a random-weight RoBERTa-large (Table 5's 16 × 256) in f32 and
+# bf16 (and bf16 with `--base-dtype bf16`), each method with both optimizers
 # (adamw_fused, hf_adamw: the optimizer phase before/after issue #16); 5. petune against
 # PyTorch + PEFT on the same steps, alternately (scripts/bench_vs_pytorch.py), in f32 and
 # bf16, PyTorch with AdamW(fused=True), TF32 off on both sides (PyTorch's default; pass
@@ -38,8 +39,8 @@ for m in bert-mlm roberta-mlm deberta-mlm gpt2-lm; do
 done
 [ "$QUICK" = quick ] && exit 0
 
-step "3. few-shot MR on CUDA (splade-tiny, LPT NPG): f32, fp16, fp16 + frozen-prefix cache"
-for variant in f32 bf16 fp16-cache; do
+step "3. few-shot MR on CUDA (splade-tiny, LPT NPG): f32, bf16, bf16 + bf16 base, fp16 + frozen-prefix cache"
+for variant in f32 bf16 bf16-base fp16-cache; do
   python3 - "$variant" "$WORK/train-$variant.json" <<'PY'
 import json, sys
 variant, path = sys.argv[1], sys.argv[2]
@@ -48,6 +49,8 @@ cfg["model"] = ".assets/splade-tiny"
 cfg["method"]["prompt_layer"] = 2
 cfg["train"].update(device="cuda", precision=variant.split("-")[0],
                     frozen_prefix_cache=variant.endswith("cache"), max_steps=200, eval_every=50)
+if variant.endswith("base"):
+    cfg["train"]["base_dtype"] = "bf16"
 json.dump(cfg, open(path, "w"))
 PY
   "$BIN" train --config "$WORK/train-$variant.json" --json > "$WORK/train-$variant.report.json" || exit 1
@@ -63,6 +66,9 @@ for p in f32 bf16; do
   "$BIN" bench --model "$WORK/roberta-large" --device cuda --precision "$p" --batch 16 --seq 256 $TF32_FLAG \
     --steps 10 --warmup 3 --cache --methods mt,npg,lora,pt --optimizer adamw_fused,hf_adamw 2>&1 | tee "$OUT/bench-roberta-large-$p.md"
 done
+# Frozen weights stored in bf16 (model tuning is skipped: its weights train).
+"$BIN" bench --model "$WORK/roberta-large" --device cuda --precision bf16 --base-dtype bf16 --batch 16 --seq 256 $TF32_FLAG \
+  --steps 10 --warmup 3 --methods npg,lora,pt 2>&1 | tee "$OUT/bench-roberta-large-bf16-base.md"
 
 step "5. petune vs PyTorch + PEFT (alternating), RoBERTa-large 16 x 256"
 for p in f32 bf16; do

@@ -42,8 +42,9 @@ pub use petune_train as train;
 /// The names most programs need.
 pub mod prelude {
     pub use petune_backbones::{
-        load_backbone, model_spec, BertBackbone, DebertaBackbone, EncodeOptions, Gpt2Backbone,
-        LoadOptions, LoadedParts, ModelDir, ModelSource, PaddingSide, TextInput, TextTokenizer,
+        load_backbone, model_spec, BaseDtype, BertBackbone, DebertaBackbone, EncodeOptions,
+        Gpt2Backbone, LoadOptions, LoadedParts, ModelDir, ModelSource, PaddingSide, TextInput,
+        TextTokenizer,
     };
     pub use petune_baselines::{
         AdapterConfig, AdapterDropConfig, BitFitConfig, DropSchedule, LoraConfig, PTuningV2Config,

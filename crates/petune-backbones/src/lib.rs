@@ -24,6 +24,6 @@ pub use deberta::{DebertaBackbone, DebertaConfig};
 pub use family::Family;
 pub use gpt2::{Gpt2Backbone, Gpt2Config};
 pub use llama::{LlamaBackbone, LlamaConfig};
-pub use loader::{load_backbone, model_spec, spec_from_config, LoadOptions, ModelDir};
+pub use loader::{load_backbone, model_spec, spec_from_config, BaseDtype, LoadOptions, ModelDir};
 pub use source::{LoadedParts, ModelSource};
 pub use tokenizer::{EncodeOptions, EncodedBatch, PaddingSide, TextInput, TextTokenizer};

@@ -18,13 +18,64 @@ use crate::gpt2::{Gpt2Backbone, Gpt2Config};
 use crate::llama::{LlamaBackbone, LlamaConfig};
 use crate::source::ModelSource;
 
+/// How the frozen backbone's weights are stored (`train.base_dtype`, `--base-dtype`).
+///
+/// `bf16` stores every weight *matrix* (projections, embedding tables, LM heads) in
+/// bfloat16, half the bytes, as a PEFT user loading with `torch_dtype=torch.bfloat16`
+/// does; vectors (biases, norm scales and shifts, under 0.5 % of the bytes) stay float32,
+/// because libtorch's LayerNorm refuses float32 input with bfloat16 parameters (with or
+/// without autocast) and a float32 bias keeps the added term exact. Activations stay
+/// float32: embedding rows are upcast when looked up, and a projection casts its weight
+/// to the input's dtype per op — unless autocast is on, which runs the matmul in its
+/// lower-precision dtype and then takes the bfloat16 weight as it is, with no cast at
+/// all (see [`crate::common::layers::weight_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseDtype {
+    /// Float32 (the checkpoint's values, the default).
+    #[default]
+    F32,
+    /// Weight matrices in bfloat16, vectors in float32.
+    Bf16,
+}
+
+impl BaseDtype {
+    /// The libtorch kind of the stored weight matrices.
+    pub fn kind(self) -> Kind {
+        match self {
+            BaseDtype::F32 => Kind::Float,
+            BaseDtype::Bf16 => Kind::BFloat16,
+        }
+    }
+
+    /// The config name (`f32`, `bf16`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BaseDtype::F32 => "f32",
+            BaseDtype::Bf16 => "bf16",
+        }
+    }
+
+    /// Parses a config / command-line name.
+    pub fn parse(s: &str) -> Result<BaseDtype> {
+        match s {
+            "f32" => Ok(BaseDtype::F32),
+            "bf16" => Ok(BaseDtype::Bf16),
+            other => Err(Error::config(
+                "base_dtype",
+                format!("`{other}` is not a base dtype: f32 or bf16"),
+            )),
+        }
+    }
+}
+
 /// Where and how to put the weights.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadOptions {
     /// Device of the weights.
     pub device: Device,
-    /// Floating-point kind of the weights (f32 on CPU; bf16 is an option on CUDA).
-    pub kind: Kind,
+    /// How the weight matrices are stored ([`BaseDtype`]).
+    pub base_dtype: BaseDtype,
     /// Keep a GGUF's frozen projection weights in their quantized blocks and dequantize
     /// them layer by layer in the forward pass (a Hugging Face folder refuses it).
     pub quantized_base: bool,
@@ -32,7 +83,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { device: Device::Cpu, kind: Kind::Float, quantized_base: false }
+        LoadOptions { device: Device::Cpu, base_dtype: BaseDtype::F32, quantized_base: false }
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use petune_backbones::{load_backbone, LoadOptions};
+use petune_backbones::{load_backbone, BaseDtype, LoadOptions};
 use petune_core::BackboneSpec;
 use petune_train::bench::{bench_method, matmul_gflops, BenchConfig, BenchReport};
 use petune_train::MethodConfig;
@@ -30,6 +30,9 @@ pub struct BenchJob {
     /// Keep a GGUF model's projection weights quantized (`LoadOptions::quantized_base`).
     #[serde(default)]
     pub quantized_base: bool,
+    /// How the frozen weights are stored (`LoadOptions::base_dtype`).
+    #[serde(default)]
+    pub base_dtype: BaseDtype,
 }
 
 /// Runs `job` in this process.
@@ -45,10 +48,18 @@ pub fn run_bench_job(job: &BenchJob) -> Result<BenchReport> {
         }
         .into());
     }
+    if job.base_dtype != BaseDtype::F32 && job.method.trains_backbone() {
+        return Err(petune_core::Error::Incompatible {
+            method: job.method.label(),
+            backbone: job.model.display().to_string(),
+            reason: "model tuning trains every base weight: drop --base-dtype bf16".into(),
+        }
+        .into());
+    }
     let opts = LoadOptions {
         device: petune_core::parse_device(&job.device)?,
         quantized_base: job.quantized_base,
-        ..LoadOptions::default()
+        base_dtype: job.base_dtype,
     };
     let backbone = load_backbone(&job.model, &opts)?;
     Ok(bench_method(backbone.as_ref(), &job.method, &job.config)?)

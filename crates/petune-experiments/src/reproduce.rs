@@ -281,6 +281,7 @@ fn bench_all(
             threads: target.threads,
             device: target.device.clone(),
             quantized_base: false,
+            base_dtype: Default::default(),
         })
         .collect();
     run_bench_jobs(runner, &jobs, &spec, |job, r| {

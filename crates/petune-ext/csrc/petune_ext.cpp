@@ -3,8 +3,8 @@
 // Every entry point is `extern "C"`, takes tch's tensors as `at::Tensor*` (what
 // `tch::Tensor::as_ptr` gives), catches every C++ exception and returns it as a message
 // (nullptr on success) allocated here and freed by `petune_ext_free_error`, so no
-// exception ever unwinds into Rust. Only ATen headers are included (not <torch/torch.h>):
-// the file compiles in seconds.
+// exception ever unwinds into Rust. Only ATen headers are included (not <torch/torch.h>),
+// plus glibc's <malloc.h> for the heap trim: the file compiles in seconds.
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
@@ -18,10 +18,15 @@
 
 #include "petune_guard.hpp"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -87,11 +92,15 @@ void petune_ext_free_error(char* msg) {
 // torch.optim.AdamW(fused=True)'s step for one parameter group: the step counters (float32
 // scalars, one per parameter, on the parameters' device) are incremented, then
 // at::_fused_adamw_ updates parameters and both moments in place, as torch.optim.adam's
-// _fused_adam does. Checks what the kernel assumes but does not check itself.
+// _fused_adam does. `grad_scale` (nullable, a float32 scalar on the device) is the
+// kernel's own divisor of the gradients, applied as it reads them (it also writes the
+// divided gradients back): petune passes 1 / clip coefficient there, so clipping costs
+// no separate pass over the gradients. Checks what the kernel assumes but does not check.
 char* petune_ext_fused_adamw(at::Tensor* const* params, at::Tensor* const* grads,
                              at::Tensor* const* exp_avgs, at::Tensor* const* exp_avg_sqs,
                              at::Tensor* const* steps, size_t n, double lr, double beta1,
-                             double beta2, double weight_decay, double eps) {
+                             double beta2, double weight_decay, double eps,
+                             const at::Tensor* grad_scale) {
   return guarded([&] {
     auto p = list(params, n, "params");
     auto g = list(grads, n, "grads");
@@ -116,9 +125,16 @@ char* petune_ext_fused_adamw(at::Tensor* const* params, at::Tensor* const* grads
       TORCH_CHECK(s[i].scalar_type() == at::kFloat && s[i].numel() == 1 && s[i].device() == device,
                   "state_steps[", i, "]: must be a float32 scalar on ", device);
     }
+    std::optional<at::Tensor> scale;
+    if (grad_scale != nullptr) {
+      TORCH_CHECK(grad_scale->defined() && grad_scale->scalar_type() == at::kFloat &&
+                      grad_scale->numel() == 1 && grad_scale->device() == device,
+                  "grad_scale: must be a float32 scalar on ", device);
+      scale = *grad_scale;
+    }
     at::_foreach_add_(s, 1);
     at::_fused_adamw_(p, g, m, v, {}, s, lr, beta1, beta2, weight_decay, eps,
-                      /*amsgrad=*/false, /*maximize=*/false);
+                      /*amsgrad=*/false, /*maximize=*/false, scale);
   });
 }
 
@@ -153,6 +169,19 @@ char* petune_ext_foreach_mul_tensor_(at::Tensor* const* tensors, size_t n, const
     if (n == 0) return;
     c10::NoGradGuard no_grad;
     at::_foreach_mul_(t, *factor);
+  });
+}
+
+// Releases the gradients of `tensors` (their .grad becomes undefined), as
+// `optimizer.zero_grad()` does by default in PyTorch (set_to_none=True): no pass that
+// writes zeros over every gradient, and the next backward's AccumulateGrad takes the
+// incoming gradient as it is instead of adding it to zeros. tch can only zero a gradient.
+char* petune_ext_grads_to_none(at::Tensor* const* tensors, size_t n) {
+  return guarded([&] {
+    auto t = list(tensors, n, "tensors");
+    for (auto& x : t) {
+      x.mutable_grad().reset();
+    }
   });
 }
 
@@ -218,6 +247,21 @@ char* petune_ext_allow_tf32_cublas(bool* allow) {
   return guarded([&] {
     TORCH_CHECK(allow != nullptr, "null output");
     *allow = at::globalContext().allowTF32CuBLAS();
+  });
+}
+
+// Returns the heap's free pages to the OS (glibc's malloc_trim): after a bfloat16 base is
+// loaded, the float32 copies it was cast from are freed but stay in the process's heap
+// (glibc keeps freed chunks below its mmap threshold), so the resident set would not
+// show the saving. `released` = whether any memory went back; false off glibc.
+char* petune_ext_release_free_heap(bool* released) {
+  return guarded([&] {
+    TORCH_CHECK(released != nullptr, "null output");
+#if defined(__GLIBC__)
+    *released = malloc_trim(0) == 1;
+#else
+    *released = false;
+#endif
   });
 }
 

@@ -24,7 +24,9 @@ extern "C" {
         beta2: f64,
         weight_decay: f64,
         eps: f64,
+        grad_scale: *const c_void,
     ) -> *mut c_char;
+    pub(crate) fn petune_ext_grads_to_none(tensors: *const TensorPtr, n: usize) -> *mut c_char;
     pub(crate) fn petune_ext_total_norm(
         tensors: *const TensorPtr,
         n: usize,
@@ -58,6 +60,7 @@ extern "C" {
     ) -> *mut c_char;
     pub(crate) fn petune_ext_set_allow_tf32_cublas(allow: bool) -> *mut c_char;
     pub(crate) fn petune_ext_allow_tf32_cublas(allow: *mut bool) -> *mut c_char;
+    pub(crate) fn petune_ext_release_free_heap(released: *mut bool) -> *mut c_char;
     pub(crate) fn petune_ext_pg_new(
         host: *const c_char,
         port: u16,

@@ -51,6 +51,35 @@ pub fn fused_adamw_(
     steps: &[Tensor],
     h: &AdamWHyper,
 ) -> Result<()> {
+    fused_adamw_impl(params, grads, exp_avgs, exp_avg_sqs, steps, h, None)
+}
+
+/// [`fused_adamw_`] with the kernel's `grad_scale`: every gradient is divided by
+/// `grad_scale` (a float32 scalar on the parameters' device) as the kernel reads it, and
+/// the divided gradient is written back, as `torch.amp.GradScaler` with a fused optimizer
+/// does. With `grad_scale = 1 / clip coefficient` this is clipping and the step in one
+/// pass over the gradients, instead of a `_foreach_mul_` pass before the step.
+pub fn fused_adamw_grad_scaled_(
+    params: &[Tensor],
+    grads: &[Tensor],
+    exp_avgs: &[Tensor],
+    exp_avg_sqs: &[Tensor],
+    steps: &[Tensor],
+    h: &AdamWHyper,
+    grad_scale: &Tensor,
+) -> Result<()> {
+    fused_adamw_impl(params, grads, exp_avgs, exp_avg_sqs, steps, h, Some(grad_scale))
+}
+
+fn fused_adamw_impl(
+    params: &[Tensor],
+    grads: &[Tensor],
+    exp_avgs: &[Tensor],
+    exp_avg_sqs: &[Tensor],
+    steps: &[Tensor],
+    h: &AdamWHyper,
+    grad_scale: Option<&Tensor>,
+) -> Result<()> {
     let op = "fused_adamw_";
     same_len(
         op,
@@ -64,8 +93,10 @@ pub fn fused_adamw_(
     )?;
     let (p, g, m, v, s) =
         (ptrs(params), ptrs(grads), ptrs(exp_avgs), ptrs(exp_avg_sqs), ptrs(steps));
-    // SAFETY: five arrays of `params.len()` pointers to live `at::Tensor`s, borrowed for
-    // the call; the C++ side checks every tensor before use and catches every exception.
+    let scale = grad_scale.map_or(std::ptr::null(), |t| t.as_ptr() as *const std::ffi::c_void);
+    // SAFETY: five arrays of `params.len()` pointers to live `at::Tensor`s and an optional
+    // live scale, borrowed for the call; the C++ side checks every tensor before use and
+    // catches every exception.
     let msg = unsafe {
         ffi::petune_ext_fused_adamw(
             p.as_ptr(),
@@ -79,6 +110,7 @@ pub fn fused_adamw_(
             h.beta2,
             h.weight_decay,
             h.eps,
+            scale,
         )
     };
     ffi::check(op, msg)
@@ -118,4 +150,15 @@ pub fn foreach_mul_scalar_(tensors: &[Tensor], factor: f64) -> Result<()> {
     // SAFETY: live tensor pointers borrowed for the call.
     let msg = unsafe { ffi::petune_ext_foreach_mul_scalar_(p.as_ptr(), tensors.len(), factor) };
     ffi::check("foreach_mul_scalar_", msg)
+}
+
+/// Releases the gradients of `tensors` (`.grad` becomes undefined): PyTorch's
+/// `zero_grad(set_to_none=True)`, its default. Saves the pass that writes zeros over
+/// every gradient, and the next backward stores its gradient instead of adding it to
+/// zeros; the values of later steps are the same (0 + g = g exactly).
+pub fn grads_to_none(tensors: &[Tensor]) -> Result<()> {
+    let p = ptrs(tensors);
+    // SAFETY: live tensor pointers borrowed for the call.
+    let msg = unsafe { ffi::petune_ext_grads_to_none(p.as_ptr(), tensors.len()) };
+    ffi::check("grads_to_none", msg)
 }

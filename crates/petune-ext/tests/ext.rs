@@ -5,7 +5,8 @@
 use petune_core::Error;
 use petune_ext::{
     allow_tf32_cublas, autocast, autocast_state, foreach_mul_, foreach_mul_scalar_, fused_adamw_,
-    set_allow_tf32_cublas, total_norm, AdamWHyper, AutocastDtype, AutocastGuard,
+    fused_adamw_grad_scaled_, grads_to_none, release_free_heap, set_allow_tf32_cublas, total_norm,
+    AdamWHyper, AutocastDtype, AutocastGuard,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -64,6 +65,55 @@ fn fused_adamw_is_pytorchs_recurrence() {
         let got = p.double_value(&[i as i64]);
         assert!((got - want).abs() < 1e-6, "{i}: {got} vs {want}");
     }
+}
+
+/// The kernel's `grad_scale` divides the gradient (and writes the divided one back):
+/// a step with gradient `g` and scale 4 is the step with gradient `g / 4`. A scale that
+/// is not a float32 scalar is a typed error.
+#[test]
+fn grad_scale_divides_the_gradient_inside_the_kernel() {
+    tch::set_num_threads(1);
+    let [p, g, m, v, s] = state(&[1.0, -2.0], &[2.0, 1.0]);
+    let [q, gq, mq, vq, sq] = state(&[1.0, -2.0], &[0.5, 0.25]);
+    let one = |t: &Tensor| [t.shallow_clone()];
+    let four = Tensor::from(4.0f32);
+    fused_adamw_grad_scaled_(&one(&p), &one(&g), &one(&m), &one(&v), &one(&s), &hyper(), &four)
+        .unwrap();
+    fused_adamw_(&one(&q), &one(&gq), &one(&mq), &one(&vq), &one(&sq), &hyper()).unwrap();
+    assert!(p.equal(&q) && m.equal(&mq) && v.equal(&vq), "{p} vs {q}");
+    assert!(g.equal(&gq), "the divided gradient is written back: {g}");
+    for bad in [Tensor::from(4.0f64), Tensor::from_slice(&[4.0f32, 4.0])] {
+        let (op, msg) = ext_err(fused_adamw_grad_scaled_(
+            &one(&p),
+            &one(&g),
+            &one(&m),
+            &one(&v),
+            &one(&s),
+            &hyper(),
+            &bad,
+        ));
+        assert_eq!(op, "fused_adamw_");
+        assert!(msg.contains("grad_scale"), "{msg}");
+    }
+}
+
+/// `grads_to_none` leaves the gradient undefined; the next backward stores a fresh one.
+#[test]
+fn grads_to_none_releases_the_gradient() {
+    let x = Tensor::from_slice(&[1.0f32, 2.0]).set_requires_grad(true);
+    (&x * 3.0).sum(Kind::Float).backward();
+    assert!(x.grad().defined());
+    grads_to_none(&[x.shallow_clone()]).unwrap();
+    assert!(!x.grad().defined());
+    (&x * 2.0).sum(Kind::Float).backward();
+    assert_eq!(Vec::<f32>::try_from(&x.grad()).unwrap(), vec![2.0, 2.0]);
+}
+
+/// `release_free_heap` runs (glibc's malloc_trim) after memory was freed.
+#[test]
+fn release_free_heap_runs() {
+    drop(Tensor::ones([1 << 20], CPU));
+    assert!(release_free_heap().is_ok());
 }
 
 #[test]

@@ -206,6 +206,7 @@ impl<'a> BenchSession<'a> {
         let vs = VarStore::new(device);
         let delta = method.build(&(vs.root() / "delta"), backbone)?;
         let head = Head::linear(&(vs.root() / "head"), spec.hidden, 2, HeadToken::Cls, 0.1);
+        crate::trainer::check_backbone_trainable(method, backbone)?;
         let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         if method.trains_backbone() {
             for (name, t) in backbone.var_store().variables() {

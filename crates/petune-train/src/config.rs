@@ -517,6 +517,13 @@ pub struct TrainConfig {
     /// folders keep their fingerprint.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub quantized_base: bool,
+    /// How the frozen backbone weights are stored: `f32` (default) or `bf16` (weight
+    /// matrices in bfloat16, half the bytes; vectors, the delta, the head and the
+    /// optimizer state stay float32: `petune_backbones::BaseDtype`). Refused for model
+    /// tuning, whose weights train, and with `fp16` precision. Left out of the written
+    /// config at its default.
+    #[serde(skip_serializing_if = "is_default")]
+    pub base_dtype: petune_backbones::BaseDtype,
     /// The rate after the warm-up: `linear` decay to 0 (the authors', default) or
     /// `constant`.
     #[serde(skip_serializing_if = "is_default")]
@@ -587,6 +594,7 @@ impl Default for TrainConfig {
             tf32: false,
             on_non_finite: NonFinitePolicy::Error,
             quantized_base: false,
+            base_dtype: Default::default(),
             schedule: Default::default(),
             sampling: Default::default(),
             head_lr: None,
@@ -692,12 +700,13 @@ impl TrainConfig {
         petune_core::parse_device(&self.device)
     }
 
-    /// How to load the model: [`TrainConfig::device`], and `quantized_base`.
+    /// How to load the model: [`TrainConfig::device`], `quantized_base` and
+    /// `base_dtype`.
     pub fn load_options(&self) -> Result<petune_backbones::LoadOptions> {
         Ok(petune_backbones::LoadOptions {
             device: self.device()?,
             quantized_base: self.quantized_base,
-            ..petune_backbones::LoadOptions::default()
+            base_dtype: self.base_dtype,
         })
     }
 }

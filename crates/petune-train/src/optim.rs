@@ -278,7 +278,7 @@ impl AdamW {
         if self.cfg.kind == OptimizerKind::AdamwFused {
             let _guard = tch::no_grad_guard();
             let (live, grads) = self.live_grads()?;
-            self.fused_step(&live, &grads, lr)?;
+            self.fused_step(&live, &grads, lr, None)?;
             self.zero_grad();
             return Ok(());
         }
@@ -312,10 +312,13 @@ impl AdamW {
 
     /// The whole optimizer phase of a training step: gradients times `grad_factor` (the
     /// loss scale's inverse, or 1), their global norm, clipping to `max_norm`, and the
-    /// update at `lr` — skipped (gradients zeroed) when `skip_non_finite` and the norm
-    /// is not finite. Equal to [`AdamW::scale_grads`], [`AdamW::clip_grad_norm`] and
-    /// [`AdamW::step`] in turn, but over flat buffers once every parameter has a
-    /// gradient ([`FlatMoments`]).
+    /// update at `lr` — skipped when `skip_non_finite` and the norm is not finite.
+    /// Equal to [`AdamW::scale_grads`], [`AdamW::clip_grad_norm`] and [`AdamW::step`] in
+    /// turn (within float rounding: `adamw_fused` folds the factor and the clip into the
+    /// kernel's divisor), but in fewer passes. Afterwards the gradients are released
+    /// (`adamw_fused`: set to none, as PyTorch's `zero_grad` default) or zeroed
+    /// (`hf_adamw`, over flat buffers once every parameter has a gradient:
+    /// [`FlatMoments`]).
     pub fn update(
         &mut self,
         lr: f64,
@@ -358,8 +361,13 @@ impl AdamW {
         Ok((live, grads))
     }
 
-    /// The `adamw_fused` optimizer phase: loss-scale removal, the foreach norm, the
-    /// skip on a non-finite norm, foreach clipping and the fused step; gradients zeroed.
+    /// The `adamw_fused` optimizer phase in three libtorch calls and one host read: the
+    /// foreach norm of the gradients as they are, the skip on a non-finite norm, and the
+    /// fused step with the loss-scale removal and the clip folded into the kernel's
+    /// `grad_scale` (it divides each gradient as it reads it), so neither is a pass of its
+    /// own over the gradients; then the gradients are released (set to none, PyTorch's
+    /// `zero_grad` default), which writes nothing. The norm of `g / s` is the norm of `g`
+    /// divided by `s`, exactly when `s` is a power of two (a loss scale always is).
     fn fused_update(
         &mut self,
         lr: f64,
@@ -373,27 +381,45 @@ impl AdamW {
             self.step += 1;
             return Ok(Update { grad_norm: 0.0, applied: true });
         }
-        if grad_factor != 1.0 {
-            petune_ext::foreach_mul_scalar_(&grads, grad_factor)?;
-        }
-        let total = petune_ext::total_norm(&grads)?;
+        let raw = petune_ext::total_norm(&grads)?; // [] float32, of the gradients as stored
+        let total = if grad_factor != 1.0 { raw.f_mul_scalar(grad_factor)? } else { raw };
         // The one host synchronisation of the phase: the norm is reported and decides
-        // the skip.
+        // the skip (and whether any divisor is needed at all).
         let grad_norm = total.f_double_value(&[])?;
         if skip_non_finite && !grad_norm.is_finite() {
-            self.zero_grad();
+            self.release_grads()?;
             return Ok(Update { grad_norm, applied: false });
         }
-        clip_foreach(&grads, &total, max_norm)?;
-        self.fused_step(&live, &grads, lr)?;
-        self.zero_grad();
+        let grad_scale = if clip_coefficient(grad_norm, max_norm).is_some() {
+            // 1 / (clip coefficient · factor), the coefficient as clip_foreach computes it.
+            Some(clip_coef(&total, max_norm)?.f_reciprocal()?.f_div_scalar(grad_factor)?)
+        } else if grad_factor != 1.0 {
+            Some(Tensor::from(1.0 / grad_factor as f32).f_to_device(total.device())?)
+        } else {
+            None
+        };
+        self.fused_step(&live, &grads, lr, grad_scale.as_ref())?;
+        self.release_grads()?;
         Ok(Update { grad_norm, applied: true })
+    }
+
+    /// Sets every gradient to none (`zero_grad(set_to_none=True)`).
+    fn release_grads(&mut self) -> Result<()> {
+        let tensors: Vec<Tensor> = self.params.iter().map(|p| p.tensor.shallow_clone()).collect();
+        petune_ext::grads_to_none(&tensors)
     }
 
     /// `torch.optim.AdamW(fused=True).step()` over the parameters `live` with `grads`:
     /// one fused call per (decay, learning-rate scale, device, dtype) group, as PyTorch
-    /// groups them (a param group with its own `lr` is its own call).
-    fn fused_step(&mut self, live: &[usize], grads: &[Tensor], lr: f64) -> Result<()> {
+    /// groups them (a param group with its own `lr` is its own call). `grad_scale`
+    /// divides the gradients inside the kernel ([`petune_ext::fused_adamw_grad_scaled_`]).
+    fn fused_step(
+        &mut self,
+        live: &[usize],
+        grads: &[Tensor],
+        lr: f64,
+        grad_scale: Option<&Tensor>,
+    ) -> Result<()> {
         self.step += 1;
         // The scale's bits order the groups (an f64 is not `Ord`; scales are positive).
         let mut groups: BTreeMap<(bool, u64, String), Vec<usize>> = BTreeMap::new();
@@ -424,7 +450,10 @@ impl AdamW {
                 eps: self.cfg.eps,
             };
             let [p, g, m, v, s] = &lists;
-            petune_ext::fused_adamw_(p, g, m, v, s, &hyper)?;
+            match grad_scale {
+                Some(d) => petune_ext::fused_adamw_grad_scaled_(p, g, m, v, s, &hyper, d)?,
+                None => petune_ext::fused_adamw_(p, g, m, v, s, &hyper)?,
+            }
         }
         Ok(())
     }
@@ -542,9 +571,12 @@ impl AdamW {
 /// (`max_norm / t` is `t.reciprocal() * max_norm` for a tensor `t`), so no branch on the
 /// host and the same float32 rounding.
 fn clip_foreach(grads: &[Tensor], total: &Tensor, max_norm: f64) -> Result<()> {
-    let coef =
-        total.f_add_scalar(1e-6)?.f_reciprocal()?.f_mul_scalar(max_norm)?.f_clamp_max(1.0)?; // [] float32
-    petune_ext::foreach_mul_(grads, &coef)
+    petune_ext::foreach_mul_(grads, &clip_coef(total, max_norm)?)
+}
+
+/// `min(1, max_norm / (total + 1e-6))` on the device, `[]` float32.
+fn clip_coef(total: &Tensor, max_norm: f64) -> Result<Tensor> {
+    Ok(total.f_add_scalar(1e-6)?.f_reciprocal()?.f_mul_scalar(max_norm)?.f_clamp_max(1.0)?)
 }
 
 /// The learning-rate schedule after the linear warm-up (`train.schedule`).

@@ -169,7 +169,8 @@ mod tests {
         assert!(!out.applied && !out.grad_norm.is_finite());
         assert_eq!(scaler.scale(), 512.0);
         assert!(p.equal(&before));
-        assert_eq!(p.grad().abs().sum(Kind::Float).double_value(&[]), 0.0, "grads zeroed");
+        let g = p.grad();
+        assert!(!g.defined() || g.abs().sum(Kind::Float).double_value(&[]) == 0.0, "grads cleared");
         assert_eq!(opt.step_count(), 0, "a skipped update is no Adam step");
     }
 

@@ -166,6 +166,7 @@ impl<'g> Run<'g> {
         let quiet = quiet || !leader;
         cfg.train.validate()?;
         crate::trainer::check_quantized_base(&cfg)?;
+        crate::trainer::check_base_dtype(&cfg)?;
         let tc = &cfg.train;
         if tc.threads > 0 {
             tch::set_num_threads(tc.threads as i32);
@@ -206,6 +207,7 @@ impl<'g> Run<'g> {
             truncate: tc.truncate,
             backbone: backbone.spec().describe(),
         };
+        crate::trainer::check_backbone_trainable(&cfg.method, backbone.as_ref())?;
         let trained = TrainedModel::assemble(backbone, trainable, delta, head, encoder, manifest);
         if cfg.method.trains_backbone() {
             for (_, t) in trained.backbone.var_store().variables() {

@@ -71,6 +71,60 @@ pub fn check_quantized_base(cfg: &RunConfig) -> Result<()> {
     Ok(())
 }
 
+/// `train.base_dtype: bf16` stores the frozen weights in bfloat16: refused for a method
+/// that trains the backbone's weights (model tuning: they would train in bfloat16, where
+/// an update below half a unit in the last place is lost, and there is nothing frozen to
+/// store), and with `fp16` precision (every weight would be rounded twice, to bfloat16
+/// and then to float16 by autocast).
+pub fn check_base_dtype(cfg: &RunConfig) -> Result<()> {
+    if cfg.train.base_dtype == petune_backbones::BaseDtype::F32 {
+        return Ok(());
+    }
+    if cfg.method.trains_backbone() {
+        return Err(petune_core::Error::Incompatible {
+            method: cfg.method.label(),
+            backbone: cfg.model.display().to_string(),
+            reason: "train.base_dtype bf16 stores the frozen base weights in bfloat16, and \
+                     model tuning trains every one of them: use base_dtype f32 (with \
+                     precision bf16 for bfloat16 matmuls)"
+                .into(),
+        });
+    }
+    if cfg.train.precision == crate::precision::Precision::Fp16 {
+        return Err(petune_core::Error::config(
+            "base_dtype",
+            "bf16 weights under fp16 autocast would be rounded twice (to bfloat16, then to \
+             float16): use precision bf16 or f32 with base_dtype bf16",
+        ));
+    }
+    Ok(())
+}
+
+/// A method that trains the backbone's weights needs them float32: a backbone loaded
+/// with a bfloat16 base (whatever the run config says) is refused rather than trained in
+/// bfloat16.
+pub fn check_backbone_trainable(
+    method: &crate::MethodConfig,
+    backbone: &dyn petune_core::Backbone,
+) -> Result<()> {
+    if !method.trains_backbone() {
+        return Ok(());
+    }
+    let vars = backbone.var_store().variables();
+    if let Some((name, t)) = vars.iter().find(|(_, t)| t.kind() != tch::Kind::Float) {
+        return Err(petune_core::Error::Incompatible {
+            method: method.label(),
+            backbone: backbone.spec().describe(),
+            reason: format!(
+                "{name} is stored as {:?}: model tuning trains float32 weights; load the model \
+                 with base_dtype f32",
+                t.kind()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// What `fit` reports (also `metrics.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainReport {
@@ -204,6 +258,7 @@ impl Trainer {
     pub fn from_config(cfg: RunConfig) -> Result<Trainer> {
         cfg.train.validate()?;
         check_quantized_base(&cfg)?;
+        check_base_dtype(&cfg)?;
         let opts = cfg.train.load_options()?;
         let model = LoadedModel::from_dir(&cfg.model, &opts)?;
         Ok(Trainer::new(model, cfg))

@@ -27,6 +27,10 @@ pub struct BenchArgs {
     /// layer (not with model tuning).
     #[arg(long)]
     quantized_base: bool,
+    /// Store the frozen weight matrices in `bf16` or `f32` (default); model tuning is
+    /// skipped with `bf16` (its weights train).
+    #[arg(long, default_value = "f32", value_parser = crate::infer::parse_base_dtype)]
+    base_dtype: BaseDtype,
     /// Methods: names (`mt`, `lora`, `npg`, `wo_pg`, `pt`, `ptv2`, `adapter`, `bitfit`,
     /// `sidpg_phm`, ... — LPT at the middle layer), inline JSON, or JSON files.
     #[arg(long, value_delimiter = ',', default_values_t = vec!["model_tuning".to_string(), "npg".into(), "lora".into(), "prompt_tuning".into()])]
@@ -97,6 +101,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             eprintln!("  {} skipped: a quantized base cannot be trained", method.label());
             continue;
         }
+        if args.base_dtype != BaseDtype::F32 && method.trains_backbone() {
+            eprintln!("  {} skipped: a bf16 base cannot be trained", method.label());
+            continue;
+        }
         // LPT also runs fed by the frozen-prefix cache when asked.
         let caches: &[bool] = if args.cache && matches!(method, MethodConfig::Lpt(_)) {
             &[false, true]
@@ -112,6 +120,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     threads: args.threads,
                     device: args.device.clone(),
                     quantized_base: args.quantized_base,
+                    base_dtype: args.base_dtype,
                 });
             }
         }
@@ -130,9 +139,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&serde_json::json!({ "matmul_gflops": peak }))?);
     } else {
         println!(
-            "\n{}: batch {} × {} tokens, {} timed steps after {} warm-up, {} threads, {:?}, {}, TF32 {}, matmul [{}×{}]·[{}×{}] = {:.1} GFLOP/s\n",
+            "\n{}: batch {} × {} tokens, {} timed steps after {} warm-up, {} threads, {:?}, {}, base {}, TF32 {}, matmul [{}×{}]·[{}×{}] = {:.1} GFLOP/s\n",
             spec.describe(), args.batch, args.seq, args.steps, args.warmup, tch::get_num_threads(),
-            device, args.precision.name(), if args.tf32 { "on" } else { "off" },
+            device, args.precision.name(), args.base_dtype.name(), if args.tf32 { "on" } else { "off" },
             args.batch * args.seq, spec.hidden, spec.hidden, spec.intermediate, peak
         );
         print!("{}", bench_table(&reports, peak));

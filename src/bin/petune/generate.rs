@@ -100,7 +100,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
             if args.device != "cpu" {
                 bail!("--device is only supported without --delta for now");
             }
-            (Some(load_trained(&args.model, delta, args.quantized_base)?), None)
+            (Some(load_trained(&args.model, delta, args.quantized_base, BaseDtype::F32)?), None)
         }
         _ => {
             let opts = LoadOptions {

@@ -37,6 +37,10 @@ pub struct InferArgs {
     /// layer (same values as the default load).
     #[arg(long)]
     quantized_base: bool,
+    /// Store the frozen backbone weight matrices in `bf16` (half the bytes, arithmetic
+    /// in f32 with the rounded weights) or `f32` (default).
+    #[arg(long, default_value = "f32", value_parser = parse_base_dtype)]
+    base_dtype: BaseDtype,
     /// CSV with a header, JSONL (`{"text": ..., "text_pair": ..., "label": ...}`) or
     /// Parquet; `predict` needs no label.
     #[arg(long)]
@@ -63,6 +67,7 @@ pub fn load_trained(
     model: &Path,
     delta: &Path,
     quantized_base: bool,
+    base_dtype: BaseDtype,
 ) -> anyhow::Result<TrainedModel> {
     if !delta.join("delta.json").is_file() {
         bail!(
@@ -70,7 +75,7 @@ pub fn load_trained(
             delta.display()
         );
     }
-    let opts = LoadOptions { quantized_base, ..LoadOptions::default() };
+    let opts = LoadOptions { quantized_base, base_dtype, ..LoadOptions::default() };
     let m = LoadedModel::from_dir(model, &opts)
         .with_context(|| format!("loading {}", model.display()))?;
     TrainedModel::load(delta, m.backbone, m.tokenizer)
@@ -78,11 +83,16 @@ pub fn load_trained(
 }
 
 fn load(args: &InferArgs) -> anyhow::Result<TrainedModel> {
-    let mut model = load_trained(&args.model, &args.delta, args.quantized_base)?;
+    let mut model = load_trained(&args.model, &args.delta, args.quantized_base, args.base_dtype)?;
     if args.truncate {
         model.set_truncate(true);
     }
     Ok(model)
+}
+
+/// Parses `--base-dtype` (`f32` or `bf16`).
+pub fn parse_base_dtype(s: &str) -> Result<BaseDtype, String> {
+    BaseDtype::parse(s).map_err(|e| e.to_string())
 }
 
 /// A labelled file for `model`'s task (its class names).

@@ -89,7 +89,7 @@ fn print_table(r: &ProbeReport) {
 
 /// Runs `petune probe`.
 pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
-    let mut model = load_trained(&args.model, &args.delta, false)?;
+    let mut model = load_trained(&args.model, &args.delta, false, BaseDtype::F32)?;
     let mut ds: Dataset = match (&args.input, &args.config) {
         (Some(path), _) => dataset(path, &model)?,
         (None, Some(config)) => {

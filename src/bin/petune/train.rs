@@ -18,6 +18,7 @@ use petune::train::data::ClassificationReport;
 use petune::train::estimate::human_duration;
 use petune::train::quickstart::Quickstart;
 
+use crate::infer::parse_base_dtype;
 use crate::params::parse_head;
 
 /// Arguments of `petune train`.
@@ -80,6 +81,10 @@ pub struct TrainArgs {
     /// dequantized layer by layer; not with model tuning.
     #[arg(long)]
     quantized_base: bool,
+    /// Store the frozen backbone weight matrices in `bf16` (half the bytes; delta, head
+    /// and optimizer state stay f32) or `f32` (`train.base_dtype`); not with model tuning.
+    #[arg(long, value_parser = parse_base_dtype)]
+    base_dtype: Option<BaseDtype>,
     /// Print the full run config (JSON) and exit without training; save it, edit it,
     /// and run it with `--config`.
     #[arg(long)]
@@ -185,6 +190,9 @@ fn apply_overrides(cfg: &mut RunConfig, args: &TrainArgs) {
     }
     if let Some(n) = args.threads {
         t.threads = n;
+    }
+    if let Some(d) = args.base_dtype {
+        t.base_dtype = d;
     }
     if args.quantized_base {
         t.quantized_base = true;

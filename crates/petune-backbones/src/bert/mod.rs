@@ -86,8 +86,9 @@ impl BertBackbone {
     ) -> Result<BertBackbone> {
         config.validate()?;
         let family = config.family()?;
-        let mut src =
-            WeightSource::open(weights, opts.device, opts.kind, |k| normalize_key(family, k))?;
+        let mut src = WeightSource::open(weights, opts.device, opts.base_dtype.kind(), |k| {
+            normalize_key(family, k)
+        })?;
         let head_prefix = if family == Family::Roberta { "lm_head." } else { "cls.predictions." };
         let root_name = if family == Family::Roberta { "roberta" } else { "bert" };
         let caps = Capabilities {

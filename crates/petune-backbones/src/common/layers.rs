@@ -5,7 +5,10 @@
 //! word lookup and id / position range checks.
 //!
 //! Every projection goes through [`Linear`] (or [`Conv1D`]), so a weight stored another
-//! way (a quantized frozen base) is one type to extend, not one per backbone.
+//! way (a quantized frozen base) is one type to extend, not one per backbone. A weight
+//! stored in bfloat16 ([`crate::loader::BaseDtype`]) meets float32 activations through
+//! [`weight_for`] and [`upcast`] (the other weight uses: LM heads, DeBERTa's fused
+//! projection and relative table).
 
 use petune_core::{
     BackboneInput, Error, Hooks, LinearRole, LinearSite, NormSite, Result, SeqState, Sublayer,
@@ -30,6 +33,37 @@ pub fn add_in_place(site: LinearSite, weight: &Tensor, delta: &Tensor) -> Result
     let mut w = weight.shallow_clone();
     let _ = w.f_add_(&delta.to_kind(w.kind()).to_device(w.device()))?;
     Ok(())
+}
+
+/// `w` in the dtype a matmul with `x` needs: `w` itself when the dtypes agree, or when
+/// autocast is on for `x`'s device (autocast casts both operands to its lower-precision
+/// dtype, so a bfloat16 weight is used as stored: no per-op cast at all, where a float32
+/// weight is cast at every op — libtorch's autocast caches casts of leaves that require
+/// grad only, and frozen weights do not); otherwise `w` cast to `x`'s dtype, so a
+/// bfloat16 base under float32 arithmetic computes in float32 with the rounded weights
+/// (the cast is transient; autograd keeps it until backward when `x` needs a gradient).
+pub fn weight_for(w: &Tensor, x: &Tensor) -> Tensor {
+    if w.kind() == x.kind() || autocast_on(x) {
+        w.shallow_clone()
+    } else {
+        w.to_kind(x.kind())
+    }
+}
+
+/// Whether autocast is on for `x`'s device; an autocast state that cannot be read
+/// (a device type without autocast) counts as off, which casts (always correct).
+fn autocast_on(x: &Tensor) -> bool {
+    matches!(petune_ext::autocast_state(x.device()), Ok((true, _)))
+}
+
+/// Rows looked up from a weight table (embeddings) in float32: activations start in
+/// float32 whatever the table is stored in (a bfloat16 base), as with a float32 base.
+pub fn upcast(t: Tensor) -> Tensor {
+    if t.kind() == Kind::BFloat16 {
+        t.to_kind(Kind::Float)
+    } else {
+        t
+    }
 }
 
 /// The weight of a [`Linear`]: a dense tensor (a variable of the backbone's store), or a
@@ -93,7 +127,7 @@ impl Linear {
     /// needs a gradient; the weight itself never does).
     pub fn forward(&self, x: &Tensor, hooks: &dyn Hooks) -> Tensor {
         let y = match &self.weight {
-            LinearWeight::Dense(w) => x.linear(w, self.bias.as_ref()),
+            LinearWeight::Dense(w) => x.linear(&weight_for(w, x), self.bias.as_ref()),
             LinearWeight::Quantized(q) => {
                 let w = q.dequantize_t().to_kind(x.kind()); // [out, in]
                 x.linear(&w, self.bias.as_ref())
@@ -158,7 +192,8 @@ impl Conv1D {
         if let Some(last) = out_size.last_mut() {
             *last = d_out;
         }
-        let y = self.bias.addmm(&x.reshape([-1, d_in]), &self.weight).view(out_size.as_slice()); // [.., out]
+        let w = weight_for(&self.weight, x); // [in, out]
+        let y = self.bias.addmm(&x.reshape([-1, d_in]), &w).view(out_size.as_slice()); // [.., out]
         match self.site {
             Some(site) => hooks.linear(site, x, y),
             None => y,
@@ -320,7 +355,7 @@ pub fn sublayer_out(
 /// input's padding mask and positions, passed through the `input_embeds` hook (which may
 /// prepend tokens, so the state can be longer than the input).
 pub fn embed_words(table: &Tensor, input: &BackboneInput, hooks: &dyn Hooks) -> Result<SeqState> {
-    let words = Tensor::embedding(table, &input.input_ids, -1, false, false); // [B, T, H]
+    let words = upcast(Tensor::embedding(table, &input.input_ids, -1, false, false)); // [B, T, H]
     hooks.input_embeds(SeqState::for_input(words, input))
 }
 

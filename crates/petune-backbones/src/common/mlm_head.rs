@@ -8,7 +8,7 @@
 use petune_core::NoHooks;
 use tch::{nn, Tensor};
 
-use super::layers::{Activation, LayerNorm, Linear};
+use super::layers::{weight_for, Activation, LayerNorm, Linear};
 use super::weights::{key_of, WeightSource};
 
 /// Sizes and switches of an MLM head, from the family's config.
@@ -68,6 +68,6 @@ impl MlmHead {
     pub fn forward(&self, hidden: &Tensor) -> Tensor {
         let x = self.act.forward(&self.dense.forward(hidden, &NoHooks));
         let x = self.ln.forward(&x, &NoHooks);
-        x.linear(&self.decoder, Some(&self.bias))
+        x.linear(&weight_for(&self.decoder, &x), Some(&self.bias))
     }
 }

@@ -215,14 +215,25 @@ impl WeightSource {
                 placeholder
             }
             // Every parameter is floating point (integers were refused above).
-            Some(t) => t.to_device(self.device).to_kind(self.kind).detach(),
+            Some(t) => t.to_device(self.device).to_kind(self.kind_of(shape)).detach(),
+        }
+    }
+
+    /// The stored kind of a tensor of `shape`: the load kind for matrices, float32 for
+    /// vectors and scalars (biases and norm parameters stay float32 under a bfloat16
+    /// base: [`crate::loader::BaseDtype`]).
+    fn kind_of(&self, shape: &[i64]) -> Kind {
+        if shape.len() >= 2 {
+            self.kind
+        } else {
+            Kind::Float
         }
     }
 
     /// A zero-stride view in the target dtype and device: no memory, whatever the
     /// (possibly absurd) shape; the load fails in `finish` before anything reads it.
     fn placeholder(&self, shape: &[i64]) -> Tensor {
-        Tensor::zeros([], (self.kind, self.device)).expand(shape, false).detach()
+        Tensor::zeros([], (self.kind_of(shape), self.device)).expand(shape, false).detach()
     }
 
     /// Ends loading: an error listing every problem, or `Ok` when the file matched.
@@ -235,6 +246,12 @@ impl WeightSource {
             .cloned()
             .collect();
         self.report.unexpected = unexpected;
+        if self.kind != Kind::Float {
+            // The float32 tensors the stored ones were cast from go now, and the heap
+            // gives their pages back, so the resident set shows the saving.
+            self.tensors.clear();
+            let _ = petune_ext::release_free_heap();
+        }
         if self.report.is_clean() {
             Ok(())
         } else {

@@ -36,7 +36,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::config::{DebertaConfig, PosAttType};
 use crate::common::attention::{kind_min, merge_heads, split_heads};
-use crate::common::layers::{add_in_place, dropout, qkv_sites, Linear};
+use crate::common::layers::{add_in_place, dropout, qkv_sites, upcast, weight_for, Linear};
 use crate::common::weights::WeightSource;
 
 /// The relative-position index `δ` of a sequence of length `T`.
@@ -154,7 +154,7 @@ impl DisentangledSelfAttention {
         let (b, t, h) = (x.size()[0], x.size()[1], x.size()[2]);
         let (nh, d) = (self.heads, self.head_dim);
         // The checkpoint interleaves q, k, v rows per head: [B, T, nh, 3, d].
-        let qkv = x.linear(&self.in_proj, None::<&Tensor>).view([b, t, nh, 3, d]);
+        let qkv = x.linear(&weight_for(&self.in_proj, x), None::<&Tensor>).view([b, t, nh, 3, d]);
         let part = |i: i64| qkv.select(3, i).reshape([b, t, h]); // [B, T, H], head-major
         let [q, k, v] = qkv_sites(
             hooks,
@@ -200,7 +200,7 @@ impl DisentangledSelfAttention {
     ) -> Option<Tensor> {
         let (b, t) = (q.size()[0], q.size()[2]);
         let (nh, d, span) = (self.heads, self.head_dim, rel.span);
-        let r = table.narrow(0, self.max_rel - span, 2 * span); // [2s, H]
+        let r = upcast(table.narrow(0, self.max_rel - span, 2 * span)); // [2s, H]
         let r = dropout(r, self.pos_dropout, train);
         let heads = |x: Tensor| x.view([1, 2 * span, nh, d]).permute([0, 2, 1, 3]); // [1, nh, 2s, d]
         let none = NoHooks;

@@ -103,8 +103,9 @@ impl DebertaBackbone {
         opts: &LoadOptions,
     ) -> Result<DebertaBackbone> {
         config.validate()?;
-        let mut src =
-            WeightSource::open(weights, opts.device, opts.kind, |k| normalize_key(&config, k))?;
+        let mut src = WeightSource::open(weights, opts.device, opts.base_dtype.kind(), |k| {
+            normalize_key(&config, k)
+        })?;
         let legacy = src.has_prefix(MlmHeadLayout::Legacy.key_prefix());
         let modern = src.has_prefix(MlmHeadLayout::LmPredictions.key_prefix());
         let layout = match (legacy, modern) {

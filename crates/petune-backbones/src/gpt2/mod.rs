@@ -47,7 +47,7 @@ use crate::common::attention::{attention_bias, cached_decoder_bias};
 use crate::common::backbone::{layer_of, no_pooler};
 use crate::common::cached::{embed_cached, run_layers_cached};
 use crate::common::layer_loop::{run_layers, LayerStack};
-use crate::common::layers::LayerNorm;
+use crate::common::layers::{weight_for, LayerNorm};
 use crate::common::weights::{hf_renamed_key, KeyAction, WeightSource};
 use crate::loader::LoadOptions;
 
@@ -97,7 +97,8 @@ impl Gpt2Backbone {
         opts: &LoadOptions,
     ) -> Result<Gpt2Backbone> {
         config.validate()?;
-        let mut src = WeightSource::open(weights, opts.device, opts.kind, normalize_key)?;
+        let mut src =
+            WeightSource::open(weights, opts.device, opts.base_dtype.kind(), normalize_key)?;
         let caps = config.capabilities(src.contains("lm_head.weight"));
         let spec = config.spec(caps)?;
         let mut vs = VarStore::new(opts.device);
@@ -242,7 +243,7 @@ impl Backbone for Gpt2Backbone {
 
     fn lm_logits(&self, hidden: &Tensor, _train: bool) -> Result<Tensor> {
         match &self.lm_head {
-            Some(w) => Ok(hidden.linear(w, None::<&Tensor>)),
+            Some(w) => Ok(hidden.linear(&weight_for(w, hidden), None::<&Tensor>)),
             None => Err(Error::Unsupported {
                 what: "LM logits".into(),
                 msg: "this gpt2 checkpoint unties its LM head but stores no lm_head.weight".into(),

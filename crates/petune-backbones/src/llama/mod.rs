@@ -49,7 +49,7 @@ use crate::common::attention::{cached_decoder_bias, decoder_bias};
 use crate::common::backbone::{layer_of, no_pooler};
 use crate::common::cached::{embed_cached, run_layers_cached};
 use crate::common::layer_loop::{run_layers, LayerStack};
-use crate::common::layers::{embed_words, RmsNorm};
+use crate::common::layers::{embed_words, weight_for, RmsNorm};
 use crate::common::rotary::Rotary;
 use crate::common::weights::{KeyAction, WeightSource};
 use crate::gguf::{GgufFile, LlamaGguf};
@@ -106,7 +106,8 @@ impl LlamaBackbone {
     /// `model.safetensors.index.json`) from a Hugging Face folder.
     pub fn load(dir: &Path, opts: &LoadOptions) -> Result<LlamaBackbone> {
         let config = LlamaConfig::from_file(&dir.join("config.json"))?;
-        let src = WeightSource::open_model_dir(dir, opts.device, opts.kind, normalize_key)?;
+        let src =
+            WeightSource::open_model_dir(dir, opts.device, opts.base_dtype.kind(), normalize_key)?;
         Self::build(config, src, opts)
     }
 
@@ -118,7 +119,7 @@ impl LlamaBackbone {
         opts: &LoadOptions,
     ) -> Result<LlamaBackbone> {
         config.validate()?;
-        let src = WeightSource::open(weights, opts.device, opts.kind, normalize_key)?;
+        let src = WeightSource::open(weights, opts.device, opts.base_dtype.kind(), normalize_key)?;
         Self::build(config, src, opts)
     }
 
@@ -132,8 +133,13 @@ impl LlamaBackbone {
         opts: &LoadOptions,
     ) -> Result<LlamaBackbone> {
         config.validate()?;
-        let src =
-            WeightSource::from_tensors(origin, tensors, opts.device, opts.kind, normalize_key);
+        let src = WeightSource::from_tensors(
+            origin,
+            tensors,
+            opts.device,
+            opts.base_dtype.kind(),
+            normalize_key,
+        );
         Self::build(config, src, opts)
     }
 
@@ -157,9 +163,14 @@ impl LlamaBackbone {
                 dense.push((m.hf.clone(), q.dequantize()?));
             }
         }
-        let src =
-            WeightSource::from_tensors(file.path(), dense, opts.device, opts.kind, normalize_key)
-                .with_quantized(quantized);
+        let src = WeightSource::from_tensors(
+            file.path(),
+            dense,
+            opts.device,
+            opts.base_dtype.kind(),
+            normalize_key,
+        )
+        .with_quantized(quantized);
         Self::build(config, src, opts)
     }
 
@@ -335,7 +346,7 @@ impl Backbone for LlamaBackbone {
 
     fn lm_logits(&self, hidden: &Tensor, _train: bool) -> Result<Tensor> {
         match &self.lm_head {
-            Some(w) => Ok(hidden.linear(w, None::<&Tensor>)),
+            Some(w) => Ok(hidden.linear(&weight_for(w, hidden), None::<&Tensor>)),
             None => Err(Error::Unsupported {
                 what: "LM logits".into(),
                 msg: format!(
