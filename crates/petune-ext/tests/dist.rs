@@ -90,6 +90,16 @@ fn bad_arguments_are_errors() {
     assert!(matches!(pg.broadcast_(&mut t, 1), Err(Error::Input(_))));
 }
 
+/// A collective this rank's peer will not complete: the error it gives, and how long it took.
+fn failed_all_reduce(pg: &ProcessGroup) -> (Error, Duration) {
+    let start = Instant::now();
+    let mut t = Tensor::from_slice(&[1f32]);
+    let err = pg.all_reduce_sum_(&mut t).unwrap_err();
+    let took = start.elapsed();
+    eprintln!("rank {} got, after {took:?}: {err}", pg.rank());
+    (err, took)
+}
+
 /// One rank of a scenario; only run as a child of the tests above.
 #[test]
 #[ignore = "a rank of the multi-process tests, started by them with the variables set"]
@@ -150,11 +160,7 @@ fn rank_child() {
                 std::mem::forget(pg);
                 std::process::exit(0);
             }
-            let start = Instant::now();
-            let mut t = Tensor::from_slice(&[1f32]);
-            let err = pg.all_reduce_sum_(&mut t).unwrap_err();
-            let took = start.elapsed();
-            eprintln!("rank 0 got, after {took:?}: {err}");
+            let (err, took) = failed_all_reduce(&pg);
             // Its connection dropped: Gloo notices at once, or at the latest at the timeout.
             assert!(matches!(err, Error::Extension { ref op, .. } if op == "all_reduce"));
             assert!(took < TIMEOUT + Duration::from_secs(5), "{took:?}");
@@ -168,11 +174,7 @@ fn rank_child() {
                 std::mem::forget(pg);
                 std::process::exit(0);
             }
-            let start = Instant::now();
-            let mut t = Tensor::from_slice(&[1f32]);
-            let err = pg.all_reduce_sum_(&mut t).unwrap_err();
-            let took = start.elapsed();
-            eprintln!("rank 0 got, after {took:?}: {err}");
+            let (err, took) = failed_all_reduce(&pg);
             assert!(matches!(err, Error::Extension { ref op, .. } if op == "all_reduce"));
             assert!(took >= TIMEOUT - Duration::from_millis(100), "{took:?}");
             assert!(took < TIMEOUT + Duration::from_secs(5), "{took:?}");
@@ -188,11 +190,7 @@ fn rank_child() {
                 std::mem::forget(pg);
                 std::process::exit(0);
             }
-            let start = Instant::now();
-            let mut t = Tensor::from_slice(&[1f32]);
-            let err = pg.all_reduce_sum_(&mut t).unwrap_err();
-            let took = start.elapsed();
-            eprintln!("rank 1 got, after {took:?}: {err}");
+            let (err, took) = failed_all_reduce(&pg);
             assert!(matches!(err, Error::Extension { ref op, .. } if op == "all_reduce"));
             assert!(took < TIMEOUT + Duration::from_secs(5), "{took:?}");
         }
