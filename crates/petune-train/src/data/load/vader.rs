@@ -148,7 +148,7 @@ pub fn load_vader_snippets(task: TaskName, path: &Path) -> Result<VaderData> {
         examples,
     };
     let counts = dataset.label_counts();
-    if counts.iter().any(|&c| c == 0) {
+    if counts.contains(&0) {
         return Err(Error::input(format!(
             "{shown}: after dropping the {} ratings within ±{VADER_MARGIN} of 0, {} negative and \
              {} positive examples remain: a binary task needs both",
