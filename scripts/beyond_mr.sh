@@ -99,16 +99,21 @@ for task in tasks:
                 r = json.loads(d.read_text())
                 lr = json.loads((d.parent / "run.json").read_text())["train"]["lr"]
                 runs.append((lr, r))
+            if len(runs) < 2:  # both rates of the grid must have finished
+                continue
             runs.sort(key=lambda x: x[0])
             best = None
             for lr, r in runs:
                 if best is None or r["best_dev"]["headline"] > best[1]["best_dev"]["headline"]:
                     best = (lr, r)
             chosen.append(best)
+        if not chosen:
+            continue
         acc = [100 * r["test"]["headline"] for _, r in chosen]
         sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
         r0 = chosen[0][1]
-        print(f"| {task} | {r0['method']} | {statistics.mean(acc):.2f} ± {sd:.2f} | "
+        partial = "" if len(chosen) == len(seeds) else f" ({len(chosen)} of {len(seeds)} splits)"
+        print(f"| {task} | {r0['method']}{partial} | {statistics.mean(acc):.2f} ± {sd:.2f} | "
               + " / ".join(f"{a:.2f}" for a in acc)
               + f" | {' / '.join(f'{lr:g}' for lr, _ in chosen)}"
               + f" | {statistics.mean(100 * r['best_dev']['headline'] for _, r in chosen):.2f}"
