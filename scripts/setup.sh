@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # petune set-up: libtorch for tch 0.26 (from the PyPI torch wheel) and the real
-# assets of docs/assets.md (MiniLM-L6, splade-tiny, MR, SmolLM2 GGUF), each checked by sha256.
+# assets of docs/assets.md (MiniLM-L6, splade-tiny, MR, the VADER tasks, SmolLM2 GGUF), each checked by sha256.
 #
 # Idempotent: every step leaves a stamp, so a re-run does nothing in about a second.
 # Everything lands in ignored folders: .venv/ (libtorch) and .assets/ (models, data).
@@ -117,6 +117,31 @@ if [ ! -f "$MR_STAMP" ]; then
   cp "$SNIP" "$ASSETS/mr/movieReviewSnippets_GroundTruth.txt"
   rm -rf "$ASSETS/mr.tmp"
   touch "$MR_STAMP"
+fi
+# The VADER tasks (docs/tasks.md): the human-rated tweets, Amazon and NYT snippets of the same
+# vaderSentiment sdist (no download when the MR step already fetched it), each checked by sha256.
+VADER_STAMP=$ASSETS/vader/.ok
+if [ ! -f "$VADER_STAMP" ]; then
+  fetch_pkg vaderSentiment==3.3.2 vaderSentiment-3.3.2.tar.gz \
+    5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9 --no-binary :all:
+  rm -rf "$ASSETS/vader.tmp" && mkdir -p "$ASSETS/vader.tmp/out"
+  tar -xzf "$ASSETS/downloads/vaderSentiment-3.3.2.tar.gz" -C "$ASSETS/vader.tmp" \
+    vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz
+  tar -xzf "$ASSETS/vader.tmp/vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz" \
+    -C "$ASSETS/vader.tmp"
+  for entry in \
+    tweets_GroundTruth.txt:dfbe7102e2f92579ed8b19df9a3822491880697c67adf712fb66e520cc05102f \
+    amazonReviewSnippets_GroundTruth.txt:11a9807a0974a2506a2d3b4851eaf69b3d6d20688ce4923adda2312a4f6dd6c2 \
+    nytEditorialSnippets_GroundTruth.txt:7d8fbcce7dde5d716da53e78f4ef4be6b706e9ef1e1d51887e6d0ad4b69cc27e; do
+    name=${entry%%:*}
+    src=$(find "$ASSETS/vader.tmp" -name "$name" | head -n1)
+    [ -n "$src" ] || { log "$name not found in the vaderSentiment archive"; exit 1; }
+    cp "$src" "$ASSETS/vader.tmp/out/$name"
+    sha_ok "$ASSETS/vader.tmp/out/$name" "${entry#*:}" || { log "sha256 mismatch for $name"; exit 1; }
+  done
+  touch "$ASSETS/vader.tmp/out/.ok"
+  rm -rf "$ASSETS/vader" && mv "$ASSETS/vader.tmp/out" "$ASSETS/vader"
+  rm -rf "$ASSETS/vader.tmp"
 fi
 # SmolLM2-135M-Instruct, GGUF Q4_1 (docs/gguf.md): the one real decoder.
 SMOLLM_STAMP=$ASSETS/smollm2/.ok

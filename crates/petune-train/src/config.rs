@@ -9,7 +9,10 @@ use petune_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::fewshot::{authors_splits, sample_few_shot_with_dev};
-use crate::data::load::{load_file, load_mr_snippets, load_split, mr_split, MR_SPLIT_SEED};
+use crate::data::load::{
+    load_file, load_mr_snippets, load_split, load_vader_snippets, mr_split, vader_split,
+    MR_SPLIT_SEED,
+};
 use crate::data::{
     stratified_split, Dataset, Metric, Split, TaskName, TaskSpec, TemplateStyle, AUTHORS_SEEDS,
     K_DEV,
@@ -25,6 +28,13 @@ pub enum DataSource {
     /// 2,000-example test set.
     MrSnippets {
         /// `movieReviewSnippets_GroundTruth.txt`.
+        path: PathBuf,
+    },
+    /// A human-rated snippets file of vaderSentiment (`tweets_GroundTruth.txt`, ...; the
+    /// VADER tasks `tweets`, `amazon`, `nyt` only), binarized and split by `vader_split` into
+    /// a pool and a 1,000-example test set (`data::load::vader`, docs/tasks.md).
+    RatedSnippets {
+        /// The task's `*_GroundTruth.txt`.
         path: PathBuf,
     },
     /// A task folder in its public layout (GLUE TSV or LM-BFF) with train/dev/test files.
@@ -248,7 +258,12 @@ impl TryFrom<TaskConfigJson> for TaskConfig {
                         "applies to the built-in tasks; a custom task gives its own `template`",
                     ));
                 }
-                if matches!(j.data, DataSource::MrSnippets { .. } | DataSource::TaskDir { .. }) {
+                if matches!(
+                    j.data,
+                    DataSource::MrSnippets { .. }
+                        | DataSource::RatedSnippets { .. }
+                        | DataSource::TaskDir { .. }
+                ) {
                     return Err(Error::config(
                         "task.data",
                         "a custom task reads its own files: `{\"kind\": \"files\", \"train\": ...}`",
@@ -403,9 +418,23 @@ impl TaskConfig {
     fn load_builtin(&self, name: TaskName) -> Result<TaskData> {
         let spec = name.spec(self.template_style);
         let (pool, dev, dev_mm, test, test_mm) = match &self.data {
+            DataSource::MrSnippets { .. } if name.is_vader() => {
+                return Err(Error::config(
+                    "task.data",
+                    format!(
+                        "`{name}` reads its own rated-snippets file: {{\"kind\": \"rated_snippets\", \"path\": \".assets/vader/{}\"}}",
+                        crate::data::load::vader_file_name(name).unwrap_or("…")
+                    ),
+                ))
+            }
             DataSource::MrSnippets { path } => {
                 let all = load_mr_snippets(path)?;
                 let (pool, test) = mr_split(&all, MR_SPLIT_SEED)?;
+                (pool, None, None, Some(test), None)
+            }
+            DataSource::RatedSnippets { path } => {
+                let all = load_vader_snippets(name, path)?.dataset;
+                let (pool, test) = vader_split(&all, MR_SPLIT_SEED)?;
                 (pool, None, None, Some(test), None)
             }
             DataSource::TaskDir { dir } => {

@@ -30,6 +30,10 @@ fn authors_code_templates() {
         (Rte, "The movie was shot in Rome. ? <mask> , Filming took place in Italy."),
         (Mrpc, "The movie was shot in Rome. ? <mask> , Filming took place in Italy."),
         (Qqp, "The movie was shot in Rome. <mask> , Filming took place in Italy."),
+        // The VADER sentiment tasks take MR's template.
+        (Tweets, "The movie was shot in Rome. . It was <mask> ."),
+        (Amazon, "The movie was shot in Rome. . It was <mask> ."),
+        (Nyt, "The movie was shot in Rome. . It was <mask> ."),
     ];
     assert_eq!(want.len(), TaskName::ALL.len());
     for (task, s) in want {
@@ -56,6 +60,9 @@ fn paper_lmbff_templates() {
         (Rte, "The movie was shot in Rome?[MASK], filming took place in Italy."),
         (Mrpc, "The movie was shot in Rome.[MASK], filming took place in Italy."),
         (Qqp, "The movie was shot in Rome.[MASK], filming took place in Italy."),
+        (Tweets, "The movie was shot in Rome. It was[MASK]."),
+        (Amazon, "The movie was shot in Rome. It was[MASK]."),
+        (Nyt, "The movie was shot in Rome. It was[MASK]."),
     ];
     for (task, s) in want {
         assert_eq!(render(task, TemplateStyle::Paper, "[MASK]"), s, "{task}");
@@ -86,7 +93,7 @@ fn pair_template_needs_text_b() {
 #[test]
 fn label_words_in_label_order() {
     use TaskName::*;
-    let want: [(TaskName, &[&str]); 10] = [
+    let want: [(TaskName, &[&str]); 13] = [
         (Sst2, &["terrible", "great"]),
         (Mr, &["terrible", "great"]),
         (Mpqa, &["terrible", "great"]),
@@ -99,6 +106,9 @@ fn label_words_in_label_order() {
         (Rte, &["Yes", "No"]),
         (Mrpc, &["No", "Yes"]),
         (Qqp, &["No", "Yes"]),
+        (Tweets, &["terrible", "great"]),
+        (Amazon, &["terrible", "great"]),
+        (Nyt, &["terrible", "great"]),
     ];
     for (task, words) in want {
         for style in [TemplateStyle::AuthorsCode, TemplateStyle::Paper] {
@@ -119,6 +129,9 @@ fn gpt2_verbalizers() {
         (Mr, "terrible"),
         (Subj, "subjective"),
         (Trec, "Description"),
+        (Tweets, "terrible"),
+        (Amazon, "terrible"),
+        (Nyt, "terrible"),
     ];
     for (task, first) in single {
         let v = task.gpt2_verbalizer().unwrap();

@@ -1,6 +1,13 @@
-//! The paper's ten tasks: labels, metrics, file layouts, templates and label words.
+//! The paper's ten tasks, and three more binary sentiment tasks: labels, metrics, file
+//! layouts, templates and label words.
 //!
-//! Everything here is read off the authors' code (github.com/xyltt/LPT @ 634c7b2,
+//! The three extra tasks ([`TaskName::VADER`]: `tweets`, `amazon`, `nyt`) are not in the
+//! paper. They are binarized from Hutto & Gilbert's (ICWSM 2014) human-rated snippets, which
+//! ship with vaderSentiment next to the MR data (`crate::data::load::vader`, docs/tasks.md).
+//! Being sentiment tasks, they take MR's template, label words and GPT-2 pattern, and MR's
+//! layout (so the few-shot sampler treats them exactly as MR).
+//!
+//! For the paper's ten, everything here is read off the authors' code (github.com/xyltt/LPT @ 634c7b2,
 //! lpt-reference §4 and §6): label order = `get_labels()`, label words = `get_label_map()`
 //! (`encoder-only/data/process.py`), GPT-2 patterns and words = `get_templates()`
 //! (`decoder-only/data/utils.py`), metric keys = `get_metric_key()`
@@ -28,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use super::metrics::Metric;
 use super::template::{Slot, Template, TemplatePart};
 
-/// The paper's tasks (Tables 1-3, 6).
+/// The paper's tasks (Tables 1-3, 6), and the three VADER sentiment tasks (module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskName {
@@ -62,6 +69,15 @@ pub enum TaskName {
     /// TREC, 6-way question type (LM-BFF layout).
     #[serde(alias = "TREC")]
     Trec,
+    /// Tweet-like texts rated by humans (Hutto & Gilbert 2014), binarized (not in the paper).
+    Tweets,
+    /// Amazon review sentences rated by humans (Hutto & Gilbert 2014; reviews of Hu & Liu
+    /// 2004), binarized (not in the paper).
+    Amazon,
+    /// New York Times editorial sentences rated by humans (Hutto & Gilbert 2014),
+    /// binarized (not in the paper).
+    #[serde(alias = "NYT")]
+    Nyt,
 }
 
 /// Which template variant to use (module docs).
@@ -233,8 +249,29 @@ fn strings(xs: &[&str]) -> Vec<String> {
 }
 
 impl TaskName {
-    /// All ten tasks.
-    pub const ALL: [TaskName; 10] = [
+    /// Every task: the paper's ten, then the three VADER tasks.
+    pub const ALL: [TaskName; 13] = [
+        TaskName::Sst2,
+        TaskName::Mnli,
+        TaskName::Mrpc,
+        TaskName::Qnli,
+        TaskName::Qqp,
+        TaskName::Rte,
+        TaskName::Mr,
+        TaskName::Mpqa,
+        TaskName::Subj,
+        TaskName::Trec,
+        TaskName::Tweets,
+        TaskName::Amazon,
+        TaskName::Nyt,
+    ];
+
+    /// The three binary sentiment tasks made from vaderSentiment's human-rated snippets
+    /// (module docs; not in the paper).
+    pub const VADER: [TaskName; 3] = [TaskName::Tweets, TaskName::Amazon, TaskName::Nyt];
+
+    /// The paper's ten tasks.
+    pub const PAPER: [TaskName; 10] = [
         TaskName::Sst2,
         TaskName::Mnli,
         TaskName::Mrpc,
@@ -261,7 +298,15 @@ impl TaskName {
             TaskName::Mpqa => "mpqa",
             TaskName::Subj => "subj",
             TaskName::Trec => "trec",
+            TaskName::Tweets => "tweets",
+            TaskName::Amazon => "amazon",
+            TaskName::Nyt => "nyt",
         }
+    }
+
+    /// True for the VADER tasks ([`TaskName::VADER`]), whose data is a rated-snippets file.
+    pub fn is_vader(&self) -> bool {
+        TaskName::VADER.contains(self)
     }
 
     /// The directory name in the original data (`glue_data/SST-2`, `MNLI`, ...; lowercase
@@ -305,7 +350,14 @@ impl TaskName {
     /// The on-disk layout.
     pub fn layout(&self) -> FileLayout {
         match self {
-            TaskName::Mr | TaskName::Mpqa | TaskName::Subj | TaskName::Trec => FileLayout::LmBff,
+            // The VADER tasks are handled as MR (their pools are header-less lists).
+            TaskName::Mr
+            | TaskName::Mpqa
+            | TaskName::Subj
+            | TaskName::Trec
+            | TaskName::Tweets
+            | TaskName::Amazon
+            | TaskName::Nyt => FileLayout::LmBff,
             _ => FileLayout::GlueTsv,
         }
     }
@@ -337,7 +389,13 @@ impl TaskName {
             // '{} . It was <mask> .'
             (
                 TemplateStyle::AuthorsCode | TemplateStyle::Raw,
-                TaskName::Sst2 | TaskName::Mr | TaskName::Mpqa | TaskName::Subj,
+                TaskName::Sst2
+                | TaskName::Mr
+                | TaskName::Mpqa
+                | TaskName::Subj
+                | TaskName::Tweets
+                | TaskName::Amazon
+                | TaskName::Nyt,
             ) => vec![P::a(), P::lit(" . It was "), P::Mask, P::lit(" .")],
             // '<mask> : {}'
             (TemplateStyle::AuthorsCode | TemplateStyle::Raw, TaskName::Trec) => {
@@ -352,7 +410,15 @@ impl TaskName {
                 vec![P::a(), P::lit(" ? "), P::Mask, P::lit(" , "), P::b()]
             }
             // *cls**sent_0*_It_was*mask*.*sep+*
-            (TemplateStyle::Paper, TaskName::Sst2 | TaskName::Mr | TaskName::Mpqa) => {
+            (
+                TemplateStyle::Paper,
+                TaskName::Sst2
+                | TaskName::Mr
+                | TaskName::Mpqa
+                | TaskName::Tweets
+                | TaskName::Amazon
+                | TaskName::Nyt,
+            ) => {
                 vec![P::a(), P::lit(" It was"), P::Mask, P::lit(".")]
             }
             // *cls**sent_0*_This_is*mask*.*sep+*
@@ -383,7 +449,12 @@ impl TaskName {
     /// for both styles: LM-BFF's mappings equal the authors' `get_label_map()`.
     pub fn label_words(&self, _style: TemplateStyle) -> Vec<String> {
         strings(match self {
-            TaskName::Sst2 | TaskName::Mr | TaskName::Mpqa => &["terrible", "great"],
+            TaskName::Sst2
+            | TaskName::Mr
+            | TaskName::Mpqa
+            | TaskName::Tweets
+            | TaskName::Amazon
+            | TaskName::Nyt => &["terrible", "great"],
             TaskName::Subj => &["subjective", "objective"],
             TaskName::Trec => {
                 &["Description", "Entity", "Expression", "Human", "Location", "Number"]
@@ -475,6 +546,9 @@ mod tests {
             ("mr", TaskName::Mr),
             ("Subj", TaskName::Subj),
             (" qqp ", TaskName::Qqp),
+            ("tweets", TaskName::Tweets),
+            ("Amazon", TaskName::Amazon),
+            ("NYT", TaskName::Nyt),
         ] {
             assert_eq!(s.parse::<TaskName>().unwrap(), t, "{s}");
         }
@@ -501,6 +575,13 @@ mod tests {
         assert_eq!(TaskName::Trec.metric(), Metric::Accuracy);
         assert_eq!(TaskName::Mr.layout(), FileLayout::LmBff);
         assert_eq!(TaskName::Rte.layout(), FileLayout::GlueTsv);
+        for t in TaskName::VADER {
+            // Sampled as MR is (accumulated shuffles), scored by accuracy.
+            assert_eq!(t.layout(), FileLayout::LmBff);
+            assert_eq!(t.metric(), Metric::Accuracy);
+            assert!(t.is_vader() && !TaskName::PAPER.contains(&t));
+        }
+        assert_eq!(TaskName::PAPER.len() + TaskName::VADER.len(), TaskName::ALL.len());
         assert_eq!(
             TaskName::Mnli.file_names(Split::Dev),
             &["dev_matched.tsv", "dev_mismatched.tsv"]

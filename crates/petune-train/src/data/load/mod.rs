@@ -10,6 +10,7 @@
 //! | either, chosen by task and extension | [`load_task_file`], [`load_split`] |
 //! | the user's CSV with header / JSON Lines / Parquet | [`load_file`] ([`load_csv`], [`load_jsonl`]); unlabelled: [`load_texts`] |
 //! | vaderSentiment's MR snippets | [`load_mr_snippets`], then [`mr_split`] |
+//! | vaderSentiment's rated tweets, Amazon and NYT snippets (binarized) | [`load_vader_snippets`], then [`vader_split`] |
 
 mod generic;
 mod glue;
@@ -18,6 +19,7 @@ mod mr;
 #[cfg(feature = "parquet")]
 mod parquet;
 pub(crate) mod text;
+mod vader;
 
 use std::path::Path;
 
@@ -34,6 +36,10 @@ pub use glue::load_glue_tsv;
 pub use lmbff::{load_lmbff_csv, load_lmbff_tsv};
 pub use mr::{
     load_mr_snippets, mr_split, MR_NUM_EXAMPLES, MR_NUM_POSITIVE, MR_SPLIT_SEED, MR_TEST_SIZE,
+};
+pub use vader::{
+    binarize, load_vader_snippets, vader_file_name, vader_split, VaderData, VADER_MARGIN,
+    VADER_SCALE, VADER_TEST_SIZE,
 };
 
 /// Loads one labelled file of a built-in task: GLUE TSV for GLUE tasks; for MR/MPQA/Subj/TREC
