@@ -888,3 +888,20 @@ fn params_inspect_bench_sweep_probe_refuse_hostile_arguments() {
         mk("help", s(&["--help"]), 0, "Usage"),
     ]);
 }
+
+/// `petune train --print-config | head`: a reader that has gone is not a panic. The pipe's
+/// read end is closed before the process starts, so the write always meets a broken pipe.
+#[test]
+fn print_config_into_a_closed_pipe_is_not_a_panic() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/mr-minilm-npg.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_petune"))
+        .args(["train", "--config", config.to_str().unwrap(), "--print-config"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

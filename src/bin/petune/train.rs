@@ -4,6 +4,7 @@
 //! (`--model DIR --train FILE`, petune_train::quickstart); `--print-config` shows the
 //! config either way without training.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -268,7 +269,14 @@ fn run_in(args: &TrainArgs, group: &mut Option<(ProcessGroup, usize)>) -> anyhow
         }
     }
     if args.print_config {
-        println!("{}", serde_json::to_string_pretty(&cfg)?);
+        let text = serde_json::to_string_pretty(&cfg)?;
+        // `petune train --print-config | head`: a reader that stops early is not an error
+        // (println! would panic on the broken pipe).
+        let mut out = std::io::stdout().lock();
+        match writeln!(out, "{text}").and_then(|()| out.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other?,
+        }
         return Ok(());
     }
     let mut data = None;
