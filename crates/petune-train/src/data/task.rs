@@ -250,21 +250,16 @@ fn strings(xs: &[&str]) -> Vec<String> {
 
 impl TaskName {
     /// Every task: the paper's ten, then the three VADER tasks.
-    pub const ALL: [TaskName; 13] = [
-        TaskName::Sst2,
-        TaskName::Mnli,
-        TaskName::Mrpc,
-        TaskName::Qnli,
-        TaskName::Qqp,
-        TaskName::Rte,
-        TaskName::Mr,
-        TaskName::Mpqa,
-        TaskName::Subj,
-        TaskName::Trec,
-        TaskName::Tweets,
-        TaskName::Amazon,
-        TaskName::Nyt,
-    ];
+    pub const ALL: [TaskName; 13] = {
+        let (paper, vader) = (Self::PAPER, Self::VADER);
+        let mut all = [TaskName::Sst2; 13];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = if i < paper.len() { paper[i] } else { vader[i - paper.len()] };
+            i += 1;
+        }
+        all
+    };
 
     /// The three binary sentiment tasks made from vaderSentiment's human-rated snippets
     /// (module docs; not in the paper).

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use petune_core::{Error, Result};
 
-use super::text::{numbered_lines, read_text};
+use super::text::{line_error, rated_lines, read_text};
 use crate::data::example::{Dataset, Example};
 use crate::data::fewshot::stratified_split;
 use crate::data::task::TaskName;
@@ -40,31 +40,17 @@ pub const MR_SPLIT_SEED: u32 = 42;
 /// number (a cheap check that the file is the one meant).
 pub fn load_mr_snippets(path: &Path) -> Result<Dataset> {
     let text = read_text(path)?;
-    let shown = path.display();
+    let shown = path.display().to_string();
     let mut examples = Vec::new();
-    for (line_no, line) in numbered_lines(&text) {
-        if line.is_empty() {
-            continue;
-        }
-        let at = |msg: String| Error::input(format!("{shown}:{line_no}: {msg}"));
-        let fields: Vec<&str> = line.split('\t').collect();
-        let [id, rating, sentence] = fields.as_slice() else {
-            return Err(at(format!(
-                "expected `id<TAB>mean_rating<TAB>text`, found {} field(s)",
-                fields.len()
-            )));
-        };
-        let id: usize =
-            id.trim().parse().map_err(|_| at(format!("id `{id}` is not an integer")))?;
+    for row in rated_lines(&text, &shown)? {
+        let at = |msg: String| line_error(&shown, row.line_no, msg);
+        let id = row.id;
+        let id: usize = id.parse().map_err(|_| at(format!("id `{id}` is not an integer")))?;
         if !(1..=MR_NUM_EXAMPLES).contains(&id) {
             return Err(at(format!("id {id} is outside 1..={MR_NUM_EXAMPLES}")));
         }
-        rating
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| at(format!("mean rating `{rating}` is not a number")))?;
         let label = usize::from(id <= MR_NUM_POSITIVE);
-        examples.push(Example::single(*sentence, label));
+        examples.push(Example::single(row.text, label));
     }
     if examples.is_empty() {
         return Err(Error::input(format!("{shown}: empty file")));

@@ -141,6 +141,51 @@ pub(crate) fn parse_csv(text: &str, path: &Path) -> Result<Vec<CsvRecord>> {
     Ok(records)
 }
 
+/// One line of Hutto & Gilbert's ground-truth files (ICWSM 2014, shipped with
+/// vaderSentiment): `id<TAB>mean_rating<TAB>text`. MR's and the VADER tasks' loaders both
+/// read this format; each checks ids and ratings its own way.
+pub(crate) struct RatedLine<'a> {
+    /// 1-based line number in the file.
+    pub line_no: usize,
+    /// The id field, trimmed.
+    pub id: &'a str,
+    /// The mean rating, parsed (not range-checked).
+    pub rating: f64,
+    /// The text field, as written.
+    pub text: &'a str,
+}
+
+/// The non-empty lines of a ground-truth file `text` (read from `shown`), split into their
+/// three fields with the rating parsed; a line with another field count or a rating that
+/// is not a number is an error naming the file and line.
+pub(crate) fn rated_lines<'a>(text: &'a str, shown: &str) -> Result<Vec<RatedLine<'a>>> {
+    let mut out = Vec::new();
+    for (line_no, line) in numbered_lines(text) {
+        if line.is_empty() {
+            continue;
+        }
+        let at = |msg: String| line_error(shown, line_no, msg);
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [id, rating, text] = fields.as_slice() else {
+            return Err(at(format!(
+                "expected `id<TAB>mean_rating<TAB>text`, found {} field(s)",
+                fields.len()
+            )));
+        };
+        let rating: f64 = rating
+            .trim()
+            .parse()
+            .map_err(|_| at(format!("mean rating `{rating}` is not a number")))?;
+        out.push(RatedLine { line_no, id: id.trim(), rating, text });
+    }
+    Ok(out)
+}
+
+/// An input error at `shown:line_no`.
+pub(crate) fn line_error(shown: &str, line_no: usize, msg: String) -> Error {
+    Error::input(format!("{shown}:{line_no}: {msg}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

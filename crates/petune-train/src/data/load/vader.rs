@@ -34,7 +34,7 @@ use std::path::Path;
 
 use petune_core::{Error, Result};
 
-use super::text::{numbered_lines, read_text};
+use super::text::{line_error, rated_lines, read_text};
 use crate::data::example::{Dataset, Example};
 use crate::data::fewshot::stratified_split;
 use crate::data::task::TaskName;
@@ -99,44 +99,30 @@ pub fn load_vader_snippets(task: TaskName, path: &Path) -> Result<VaderData> {
         ));
     }
     let text = read_text(path)?;
-    let shown = path.display();
+    let shown = path.display().to_string();
     let mut examples = Vec::new();
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut rated = 0;
-    for (line_no, line) in numbered_lines(&text) {
-        if line.is_empty() {
-            continue;
-        }
-        let at = |msg: String| Error::input(format!("{shown}:{line_no}: {msg}"));
-        let fields: Vec<&str> = line.split('\t').collect();
-        let [id, rating, sentence] = fields.as_slice() else {
-            return Err(at(format!(
-                "expected `id<TAB>mean_rating<TAB>text`, found {} field(s)",
-                fields.len()
-            )));
-        };
-        let id = id.trim();
+    for row in rated_lines(&text, &shown)? {
+        let at = |msg: String| line_error(&shown, row.line_no, msg);
+        let (id, rating) = (row.id, row.rating);
         if id.is_empty() {
             return Err(at("empty id".into()));
         }
-        if let Some(first) = seen.insert(id, line_no) {
+        if let Some(first) = seen.insert(id, row.line_no) {
             return Err(at(format!("id `{id}` already used on line {first}")));
         }
-        let rating: f64 = rating
-            .trim()
-            .parse()
-            .map_err(|_| at(format!("mean rating `{rating}` is not a number")))?;
         if !(rating.is_finite() && rating.abs() <= VADER_SCALE) {
             return Err(at(format!(
                 "mean rating {rating} is outside the raters' scale −{VADER_SCALE} … +{VADER_SCALE}"
             )));
         }
-        if sentence.trim().is_empty() {
+        if row.text.trim().is_empty() {
             return Err(at("empty text".into()));
         }
         rated += 1;
         if let Some(label) = binarize(rating) {
-            examples.push(Example::single(*sentence, label));
+            examples.push(Example::single(row.text, label));
         }
     }
     if rated == 0 {
