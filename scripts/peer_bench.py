@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--precision", default="f32", choices=["f32", "fp16", "bf16"])
     ap.add_argument("--adamw", default="fused", choices=["fused", "default"])
     ap.add_argument("--tf32", action="store_true")
+    ap.add_argument("--phases", action="store_true", help="on CUDA, synchronise between phases to time them")
     args = ap.parse_args()
 
     import torch
@@ -107,30 +108,43 @@ def main() -> None:
         scaler = torch.amp.GradScaler("cuda", enabled=fp16)
         low = torch.bfloat16 if args.precision == "bf16" else torch.float16
 
-        def step() -> float:
+        def sync(phase_end: bool = True) -> None:
+            # On CUDA the phase boundaries synchronise only with --phases (they cost some
+            # overlap); the step's end always does.
+            if cuda and (args.phases or not phase_end):
+                torch.cuda.synchronize()
+
+        def step() -> tuple[float, float, float]:
+            """One training step; its forward, backward and optimizer (clip + step) ms."""
+            t0 = time.perf_counter()
             with torch.autocast(dev.type, dtype=low, enabled=args.precision != "f32"):
                 out = model(input_ids=ids, attention_mask=mask).last_hidden_state
                 logits = head(nn.functional.dropout(out[:, n_virtual], 0.1, True))
                 loss = nn.functional.cross_entropy(logits, labels)
+            sync()
+            t1 = time.perf_counter()
             scaler.scale(loss).backward()
+            sync()
+            t2 = time.perf_counter()
             scaler.unscale_(opt)
             nn.utils.clip_grad_norm_(params, 1.0)
             scaler.step(opt)
             scaler.update()
             opt.zero_grad(set_to_none=True)
-            return loss.item()
+            loss.item()
+            sync(phase_end=False)
+            t3 = time.perf_counter()
+            return (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3
 
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
         rss_start = status_mib("VmRSS:")
         for _ in range(args.warmup):
             step()
-        times = []
+        times, phases = [], []
         for _ in range(args.steps):
             t0 = time.perf_counter()
-            step()  # loss.item() synchronises, as petune's step does
-            if cuda:
-                torch.cuda.synchronize()
+            phases.append(step())  # loss.item() synchronises, as petune's step does
             times.append((time.perf_counter() - t0) * 1e3)
         gpu_peak = gpu_used_mib()
     except Exception as e:  # the peer's own refusal is a result to record
@@ -142,6 +156,10 @@ def main() -> None:
         "trainable_params": sum(p.numel() for p in params),
         "median_ms": median,
         "tokens_per_ms": args.batch * args.seq / median,
+        # Medians of each phase over the timed steps (exact on CPU; on CUDA only with --phases).
+        "forward_ms": statistics.median(p[0] for p in phases),
+        "backward_ms": statistics.median(p[1] for p in phases),
+        "optimizer_ms": statistics.median(p[2] for p in phases),
         "rss_start_mib": rss_start,
         "peak_rss_mib": status_mib("VmHWM:"),
         "gpu_start_mib": gpu_start,

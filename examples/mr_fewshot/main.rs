@@ -45,6 +45,7 @@ use petune::experiments::grid::{grid_configs, select, Grid, GridPoint};
 use petune::experiments::runner::{RunOutcome, Runner};
 use petune::prelude::*;
 use petune::train::data::fewshot::stratified_split;
+use petune::train::data::load::vader_file_name;
 use petune::train::data::sampler::Sampling;
 use petune::train::data::{Dataset, TemplateStyle};
 use petune::train::head::HeadToken;
@@ -64,7 +65,8 @@ struct Args {
     #[arg(long, default_value = "mr")]
     task: String,
     /// The task's data folder in its public layout (`data.kind: task_dir`); default for
-    /// MR: the snippets file of scripts/setup.sh.
+    /// MR and the VADER tasks (`tweets`, `amazon`, `nyt`): their rated-snippet files from
+    /// scripts/setup.sh.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Evaluate on a seeded, label-stratified subset of this many test examples (the
@@ -169,14 +171,21 @@ fn data_source(args: &Args, task: TaskName, root: &Path) -> anyhow::Result<DataS
         }
         return Ok(DataSource::TaskDir { dir: dir.clone() });
     }
-    if task != TaskName::Mr {
-        bail!("--task {task}: pass its data folder with --data (only MR's data is known here)");
-    }
-    let path = root.join(".assets/mr/movieReviewSnippets_GroundTruth.txt");
+    // The rated-snippet files that scripts/setup.sh installs: MR's, and the VADER tasks'
+    // (docs/tasks.md); any other task needs its folder.
+    let (path, source): (PathBuf, fn(PathBuf) -> DataSource) = if task == TaskName::Mr {
+        (root.join(".assets/mr/movieReviewSnippets_GroundTruth.txt"), |path| {
+            DataSource::MrSnippets { path }
+        })
+    } else if let Some(file) = vader_file_name(task) {
+        (root.join(".assets/vader").join(file), |path| DataSource::RatedSnippets { path })
+    } else {
+        bail!("--task {task}: pass its data folder with --data (only the rated-snippet tasks' data is known here)");
+    };
     if !path.exists() {
-        bail!("the real assets are missing: run scripts/setup.sh");
+        bail!("the real assets are missing ({}): run scripts/setup.sh", path.display());
     }
-    Ok(DataSource::MrSnippets { path })
+    Ok(source(path))
 }
 
 /// The run's task for `seed` and its test set: the authors' few-shot split (the test set

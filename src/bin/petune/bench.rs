@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use crate::out::{out, outln};
 use anyhow::bail;
 use clap::builder::RangedU64ValueParser;
 use clap::Args;
@@ -78,7 +79,7 @@ pub struct BenchArgs {
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(json) = &args.single {
         let job: BenchJob = serde_json::from_str(json)?;
-        println!("{}", serde_json::to_string(&run_bench_job(&job)?)?);
+        outln!("{}", serde_json::to_string(&run_bench_job(&job)?)?)?;
         return Ok(());
     }
     let spec = model_spec(&args.model)?;
@@ -126,25 +127,31 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     let json = args.json;
+    // The first failed write of a streamed report (a closed stdout), returned once the
+    // jobs are done.
+    let mut streamed = Ok(());
     let (reports, peak) = run_bench_jobs(&Runner::Cli(exe), &jobs, &spec, |job, r| {
         if json {
-            println!("{}", serde_json::json!({ "report": r }));
+            if streamed.is_ok() {
+                streamed = outln!("{}", serde_json::json!({ "report": r }));
+            }
         } else {
             let opt = job.config.optimizer.name();
             eprintln!("  {} ({opt}) ... {:.1} ms", job.method.label(), r.median_ms);
         }
     })?;
+    streamed?;
     let device = petune::core::parse_device(&args.device)?;
     if args.json {
-        println!("{}", serde_json::to_string(&serde_json::json!({ "matmul_gflops": peak }))?);
+        outln!("{}", serde_json::to_string(&serde_json::json!({ "matmul_gflops": peak }))?)?;
     } else {
-        println!(
+        outln!(
             "\n{}: batch {} × {} tokens, {} timed steps after {} warm-up, {} threads, {:?}, {}, base {}, TF32 {}, matmul [{}×{}]·[{}×{}] = {:.1} GFLOP/s\n",
             spec.describe(), args.batch, args.seq, args.steps, args.warmup, tch::get_num_threads(),
             device, args.precision.name(), args.base_dtype.name(), if args.tf32 { "on" } else { "off" },
             args.batch * args.seq, spec.hidden, spec.hidden, spec.intermediate, peak
-        );
-        print!("{}", bench_table(&reports, peak));
+        )?;
+        out!("{}", bench_table(&reports, peak))?;
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use petune::train::generate::chat::{chat_template_of, render_chat, Message};
 use petune::train::generate::{generate, Decoding, GenerateOptions, StopReason};
 
 use crate::infer::load_trained;
+use crate::out::outln;
 
 /// Arguments of `petune generate`.
 #[derive(Args, Debug)]
@@ -180,9 +181,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
             "stop": stop,
             "ms": ms,
         });
-        println!("{v}");
+        outln!("{v}")?;
     } else {
-        println!("{out}");
+        outln!("{out}")?;
     }
     eprintln!(
         "{} prompt tokens, {} new ({stop}) in {ms:.0} ms ({:.1} tokens/s)",

@@ -3,7 +3,6 @@
 //! a labelled file. Both read CSV, JSONL and Parquet exactly as `train` does
 //! (petune_train::data::load: BOM, CRLF, quoting; `predict` needs no `label` column).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -13,6 +12,7 @@ use petune::train::data::load::{load_file, load_texts};
 use petune::train::data::{ClassificationReport, Dataset};
 use petune::train::Prediction;
 
+use crate::out::{out, outln};
 use crate::train::class_table;
 
 /// How `predict` writes its predictions.
@@ -176,11 +176,7 @@ pub fn predict(args: &InferArgs) -> anyhow::Result<()> {
             petune::core::fsio::write_atomic(path, text.as_bytes())?;
             eprintln!("wrote {} predictions to {}", preds.len(), path.display());
         }
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            // A closed pipe (`| head`) ends the output, not the program with a panic.
-            let _ = stdout.write_all(text.as_bytes());
-        }
+        None => out!("{text}")?,
     }
     Ok(())
 }
@@ -214,18 +210,18 @@ pub fn eval(args: &InferArgs) -> anyhow::Result<()> {
     let (report, classes) = model.evaluate_detailed(&ds, args.batch_size as usize)?;
     if args.json {
         let out = serde_json::json!({"metric": report, "classes": classes});
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{} on {} ({} examples): {} = {:.4}",
         model.manifest().method.label(),
         args.input.display(),
         ds.examples.len(),
         report.key,
         report.headline
-    );
-    print!("{}", class_table(&classes, &args.input.display().to_string()));
-    print!("{}", confusion_table(&classes));
+    )?;
+    out!("{}", class_table(&classes, &args.input.display().to_string()))?;
+    out!("{}", confusion_table(&classes))?;
     Ok(())
 }

@@ -10,6 +10,7 @@ use petune::prelude::*;
 use serde_json::json;
 use tch::nn::VarStore;
 
+use crate::out::outln;
 use petune::experiments::catalog::parse_method;
 
 /// Arguments of `petune inspect`.
@@ -61,20 +62,22 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{} — {} parameters; capabilities {:?}",
         spec.describe(),
         spec.total_params,
         spec.capabilities
-    );
-    println!(
+    )?;
+    outln!(
         "{} query heads, {} key/value heads of size {}",
-        spec.n_heads, spec.n_kv_heads, spec.head_dim
-    );
-    println!(
+        spec.n_heads,
+        spec.n_kv_heads,
+        spec.head_dim
+    )?;
+    outln!(
         "{} linear sites (per layer: {}), {} norm sites ({:?}), {} sublayer sites",
         spec.linear_sites.len(),
         spec.linear_sites
@@ -93,16 +96,16 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
         spec.norm_sites.len(),
         spec.norm_sites.first().map(|n| n.kind),
         spec.sublayer_sites().len()
-    );
+    )?;
     if let Some(label) = out.get("method") {
-        println!(
+        outln!(
             "method {label}: {} sites touched, {} parameters, no autograd below layer {}",
             touched.len(),
             touched.iter().map(|(_, n)| n).sum::<i64>(),
             out["grad_floor"]
-        );
+        )?;
         for (site, n) in &touched {
-            println!("  {:<60} {n}", format!("{site:?}"));
+            outln!("  {:<60} {n}", format!("{site:?}"))?;
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ mod generate;
 mod infer;
 mod inspect;
 mod launch;
+mod out;
 mod params;
 mod probe;
 mod sweep;
@@ -79,6 +80,10 @@ fn main() {
     };
     init_logging(cli.verbose);
     if let Err(e) = run(cli.command) {
+        if out::is_stdout_closed(&e) {
+            // The reader stopped reading (`petune ... | head`): not a failure.
+            return;
+        }
         eprintln!("error: {}", one_line(&e));
         std::process::exit(FAILURE);
     }

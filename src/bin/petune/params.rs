@@ -9,6 +9,7 @@ use clap::Args;
 use petune::backbones::{model_spec, spec_from_config};
 use petune::experiments::catalog::parse_method;
 // PEFT prints counts with `:,d`, as the paper tables do.
+use crate::out::outln;
 use petune::experiments::tables::thousands;
 use petune::prelude::*;
 use petune::train::{head_params, resolve_head};
@@ -119,11 +120,11 @@ pub fn run(args: &ParamsArgs) -> anyhow::Result<()> {
     let method = parse_method(&args.method, &spec)?;
     let r = report(&spec, &method, parse_head(&args.head)?, args.classes)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?)?;
     } else {
-        println!("{} on {} (head: {:?})", r.method, r.backbone, r.head);
-        println!("{}", peft_line(&r));
-        println!("{}", serde_json::to_string(&r)?);
+        outln!("{} on {} (head: {:?})", r.method, r.backbone, r.head)?;
+        outln!("{}", peft_line(&r))?;
+        outln!("{}", serde_json::to_string(&r)?)?;
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ use petune::train::head::HeadToken;
 use petune::train::probe::{probe_layers, ProbeConfig, ProbeReport};
 
 use crate::infer::{dataset, load_trained};
+use crate::out::outln;
 
 /// Which split of a run config's task to probe on.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -72,19 +73,27 @@ pub struct ProbeArgs {
     out: Option<PathBuf>,
 }
 
-fn print_table(r: &ProbeReport) {
-    println!(
+fn print_table(r: &ProbeReport) -> anyhow::Result<()> {
+    outln!(
         "{} — token {:?}, {} examples, label entropy {:.3} bits",
-        r.model, r.token, r.examples, r.label_entropy_bits
-    );
-    println!("| layer | MI (bits) | probe accuracy | probe CE (nats) |");
-    println!("|---|---|---|---|");
+        r.model,
+        r.token,
+        r.examples,
+        r.label_entropy_bits
+    )?;
+    outln!("| layer | MI (bits) | probe accuracy | probe CE (nats) |")?;
+    outln!("|---|---|---|---|")?;
     for l in &r.layers {
-        println!(
+        outln!(
             "| {} | {:.3} ± {:.3} | {:.3} | {:.3} |",
-            l.layer, l.mi_bits, l.mi_bits_std, l.accuracy, l.cross_entropy
-        );
+            l.layer,
+            l.mi_bits,
+            l.mi_bits_std,
+            l.accuracy,
+            l.cross_entropy
+        )?;
     }
+    Ok(())
 }
 
 /// Runs `petune probe`.
@@ -138,11 +147,11 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
         reports.push(probe_layers(&model, &ds, &ProbeConfig { token, ..cfg.clone() })?);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        outln!("{}", serde_json::to_string_pretty(&reports)?)?;
     } else {
         for r in &reports {
-            print_table(r);
-            println!();
+            print_table(r)?;
+            outln!()?;
         }
     }
     if let Some(out) = &args.out {
@@ -166,7 +175,7 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
         };
         line_plot(&out.join("mi_by_layer"), &series, &labels)?;
         if !args.json {
-            println!("wrote {}/probe.json, mi_by_layer.{{png,svg}}", out.display());
+            outln!("wrote {}/probe.json, mi_by_layer.{{png,svg}}", out.display())?;
         }
     }
     Ok(())

@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+use crate::out::outln;
 use anyhow::bail;
 use clap::Args;
 use petune::core::fsio::read_json;
@@ -104,7 +105,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     let points = run_sweep(&Runner::detect(), &plan, out)?;
     let plots = write_sweep_outputs(out, axis, &points)?;
     let files: Vec<String> = plots.iter().map(|p| format!("{p}.{{png,svg}}")).collect();
-    println!("wrote {}/sweep.csv, {}", out.display(), files.join(", "));
+    outln!("wrote {}/sweep.csv, {}", out.display(), files.join(", "))?;
     Ok(())
 }
 

@@ -4,7 +4,6 @@
 //! (`--model DIR --train FILE`, petune_train::quickstart); `--print-config` shows the
 //! config either way without training.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -20,6 +19,7 @@ use petune::train::estimate::human_duration;
 use petune::train::quickstart::Quickstart;
 
 use crate::infer::parse_base_dtype;
+use crate::out::{out, outln};
 use crate::params::parse_head;
 
 /// Arguments of `petune train`.
@@ -269,15 +269,7 @@ fn run_in(args: &TrainArgs, group: &mut Option<(ProcessGroup, usize)>) -> anyhow
         }
     }
     if args.print_config {
-        let text = serde_json::to_string_pretty(&cfg)?;
-        // `petune train --print-config | head`: a reader that stops early is not an error
-        // (println! would panic on the broken pipe).
-        let mut out = std::io::stdout().lock();
-        match writeln!(out, "{text}").and_then(|()| out.flush()) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            other => other?,
-        }
-        return Ok(());
+        return outln!("{}", serde_json::to_string_pretty(&cfg)?);
     }
     let mut data = None;
     if let (true, Some(dir)) = (args.skip_finished, &cfg.out_dir) {
@@ -287,7 +279,7 @@ fn run_in(args: &TrainArgs, group: &mut Option<(ProcessGroup, usize)>) -> anyhow
         if let Some(report) = petune::train::run_dir::finished_report(dir, &fp)? {
             eprintln!("{} holds this run finished: nothing to do", dir.display());
             if args.json && leader {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?)?;
             }
             return Ok(());
         }
@@ -308,65 +300,69 @@ fn run_in(args: &TrainArgs, group: &mut Option<(ProcessGroup, usize)>) -> anyhow
         return Ok(());
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(r)?);
+        outln!("{}", serde_json::to_string_pretty(r)?)?;
         return Ok(());
     }
-    print_report(r, &result.model);
+    print_report(r, &result.model)?;
     if let Some(dir) = &cfg.out_dir {
-        println!(
+        outln!(
             "\nwrote {} (delta.safetensors, delta.json, metrics.json, log.jsonl)",
             dir.display()
-        );
+        )?;
         let input = match &cfg.task.data {
             DataSource::Files { test: Some(t), .. } => t.display().to_string(),
             _ => "TEXTS.csv".into(),
         };
-        println!(
+        outln!(
             "predict with:\n  petune predict --model {} --delta {} --input {input}",
             cfg.model.display(),
             dir.display()
-        );
+        )?;
     }
     Ok(())
 }
 
 /// The result table of a run.
-fn print_report(r: &TrainReport, model: &TrainedModel) {
-    println!("\n{} on {} ({})", r.method, r.task, model.backbone().spec().describe());
+fn print_report(r: &TrainReport, model: &TrainedModel) -> anyhow::Result<()> {
+    outln!("\n{} on {} ({})", r.method, r.task, model.backbone().spec().describe())?;
     let head = format!("{:?}", model.manifest().head);
-    println!("head                {head}");
+    outln!("head                {head}")?;
     if let Some(d) = &r.best_dev {
-        println!(
+        outln!(
             "dev  {:<14} {:.4}  (best, step {} of {})",
-            d.key, d.headline, r.best_step, r.steps
-        );
+            d.key,
+            d.headline,
+            r.best_step,
+            r.steps
+        )?;
     }
     if let Some(t) = &r.test {
-        println!("test {:<14} {:.4}", t.key, t.headline);
+        outln!("test {:<14} {:.4}", t.key, t.headline)?;
     }
     if let Some((classes, on)) =
         r.test_classes.as_ref().map(|c| (c, "test")).or(r.dev_classes.as_ref().map(|c| (c, "dev")))
     {
-        print!("{}", class_table(classes, on));
+        out!("{}", class_table(classes, on))?;
     }
-    println!(
+    outln!(
         "trainable params    {} ({:.4} % of the backbone's {})",
         thousands(r.trainable_params),
         100.0 * r.trainable_params as f64 / r.backbone_params.max(1) as f64,
         thousands(r.backbone_params)
-    );
-    println!("tokens / ms         {:.2} (training steps)", r.tokens_per_ms);
-    println!("peak memory         {:.0} MiB (resident)", r.peak_rss_mib);
-    println!("training time       {}", human_duration(r.train_seconds));
+    )?;
+    outln!("tokens / ms         {:.2} (training steps)", r.tokens_per_ms)?;
+    outln!("peak memory         {:.0} MiB (resident)", r.peak_rss_mib)?;
+    outln!("training time       {}", human_duration(r.train_seconds))?;
     if r.world_size > 1 {
-        println!(
+        outln!(
             "data parallel       {} ranks: {:.1} ms per step, {:.2} ms of it the gradient all-reduce",
             r.world_size, r.mean_step_ms(), r.comm_ms
-        );
+        )?;
     }
     if r.skipped_steps > 0 {
-        println!("skipped steps       {} (non-finite loss)", r.skipped_steps);
+        outln!("skipped steps       {} (non-finite loss)", r.skipped_steps)?;
     }
+    Ok(())
 }
 
 /// Per-class precision / recall / F1 and support, as a table.

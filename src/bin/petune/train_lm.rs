@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::out::outln;
 use anyhow::{bail, Context};
 use petune::core::fsio::write_json_atomic;
 use petune::core::Arch;
@@ -117,16 +118,20 @@ pub fn run(a: &LmArgs<'_>) -> anyhow::Result<()> {
     });
     write_json_atomic(&a.out.join("metrics.json"), &report)?;
     if a.json {
-        println!("{report}");
+        outln!("{report}")?;
     } else {
-        println!("{}: {steps} steps of {} in {secs:.0} s", a.train.display(), method.label());
+        outln!("{}: {steps} steps of {} in {secs:.0} s", a.train.display(), method.label())?;
         if let (Some(b), Some(e)) = (before, after) {
-            println!(
+            outln!(
                 "dev completion loss {:.3} → {:.3} (perplexity {:.1} → {:.1}, {} tokens)",
-                b.loss, e.loss, b.perplexity, e.perplexity, e.tokens
-            );
+                b.loss,
+                e.loss,
+                b.perplexity,
+                e.perplexity,
+                e.tokens
+            )?;
         }
-        println!("wrote {} (petune generate --delta {0})", a.out.display());
+        outln!("wrote {} (petune generate --delta {0})", a.out.display())?;
     }
     Ok(())
 }
