@@ -43,35 +43,13 @@ fn same_len(op: &str, lens: &[(&str, usize)]) -> Result<()> {
 /// counter (a float32 scalar per parameter, on its device) is incremented, then
 /// parameters and both moments are updated by libtorch's fused kernel. All tensors of a
 /// parameter share its dtype, shape and device and are contiguous.
+///
+/// With `grad_scale` (a float32 scalar on the parameters' device) every gradient is
+/// divided by it as the kernel reads it, and the divided gradient is written back, as
+/// `torch.amp.GradScaler` with a fused optimizer does. With `grad_scale = 1 / clip
+/// coefficient` this is clipping and the step in one pass over the gradients, instead of
+/// a `_foreach_mul_` pass before the step.
 pub fn fused_adamw_(
-    params: &[Tensor],
-    grads: &[Tensor],
-    exp_avgs: &[Tensor],
-    exp_avg_sqs: &[Tensor],
-    steps: &[Tensor],
-    h: &AdamWHyper,
-) -> Result<()> {
-    fused_adamw_impl(params, grads, exp_avgs, exp_avg_sqs, steps, h, None)
-}
-
-/// [`fused_adamw_`] with the kernel's `grad_scale`: every gradient is divided by
-/// `grad_scale` (a float32 scalar on the parameters' device) as the kernel reads it, and
-/// the divided gradient is written back, as `torch.amp.GradScaler` with a fused optimizer
-/// does. With `grad_scale = 1 / clip coefficient` this is clipping and the step in one
-/// pass over the gradients, instead of a `_foreach_mul_` pass before the step.
-pub fn fused_adamw_grad_scaled_(
-    params: &[Tensor],
-    grads: &[Tensor],
-    exp_avgs: &[Tensor],
-    exp_avg_sqs: &[Tensor],
-    steps: &[Tensor],
-    h: &AdamWHyper,
-    grad_scale: &Tensor,
-) -> Result<()> {
-    fused_adamw_impl(params, grads, exp_avgs, exp_avg_sqs, steps, h, Some(grad_scale))
-}
-
-fn fused_adamw_impl(
     params: &[Tensor],
     grads: &[Tensor],
     exp_avgs: &[Tensor],

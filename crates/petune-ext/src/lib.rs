@@ -5,7 +5,7 @@
 //!
 //! | function | libtorch call | what tch lacks |
 //! |---|---|---|
-//! | [`fused_adamw_`], [`fused_adamw_grad_scaled_`] | `at::_foreach_add_` + `at::_fused_adamw_` (with its `grad_scale`) | tch's generator skips every `_fused_adam*` op; `torch.optim.AdamW(fused=True)`'s multi-tensor kernel (CPU and CUDA) |
+//! | [`fused_adamw_`] | `at::_foreach_add_` + `at::_fused_adamw_` (with its `grad_scale`) | tch's generator skips every `_fused_adam*` op; `torch.optim.AdamW(fused=True)`'s multi-tensor kernel (CPU and CUDA) |
 //! | [`total_norm`] | `at::_foreach_norm` + `linalg_vector_norm(stack)` | every `_foreach_*` op is skipped too; `clip_grad_norm_(foreach=True)`'s norm |
 //! | [`foreach_mul_`], [`foreach_mul_scalar_`] | `at::_foreach_mul_` | the same; clipping and loss-scale removal in one call |
 //! | [`grads_to_none`] | `Tensor::mutable_grad().reset()` | tch can zero a gradient but not release it (`zero_grad(set_to_none=True)`) |
@@ -29,7 +29,6 @@ pub use autocast::{autocast, autocast_state, AutocastDtype, AutocastGuard};
 pub use context::{allow_tf32_cublas, release_free_heap, set_allow_tf32_cublas};
 pub use dist::ProcessGroup;
 pub use foreach::{
-    foreach_mul_, foreach_mul_scalar_, fused_adamw_, fused_adamw_grad_scaled_, grads_to_none,
-    total_norm, AdamWHyper,
+    foreach_mul_, foreach_mul_scalar_, fused_adamw_, grads_to_none, total_norm, AdamWHyper,
 };
 pub use rendezvous::{first_host, Rendezvous, DEFAULT_SLURM_PORT};

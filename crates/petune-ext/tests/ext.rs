@@ -5,8 +5,8 @@
 use petune_core::Error;
 use petune_ext::{
     allow_tf32_cublas, autocast, autocast_state, foreach_mul_, foreach_mul_scalar_, fused_adamw_,
-    fused_adamw_grad_scaled_, grads_to_none, release_free_heap, set_allow_tf32_cublas, total_norm,
-    AdamWHyper, AutocastDtype, AutocastGuard,
+    grads_to_none, release_free_heap, set_allow_tf32_cublas, total_norm, AdamWHyper, AutocastDtype,
+    AutocastGuard,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -48,6 +48,7 @@ fn fused_adamw_is_pytorchs_recurrence() {
             &[v.shallow_clone()],
             &[s.shallow_clone()],
             &h,
+            None,
         )
         .unwrap();
         for i in 0..2 {
@@ -77,20 +78,19 @@ fn grad_scale_divides_the_gradient_inside_the_kernel() {
     let [q, gq, mq, vq, sq] = state(&[1.0, -2.0], &[0.5, 0.25]);
     let one = |t: &Tensor| [t.shallow_clone()];
     let four = Tensor::from(4.0f32);
-    fused_adamw_grad_scaled_(&one(&p), &one(&g), &one(&m), &one(&v), &one(&s), &hyper(), &four)
-        .unwrap();
-    fused_adamw_(&one(&q), &one(&gq), &one(&mq), &one(&vq), &one(&sq), &hyper()).unwrap();
+    fused_adamw_(&one(&p), &one(&g), &one(&m), &one(&v), &one(&s), &hyper(), Some(&four)).unwrap();
+    fused_adamw_(&one(&q), &one(&gq), &one(&mq), &one(&vq), &one(&sq), &hyper(), None).unwrap();
     assert!(p.equal(&q) && m.equal(&mq) && v.equal(&vq), "{p} vs {q}");
     assert!(g.equal(&gq), "the divided gradient is written back: {g}");
     for bad in [Tensor::from(4.0f64), Tensor::from_slice(&[4.0f32, 4.0])] {
-        let (op, msg) = ext_err(fused_adamw_grad_scaled_(
+        let (op, msg) = ext_err(fused_adamw_(
             &one(&p),
             &one(&g),
             &one(&m),
             &one(&v),
             &one(&s),
             &hyper(),
-            &bad,
+            Some(&bad),
         ));
         assert_eq!(op, "fused_adamw_");
         assert!(msg.contains("grad_scale"), "{msg}");
@@ -126,6 +126,7 @@ fn mismatched_lists_are_errors() {
         &[v],
         &[s],
         &hyper(),
+        None,
     ));
     assert_eq!(op, "fused_adamw_");
     assert!(msg.contains("params 2") && msg.contains("grads 1"), "{msg}");
@@ -143,6 +144,7 @@ fn a_wrong_dtype_shape_or_step_is_an_error_from_cpp() {
         &[v.shallow_clone()],
         &[s.shallow_clone()],
         &h,
+        None,
     ));
     assert!(msg.contains("dtype") && msg.contains("Double"), "{msg}");
     let short = Tensor::zeros([1], CPU);
@@ -153,6 +155,7 @@ fn a_wrong_dtype_shape_or_step_is_an_error_from_cpp() {
         &[v.shallow_clone()],
         &[s.shallow_clone()],
         &h,
+        None,
     ));
     assert!(msg.contains("shape"), "{msg}");
     let int_step = Tensor::zeros([], (Kind::Int64, Device::Cpu));
@@ -163,6 +166,7 @@ fn a_wrong_dtype_shape_or_step_is_an_error_from_cpp() {
         &[v.shallow_clone()],
         &[int_step],
         &h,
+        None,
     ));
     assert!(msg.contains("state_steps"), "{msg}");
     let undefined = Tensor::new();
@@ -173,6 +177,7 @@ fn a_wrong_dtype_shape_or_step_is_an_error_from_cpp() {
         &[v.shallow_clone()],
         &[s.shallow_clone()],
         &h,
+        None,
     ));
     assert!(msg.contains("undefined"), "{msg}");
     let ints = Tensor::from_slice(&[1i64, 2]);
@@ -183,9 +188,10 @@ fn a_wrong_dtype_shape_or_step_is_an_error_from_cpp() {
         &[ints.shallow_clone()],
         &[s.shallow_clone()],
         &h,
+        None,
     ));
     assert!(msg.contains("floating point"), "{msg}");
-    let (_, msg) = ext_err(fused_adamw_(&[], &[], &[], &[], &[], &h));
+    let (_, msg) = ext_err(fused_adamw_(&[], &[], &[], &[], &[], &h, None));
     assert!(msg.contains("no parameters"), "{msg}");
     // Nothing was touched by the refused calls.
     assert_eq!(p.double_value(&[0]), 1.0);

@@ -412,7 +412,7 @@ impl AdamW {
     /// `torch.optim.AdamW(fused=True).step()` over the parameters `live` with `grads`:
     /// one fused call per (decay, learning-rate scale, device, dtype) group, as PyTorch
     /// groups them (a param group with its own `lr` is its own call). `grad_scale`
-    /// divides the gradients inside the kernel ([`petune_ext::fused_adamw_grad_scaled_`]).
+    /// divides the gradients inside the kernel ([`petune_ext::fused_adamw_`]).
     fn fused_step(
         &mut self,
         live: &[usize],
@@ -450,10 +450,7 @@ impl AdamW {
                 eps: self.cfg.eps,
             };
             let [p, g, m, v, s] = &lists;
-            match grad_scale {
-                Some(d) => petune_ext::fused_adamw_grad_scaled_(p, g, m, v, s, &hyper, d)?,
-                None => petune_ext::fused_adamw_(p, g, m, v, s, &hyper)?,
-            }
+            petune_ext::fused_adamw_(p, g, m, v, s, &hyper, grad_scale)?;
         }
         Ok(())
     }
