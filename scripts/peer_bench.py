@@ -155,6 +155,7 @@ def main() -> None:
         "method": args.method,
         "trainable_params": sum(p.numel() for p in params),
         "median_ms": median,
+        "min_ms": min(times),
         "tokens_per_ms": args.batch * args.seq / median,
         # Medians of each phase over the timed steps (exact on CPU; on CUDA only with --phases).
         "forward_ms": statistics.median(p[0] for p in phases),

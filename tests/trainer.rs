@@ -181,6 +181,102 @@ fn no_gradient_below_the_prompt_layer() {
     }
 }
 
+// ---------------------------------------------------------------- last layer read-out
+
+/// Loss and gradients of one step with `method` and `head`, the last layer at the read
+/// token only or at every token (`full`); no dropout, so the two are the same function.
+fn loss_and_grads(
+    bb: &dyn Backbone,
+    batch: &petune::train::features::Batch,
+    method: &MethodConfig,
+    linear_head: bool,
+    full: bool,
+) -> (f64, Vec<(String, Tensor)>) {
+    tch::manual_seed(SEED as i64);
+    let vs = VarStore::new(CPU);
+    let delta = method.build(&(vs.root() / "delta"), bb).unwrap();
+    let head = if linear_head {
+        Head::linear(&(vs.root() / "head"), bb.spec().hidden, 2, HeadToken::Cls, 0.0)
+    } else {
+        let label_ids = label_word_ids(&loaded().tokenizer, &mr().label_words).unwrap();
+        Head::verbalizer(bb, label_ids, VerbalizerLoss::FullVocab).unwrap()
+    };
+    let tunes = method.trains_backbone();
+    for (_, t) in bb.var_store().variables() {
+        let _ = t.set_requires_grad(tunes);
+    }
+    let out =
+        petune::train::model::head_output(bb, delta.as_deref(), &head, batch, None, false, full)
+            .unwrap();
+    let loss = head.loss(&out, &batch.labels);
+    loss.backward();
+    let mut grads: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    if tunes {
+        grads.extend(bb.var_store().variables());
+    }
+    grads.sort_by(|a, b| a.0.cmp(&b.0));
+    let grads = grads
+        .into_iter()
+        .map(|(n, t)| {
+            let g = t.grad();
+            let g = if g.defined() { g.copy() } else { t.zeros_like() };
+            (n, g)
+        })
+        .collect();
+    for (_, mut t) in bb.var_store().variables() {
+        t.zero_grad();
+        let _ = t.set_requires_grad(false);
+    }
+    (loss.double_value(&[]), grads)
+}
+
+#[test]
+fn last_layer_at_the_read_token_gives_the_full_loss_and_gradients() {
+    init();
+    let _serial = serial();
+    let LoadedModel { backbone, tokenizer } = loaded();
+    let bb = backbone.as_ref();
+    let n = bb.spec().n_layers;
+    assert!(bb.read_out_rows_only(), "BERT computes only the read rows");
+    let feats = features(&tokenizer, &mr());
+    let refs: Vec<&Feature> = feats.iter().collect();
+    let batch = collate(&refs, tokenizer.pad_id(), CPU).unwrap();
+    let methods = [
+        ("model tuning", MethodConfig::ModelTuning),
+        ("LPT NPG at the last layer", MethodConfig::Lpt(LptConfig::npg(n))),
+        ("LPT NPG", MethodConfig::Lpt(LptConfig::npg(1))),
+        (
+            "prompt tuning",
+            MethodConfig::PromptTuning(PromptTuningConfig { len: 3, ..Default::default() }),
+        ),
+        ("P-tuning v2", MethodConfig::PTuningV2(PTuningV2Config { len: 2, ..Default::default() })),
+        ("LoRA", MethodConfig::Lora(LoraConfig { r: 2, alpha: 4.0, ..Default::default() })),
+        ("Adapter", MethodConfig::Adapter(AdapterConfig { bottleneck: 4, ..Default::default() })),
+    ];
+    for (label, method) in &methods {
+        for linear in [false, true] {
+            let what = format!("{label}, {} head", if linear { "linear" } else { "verbalizer" });
+            let (l_read, g_read) = loss_and_grads(bb, &batch, method, linear, false);
+            let (l_full, g_full) = loss_and_grads(bb, &batch, method, linear, true);
+            assert!((l_read - l_full).abs() < 1e-5 * l_full.abs().max(1.0), "{what}: loss");
+            assert_eq!(g_read.len(), g_full.len());
+            let mut nonzero = 0;
+            // Some gradients are zero in exact arithmetic (a key bias shifts every score of
+            // a query alike) and rounding noise in both: scaled by the largest gradient.
+            let largest =
+                g_full.iter().map(|(_, g)| g.abs().max().double_value(&[])).fold(0.0, f64::max);
+            for ((name, a), (other, b)) in g_read.iter().zip(&g_full) {
+                assert_eq!(name, other);
+                let scale = b.abs().max().double_value(&[]).max(1e-3 * largest);
+                let d = max_diff(a, b) / scale;
+                assert!(d < 1e-4, "{what}: gradient of {name} differs by {d:e} (relative)");
+                nonzero += usize::from(b.abs().max().double_value(&[]) > 0.0);
+            }
+            assert!(nonzero > 0, "{what}: some gradient is non-zero");
+        }
+    }
+}
+
 // ---------------------------------------------------------------- frozen backbone
 
 /// The initial delta tensors of a run (the trainer seeds with `seed`, then builds the

@@ -136,6 +136,10 @@ struct Args {
     /// Train LPT without the frozen-prefix cache.
     #[arg(long)]
     no_cache: bool,
+    /// Compute the last layer at every token (`train.full_last_layer`), as runs before
+    /// the read-out did; by default only at the token the head reads.
+    #[arg(long)]
+    full_last_layer: bool,
     /// The equal-time budget in seconds of optimizer steps, instead of the slowest
     /// method's time for `--steps` steps measured in this run.
     #[arg(long)]
@@ -394,7 +398,7 @@ fn main() -> anyhow::Result<()> {
     let test = args.test_subset.map_or("all".to_string(), |n| format!("{n} (stratified)"));
     println!(
         "few-shot {task_name}, {name}, k = {}, dev = {}, test = {test}, batch {}, seeds {:?}, \
-         {} threads, {}, {} lr, {:?} template, {} sampling, LPT prefix cache {}",
+         {} threads, {}, {} lr, {:?} template, {} sampling, LPT prefix cache {}, last layer {}",
         args.k,
         args.k_dev,
         args.batch_size,
@@ -405,6 +409,7 @@ fn main() -> anyhow::Result<()> {
         style,
         serde_json::to_value(args.sampling)?.as_str().unwrap_or("?"),
         if cache { "on" } else { "off" },
+        if args.full_last_layer { "at every token" } else { "at the read token" },
     );
     let defaults: &[&str] =
         if decoder { &[ZERO_SHOT, "npg", "lora", "pt"] } else { &["npg", "pt", "mt"] };
@@ -477,6 +482,7 @@ fn main() -> anyhow::Result<()> {
                 schedule: args.schedule,
                 sampling: args.sampling,
                 head_lr: is_mt.then_some(args.mt_head_lr),
+                full_last_layer: args.full_last_layer,
                 ..Default::default()
             },
             out_dir: None,

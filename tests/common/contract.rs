@@ -307,6 +307,66 @@ pub fn rotary_positions_follow_the_state(backbone: &dyn Backbone) {
     assert!(late.positions.narrow(1, 0, 3).equal(&prompt_pos), "prompt positions 0..P");
 }
 
+/// Prefix key/values of one shape for every layer.
+pub struct FixedPrefix {
+    pub k: Tensor,
+    pub v: Tensor,
+}
+
+impl Hooks for FixedPrefix {
+    fn attn_prefix(&self, _layer: usize) -> Option<KvPrefix> {
+        Some(KvPrefix { k: self.k.shallow_clone(), v: self.v.shallow_clone(), mask: None })
+    }
+}
+
+/// `layers_read_out` at one text token per example is `layers` then that token, for
+/// every range ending anywhere, with padding, a prompt prepended at the last layer or
+/// below, and prefix key/values; rows outside the text are a typed error.
+pub fn read_out_equals_full(backbone: &dyn Backbone) {
+    let spec = backbone.spec();
+    let n = spec.n_layers;
+    let input = random_batch(spec, &[6, 4, 5], false);
+    let rows = Tensor::from_slice(&[5i64, 0, 2]); // real tokens of each example
+    let cpu = tch::Device::Cpu;
+    let prompt = Tensor::randn([2, spec.hidden], (Kind::Float, cpu));
+    let shape = [3, spec.n_kv_heads, 2, spec.head_dim];
+    let mut hooks: Vec<(&str, Box<dyn Hooks>)> = vec![
+        ("no hooks", Box::new(NoHooks)),
+        (
+            "prompt at the last layer",
+            Box::new(PrependAt { layer: n - 1, prompt: prompt.shallow_clone() }),
+        ),
+        ("prompt at layer 0", Box::new(PrependAt { layer: 0, prompt })),
+    ];
+    if spec.capabilities.attn_prefix {
+        let (k, v) =
+            (Tensor::randn(shape, (Kind::Float, cpu)), Tensor::randn(shape, (Kind::Float, cpu)));
+        hooks.push(("prefix key/values", Box::new(FixedPrefix { k, v })));
+    }
+    for (what, h) in &hooks {
+        for end in 0..=n {
+            let s = backbone.embed(&input, h.as_ref(), false).unwrap();
+            let full = backbone.layers(s.clone(), 0..end, h.as_ref(), false).unwrap();
+            let want = petune::core::pool::gather_tokens(&full.hidden, &full.text_index(&rows)); // [B, H]
+            let got = backbone.layers_read_out(s, 0..end, h.as_ref(), false, &rows).unwrap();
+            assert_eq!(got.hidden.size(), [3, 1, spec.hidden], "{what}, 0..{end}");
+            let d = super::max_diff(&got.hidden.select(1, 0), &want);
+            assert!(d < 1e-5, "{what}, layers 0..{end}: read-out differs by {d:e}");
+            let pos = full.positions.gather(1, &full.text_index(&rows).unsqueeze(1), false);
+            assert!(got.positions.equal(&pos), "{what}: read-out positions");
+        }
+    }
+    let s = backbone.embed(&input, &NoHooks, false).unwrap();
+    for bad in [
+        Tensor::from_slice(&[6i64, 0, 0]),
+        Tensor::from_slice(&[-1i64, 0, 0]),
+        Tensor::from_slice(&[0i64]),
+    ] {
+        let r = backbone.layers_read_out(s.clone(), 0..n, &NoHooks, false, &bad);
+        assert!(r.is_err(), "rows {bad:?} outside the text must be a typed error");
+    }
+}
+
 /// Runs the whole contract.
 pub fn full_suite(backbone: &dyn Backbone, pad_left: bool) {
     sites_fire_in_order(backbone);
@@ -314,6 +374,7 @@ pub fn full_suite(backbone: &dyn Backbone, pad_left: bool) {
     split_layers_equal_whole(backbone);
     prepended_tokens_are_attended(backbone);
     padding_stays_masked(backbone, pad_left);
+    read_out_equals_full(backbone);
     if backbone.spec().capabilities.attn_prefix {
         attn_prefix_is_attended(backbone);
     }

@@ -44,6 +44,33 @@ pub trait Backbone {
         train: bool,
     ) -> Result<SeqState>;
 
+    /// [`Backbone::layers`], where the caller reads one token per example afterwards: the
+    /// text token at text position `rows[b]` of example `b` (`[B]` int64, each below the
+    /// text length). Returns the state of those tokens alone ([`SeqState::read_out`]).
+    /// The last layer of `range` then needs only their rows on its query side — its
+    /// keys and values still come from every token — and a family that can compute
+    /// just those rows does ([`Backbone::read_out_rows_only`]); by default every token is
+    /// computed and the rows are gathered. The same values either way, up to the
+    /// summation order of a smaller matmul (and other dropout draws in training).
+    fn layers_read_out(
+        &self,
+        s: SeqState,
+        range: Range<usize>,
+        hooks: &dyn Hooks,
+        train: bool,
+        rows: &Tensor,
+    ) -> Result<SeqState> {
+        s.check_rows(rows)?;
+        let s = self.layers(s, range, hooks, train)?;
+        s.read_out(rows, None)
+    }
+
+    /// Whether [`Backbone::layers_read_out`] computes only the rows read in the last
+    /// layer (rather than every token, then a gather).
+    fn read_out_rows_only(&self) -> bool {
+        false
+    }
+
     /// After the last layer: GPT-2's final LayerNorm (`ln_f`, fires `norm(Final)`);
     /// identity for post-LN encoders.
     fn finish(&self, s: SeqState, hooks: &dyn Hooks, train: bool) -> Result<SeqState>;

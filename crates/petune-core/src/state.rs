@@ -170,6 +170,49 @@ impl SeqState {
         self.positions.narrow(1, self.n_prefix, self.seq_len() - self.n_prefix)
     }
 
+    /// Indices `[B]` in this state of the text tokens at text positions `rows` `[B]`
+    /// (0 = the first text token, after the `n_prefix` virtual ones).
+    pub fn text_index(&self, rows: &Tensor) -> Tensor {
+        rows + self.n_prefix
+    }
+
+    /// The state of one token per example: the text token at text position `rows[b]`
+    /// of example `b` (`[B]` int64, checked by the caller), with `hidden` `[B, 1, H]`
+    /// already computed for those tokens alone (or gathered from this state's hidden
+    /// states when `None`). Its mask is all ones, its positions are the tokens' own and it
+    /// has no virtual tokens: what a head reading one token per example needs
+    /// ([`crate::Backbone::layers_read_out`]).
+    pub fn read_out(self, rows: &Tensor, hidden: Option<Tensor>) -> Result<SeqState> {
+        self.check_rows(rows)?;
+        let index = self.text_index(rows).unsqueeze(1); // [B, 1]
+        let hidden = hidden.unwrap_or_else(|| {
+            let h = self.hidden_size();
+            self.hidden.gather(1, &index.unsqueeze(2).expand([-1, 1, h], false), false)
+            // [B, 1, H]
+        });
+        let positions = self.positions.gather(1, &index, false); // [B, 1]
+        let pad_mask = positions.ones_like(); // [B, 1]
+        Ok(SeqState { hidden, pad_mask, positions, n_prefix: 0 })
+    }
+
+    /// `rows` must be one text position per example, `[B]` int64, each below the text
+    /// length: a typed error otherwise, before a gather could fail inside libtorch.
+    pub fn check_rows(&self, rows: &Tensor) -> Result<()> {
+        let (b, text) = (self.batch(), self.seq_len() - self.n_prefix);
+        let fits = rows.size() == [b]
+            && rows.kind() == Kind::Int64
+            && rows.device() == self.hidden.device()
+            && (b == 0 || (rows.min().int64_value(&[]) >= 0 && rows.max().int64_value(&[]) < text));
+        if fits {
+            return Ok(());
+        }
+        Err(Error::Shape {
+            ctx: "read-out rows (one text position per example)".into(),
+            expected: format!("[{b}] int64 on {:?}, each in 0..{text}", self.hidden.device()),
+            got: rows.size(),
+        })
+    }
+
     /// Drops the virtual tokens, keeping only the text (whose positions stay as they are).
     pub fn strip_prefix(self) -> SeqState {
         let (hidden, pad_mask, positions) =
@@ -228,6 +271,26 @@ mod tests {
         assert!(masked.text_positions().get(0).equal(&(pos.get(0) + 1)));
         assert!(masked.text_positions().get(1).equal(&(pos.get(1) + 2)));
         assert!(masked.strip_prefix().positions.get(1).equal(&(pos.get(1) + 2)));
+    }
+
+    #[test]
+    fn read_out_keeps_the_text_token_of_each_row() {
+        let cpu = tch::Device::Cpu;
+        let hidden = Tensor::arange(2 * 3 * 2, (Kind::Float, cpu)).view([2, 3, 2]);
+        let s = SeqState::new(hidden.shallow_clone(), Tensor::ones([2, 3], (Kind::Int64, cpu)))
+            .prepend(&Tensor::full([1, 2], -1.0, (Kind::Float, cpu)))
+            .unwrap();
+        let rows = Tensor::from_slice(&[2i64, 0]);
+        let r = s.clone().read_out(&rows, None).unwrap();
+        assert_eq!(r.hidden.size(), [2, 1, 2]);
+        assert!(r.hidden.get(0).get(0).equal(&hidden.get(0).get(2)));
+        assert!(r.hidden.get(1).get(0).equal(&hidden.get(1).get(0)));
+        assert_eq!(Vec::<i64>::try_from(&r.positions.view([-1])).unwrap(), vec![3, 1]);
+        assert_eq!((r.n_prefix, r.seq_len()), (0, 1));
+        // Past the text (3 tokens), or not one per example: a typed error.
+        for bad in [Tensor::from_slice(&[3i64, 0]), Tensor::from_slice(&[0i64])] {
+            assert!(s.clone().read_out(&bad, None).is_err());
+        }
     }
 
     #[test]

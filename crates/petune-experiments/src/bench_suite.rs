@@ -148,7 +148,11 @@ pub fn bench_table(reports: &[BenchReport], peak_gflops: f64) -> String {
         s += &format!(
             "| {} | {} | {} | {:.1} | {:.2} | {} | {:.1} | {:.0} % | {:.0} | {:.0} | {} | {:.0} / {:.0} / {:.0} / {:.1} | {:.3} |\n",
             r.method,
-            r.config.optimizer.name(),
+            if r.config.full_last_layer {
+                format!("{}, full last layer", r.config.optimizer.name())
+            } else {
+                r.config.optimizer.name().to_string()
+            },
             r.trainable_params,
             r.median_ms,
             r.tokens_per_ms,

@@ -50,6 +50,10 @@ pub struct BenchConfig {
     /// TF32 for float32 matmuls on CUDA (off by default, as in PyTorch).
     #[serde(default)]
     pub tf32: bool,
+    /// The last layer at every token, as `train.full_last_layer` (off: at the token
+    /// the head reads, the trainer's default).
+    #[serde(default)]
+    pub full_last_layer: bool,
 }
 
 impl Default for BenchConfig {
@@ -64,6 +68,7 @@ impl Default for BenchConfig {
             precision: Precision::F32,
             optimizer: OptimizerKind::AdamwFused,
             tf32: false,
+            full_last_layer: false,
         }
     }
 }
@@ -143,7 +148,22 @@ pub fn step_flops(
     let (below, above) = (floor as f64, (n - floor) as f64);
     let per_layer_above = if trains_backbone { 3.0 } else { 2.0 };
     let below_cost = if cfg.cache { 0.0 } else { 1.0 };
-    f * (below * below_cost + above * per_layer_above)
+    let full = f * (below * below_cost + above * per_layer_above);
+    if cfg.full_last_layer || !backbone.read_out_rows_only() || above < 1.0 {
+        return full;
+    }
+    // The last layer at one query token per example: keys and values of every token.
+    let read_out = read_out_layer_flops(spec.hidden, spec.intermediate, cfg.batch, cfg.seq);
+    full - (f - read_out) * per_layer_above
+}
+
+/// Forward-pass matmul FLOPs of a layer computed at one query token per example
+/// (`Backbone::layers_read_out`): the key and value projections of all `b × t`
+/// tokens, the rest of [`layer_flops`] for `b` tokens attending `t`.
+pub fn read_out_layer_flops(d: i64, inter: i64, b: i64, t: i64) -> f64 {
+    let kv = 2.0 * (2 * d * d) as f64 * (b * t) as f64;
+    let query = 2.0 * (2 * d * d + 2 * d * inter) as f64 + 4.0 * (t * d) as f64;
+    kv + query * b as f64
 }
 
 /// The measured rate of the model's largest matmul (`[b·t, d] × [d, I]`), GFLOP/s.
@@ -260,15 +280,10 @@ impl<'a> BenchSession<'a> {
     pub fn step(&mut self) -> Result<f64> {
         let device = self.backbone.device();
         let loss = self.cfg.precision.autocast(device, || -> Result<Tensor> {
-            let s = match (&self.cached, self.delta.as_deref()) {
-                (Some(s0), Some(d)) => {
-                    crate::model::forward_from(self.backbone, d, &self.batch, s0.clone(), true)?
-                }
-                _ => {
-                    crate::model::forward(self.backbone, self.delta.as_deref(), &self.batch, true)?
-                }
-            };
-            let out = self.head.forward(self.backbone, &s, &self.batch, true)?;
+            let (b, d, head) = (self.backbone, self.delta.as_deref(), &self.head);
+            let s0 = self.cached.clone();
+            let full = self.cfg.full_last_layer;
+            let out = crate::model::head_output(b, d, head, &self.batch, s0, true, full)?;
             Ok(self.head.loss(&out, &self.batch.labels))
         })?;
         self.scaler.backward(&loss);
@@ -307,10 +322,13 @@ impl<'a> BenchSession<'a> {
         };
         sync(self.backbone);
         let t1 = Instant::now();
+        let rows =
+            if self.cfg.full_last_layer { None } else { self.head.read_rows(&self.batch)? };
         let loss = precision.autocast(self.backbone.device(), || -> Result<Tensor> {
-            let s = self.backbone.layers(s, floor..n, hooks.as_ref(), true)?;
-            let s = self.backbone.finish(s, hooks.as_ref(), true)?;
-            let out = self.head.forward(self.backbone, &s, &self.batch, true)?;
+            let (b, h) = (self.backbone, hooks.as_ref());
+            let s = crate::model::run_range(b, s, floor..n, h, true, rows.as_ref())?;
+            let s = self.backbone.finish(s, h, true)?;
+            let out = crate::model::score(b, &self.head, &self.batch, &s, true, rows.is_some())?;
             Ok(self.head.loss(&out, &self.batch.labels))
         })?;
         let _ = loss.double_value(&[]);

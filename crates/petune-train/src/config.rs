@@ -570,6 +570,13 @@ pub struct TrainConfig {
     /// number (docs/scaling-out.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_dropout: Option<f64>,
+    /// Compute the last layer at every token in training. Off by default: a head that
+    /// reads one token per example gets the last layer at that token alone
+    /// (`model::head_output`) — the same values up to the summation order of smaller
+    /// matmuls, with other dropout draws. On reproduces runs made before the read-out.
+    /// Left out of the written config when off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub full_last_layer: bool,
 }
 
 /// Whether `v` is its type's default (fields left out of the serialized config, so that
@@ -628,6 +635,7 @@ impl Default for TrainConfig {
             sampling: Default::default(),
             head_lr: None,
             head_dropout: None,
+            full_last_layer: false,
         }
     }
 }

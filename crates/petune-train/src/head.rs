@@ -145,6 +145,30 @@ impl Head {
         Head::Linear { token, proj: nn::linear(p / "classifier", hidden, classes, cfg), dropout }
     }
 
+    /// The text position `[B]` each example is scored from, for the heads that read
+    /// one token per example (the verbalizer and linear heads): what lets the backbone
+    /// compute its last layer at those tokens alone (`Backbone::layers_read_out`).
+    /// `None` for LM scoring, which reads every position.
+    pub fn read_rows(&self, batch: &Batch) -> Result<Option<Tensor>> {
+        let mask_pos = || -> Result<Tensor> {
+            if batch.mask_pos.min().int64_value(&[]) < 0 {
+                return Err(Error::config(
+                    "head",
+                    "this head reads the mask position, but the inputs have no template",
+                ));
+            }
+            Ok(batch.mask_pos.shallow_clone())
+        };
+        // The text part of every state's mask is the input's (prompts are prepended).
+        let text_mask = &batch.input.attention_mask;
+        Ok(Some(match self {
+            Head::Verbalizer { .. } | Head::Linear { token: HeadToken::Mask, .. } => mask_pos()?,
+            Head::Linear { token: HeadToken::Cls, .. } => first_valid_index(text_mask),
+            Head::Linear { token: HeadToken::Last, .. } => last_valid_index(text_mask),
+            Head::LmScoring => return Ok(None),
+        }))
+    }
+
     /// Scores a batch from the backbone's final state.
     pub fn forward(
         &self,
@@ -153,19 +177,29 @@ impl Head {
         batch: &Batch,
         train: bool,
     ) -> Result<HeadOutput> {
-        let mask_index = || -> Result<Tensor> {
-            if batch.mask_pos.min().int64_value(&[]) < 0 {
-                return Err(Error::config(
-                    "head",
-                    "this head reads the mask position, but the inputs have no template",
-                ));
+        match self.read_rows(batch)? {
+            Some(rows) => {
+                let h = gather_tokens(&out.hidden, &out.text_index(&rows)); // [B, H]
+                self.forward_read(backbone, &h, train)
             }
-            Ok(&batch.mask_pos + out.n_prefix)
-        };
+            None => {
+                let nll = span_nll(backbone, out, batch, train)?; // [B]
+                Ok(HeadOutput { class_logits: -&nll, train_logits: nll })
+            }
+        }
+    }
+
+    /// Scores from the final hidden states `h` `[B, H]` of the tokens at
+    /// [`Head::read_rows`] (LM scoring reads every position: a typed refusal).
+    pub fn forward_read(
+        &self,
+        backbone: &dyn Backbone,
+        h: &Tensor,
+        train: bool,
+    ) -> Result<HeadOutput> {
         match self {
             Head::Verbalizer { label_ids, loss } => {
-                let h = gather_tokens(&out.hidden, &mask_index()?); // [B, H]
-                let vocab = backbone.lm_logits(&h, train)?; // [B, V]
+                let vocab = backbone.lm_logits(h, train)?; // [B, V]
                 let class_logits = vocab.index_select(1, label_ids); // [B, C]
                 let train_logits = match loss {
                     VerbalizerLoss::FullVocab => vocab,
@@ -173,21 +207,15 @@ impl Head {
                 };
                 Ok(HeadOutput { train_logits, class_logits })
             }
-            Head::Linear { token, proj, dropout } => {
-                let index = match token {
-                    HeadToken::Mask => mask_index()?,
-                    HeadToken::Cls => first_valid_index(&out.text_mask()) + out.n_prefix,
-                    HeadToken::Last => last_valid_index(&out.text_mask()) + out.n_prefix,
-                };
-                let h = gather_tokens(&out.hidden, &index); // [B, H]
-                let h = petune_core::dropout::dropout(h, *dropout, train);
+            Head::Linear { proj, dropout, .. } => {
+                let h = petune_core::dropout::dropout(h.shallow_clone(), *dropout, train);
                 let class_logits = proj.forward(&h.to_kind(Kind::Float));
                 Ok(HeadOutput { train_logits: class_logits.shallow_clone(), class_logits })
             }
-            Head::LmScoring => {
-                let nll = span_nll(backbone, out, batch, train)?; // [B]
-                Ok(HeadOutput { class_logits: -&nll, train_logits: nll })
-            }
+            Head::LmScoring => Err(Error::config(
+                "head",
+                "LM scoring reads every position, not one token per example",
+            )),
         }
     }
 

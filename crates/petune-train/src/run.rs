@@ -416,20 +416,23 @@ impl<'g> Run<'g> {
             let batch = collate(&feats, pad_id, device)?;
             let (trained, cache) = (&self.trained, &mut self.cache);
             let loss = tc.precision.autocast(device, || -> Result<Tensor> {
-                let s = match (cache.as_mut(), trained.delta.as_deref()) {
+                let delta = trained.delta.as_deref();
+                let s0 = match (cache.as_mut(), delta) {
                     (Some(c), Some(d)) => {
-                        let s0 = c.state(trained.backbone.as_ref(), d, &batch, &idx)?;
-                        let b = trained.backbone.as_ref();
-                        crate::model::forward_from(b, d, &batch, s0, true)?
+                        Some(c.state(trained.backbone.as_ref(), d, &batch, &idx)?)
                     }
-                    _ => crate::model::forward(
-                        trained.backbone.as_ref(),
-                        trained.delta.as_deref(),
-                        &batch,
-                        true,
-                    )?,
+                    _ => None,
                 };
-                let out = trained.head.forward(trained.backbone.as_ref(), &s, &batch, true)?;
+                let (b, head) = (trained.backbone.as_ref(), &trained.head);
+                let out = crate::model::head_output(
+                    b,
+                    delta,
+                    head,
+                    &batch,
+                    s0,
+                    true,
+                    tc.full_last_layer,
+                )?;
                 let loss = trained.head.loss(&out, &batch.labels) / tc.grad_accum as f64;
                 Ok(match weight {
                     Some(w) => loss * w,

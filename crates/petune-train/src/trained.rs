@@ -287,6 +287,13 @@ impl TrainedModel {
         crate::model::forward(self.backbone.as_ref(), self.active_delta(), batch, false)
     }
 
+    /// The head's scores on an encoded batch, in eval mode: the last layer only at the
+    /// token the head reads ([`crate::model::head_output`]).
+    pub fn head_output(&self, batch: &Batch) -> Result<crate::head::HeadOutput> {
+        let (b, d) = (self.backbone.as_ref(), self.active_delta());
+        crate::model::head_output(b, d, &self.head, batch, None, false, false)
+    }
+
     /// Turns the delta off (the plain backbone answers, head unchanged) or back on. A
     /// merged LoRA is unmerged first, so "off" really is the base model.
     pub fn set_delta_enabled(&mut self, enabled: bool) -> Result<()> {
@@ -348,13 +355,7 @@ impl TrainedModel {
             for v in &variants {
                 let refs: Vec<&Feature> = v.iter().collect();
                 let batch = collate(&refs, self.encoder.tokenizer.pad_id(), device)?;
-                let s = self.forward(&batch)?;
-                cols.push(
-                    self.head
-                        .forward(self.backbone.as_ref(), &s, &batch, false)?
-                        .class_logits
-                        .to_kind(Kind::Float),
-                );
+                cols.push(self.head_output(&batch)?.class_logits.to_kind(Kind::Float));
             }
             out.push(if lm { Tensor::stack(&cols, 1) } else { cols.swap_remove(0) });
             // [B, C]

@@ -67,6 +67,10 @@ pub struct BenchArgs {
     /// Let CUDA run float32 matmuls in TF32 (off by default, as in PyTorch).
     #[arg(long)]
     tf32: bool,
+    /// The last layer: `read_out` (at the token the head reads, the trainer's default)
+    /// or `full` (every token, as `train.full_last_layer`); each method runs with each.
+    #[arg(long, value_delimiter = ',', default_value = "read_out", value_parser = parse_last_layer)]
+    last_layer: Vec<bool>,
     /// Print JSON lines only.
     #[arg(long)]
     json: bool,
@@ -113,11 +117,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             &[false]
         };
         for &cache in caches {
-            for &optimizer in &args.optimizer {
+            for (&optimizer, &full_last_layer) in
+                args.optimizer.iter().flat_map(|o| args.last_layer.iter().map(move |l| (o, l)))
+            {
                 jobs.push(BenchJob {
                     model: args.model.clone(),
                     method: method.clone(),
-                    config: BenchConfig { cache, optimizer, ..base.clone() },
+                    config: BenchConfig { cache, optimizer, full_last_layer, ..base.clone() },
                     threads: args.threads,
                     device: args.device.clone(),
                     quantized_base: args.quantized_base,
@@ -136,7 +142,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 streamed = outln!("{}", serde_json::json!({ "report": r }));
             }
         } else {
-            let opt = job.config.optimizer.name();
+            let full = if job.config.full_last_layer { ", full last layer" } else { "" };
+            let opt = format!("{}{full}", job.config.optimizer.name());
             eprintln!("  {} ({opt}) ... {:.1} ms", job.method.label(), r.median_ms);
         }
     })?;
@@ -168,6 +175,15 @@ fn check_size(args: &BenchArgs, spec: &BackboneSpec) -> anyhow::Result<()> {
 fn parse_precision(s: &str) -> Result<Precision, String> {
     serde_json::from_value(serde_json::Value::String(s.into()))
         .map_err(|_| format!("`{s}`: expected f32, fp16 or bf16"))
+}
+
+/// `full` → true (every token), `read_out` → false.
+fn parse_last_layer(s: &str) -> Result<bool, String> {
+    match s {
+        "full" => Ok(true),
+        "read_out" => Ok(false),
+        _ => Err(format!("`{s}`: expected read_out or full")),
+    }
 }
 
 fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {

@@ -77,11 +77,27 @@ impl BertLayer {
         hooks: &dyn Hooks,
         train: bool,
     ) -> Tensor {
-        let q = split_heads(&self.query.forward(x, hooks), self.heads); // [B, nh, T, d]
-        let k = split_heads(&self.key.forward(x, hooks), self.heads);
+        self.forward_queries(x, x, bias, prefix, hooks, train)
+    }
+
+    /// The layer's output `[B, Tq, H]` for the query tokens `xq` `[B, Tq, H]` attending
+    /// every token of `x` `[B, T, H]`: everything after the key and value projections
+    /// is row-wise, so `xq` = a few rows of `x` gives those rows of [`BertLayer::forward`]
+    /// (the bias is the same: it masks keys, not queries).
+    pub fn forward_queries(
+        &self,
+        x: &Tensor,
+        xq: &Tensor,
+        bias: Option<&Tensor>,
+        prefix: Option<&KvPrefix>,
+        hooks: &dyn Hooks,
+        train: bool,
+    ) -> Tensor {
+        let q = split_heads(&self.query.forward(xq, hooks), self.heads); // [B, nh, Tq, d]
+        let k = split_heads(&self.key.forward(x, hooks), self.heads); // [B, nh, T, d]
         let v = split_heads(&self.value.forward(x, hooks), self.heads);
         let p_drop = if train { self.attn_dropout } else { 0.0 };
-        let ctx = merge_heads(&attend(&q, k, v, prefix, bias, p_drop, None)); // [B, T, H]
-        self.outputs.forward(x, &ctx, hooks, train)
+        let ctx = merge_heads(&attend(&q, k, v, prefix, bias, p_drop, None)); // [B, Tq, H]
+        self.outputs.forward(xq, &ctx, hooks, train)
     }
 }

@@ -17,6 +17,7 @@ pub use config::BertConfig;
 use heads::{load_mlm_head, Pooler};
 use layer::BertLayer;
 use petune_core::fsio::read_json;
+use petune_core::pool::gather_tokens;
 use petune_core::{
     Backbone, BackboneInput, BackboneSpec, Capabilities, Hooks, KvPrefix, Result, SeqState,
 };
@@ -24,7 +25,7 @@ use tch::{nn::VarStore, Tensor};
 
 use crate::common::attention::encoder_bias;
 use crate::common::backbone::{layer_of, no_mlm_head, no_pooler};
-use crate::common::layer_loop::{run_layers, LayerStack};
+use crate::common::layer_loop::{run_layers, run_layers_read_out, LayerStack};
 use crate::common::mlm_head::MlmHead;
 use crate::common::weights::{KeyAction, WeightSource};
 use crate::family::Family;
@@ -149,6 +150,21 @@ impl LayerStack for BertBackbone {
     ) -> Tensor {
         self.layers[layer].forward(x, bias.as_ref(), prefix, hooks, train)
     }
+
+    /// Only the read rows on the query side: the padding bias masks keys alone.
+    fn forward_layer_rows(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        index: &Tensor,
+        bias: &Option<Tensor>,
+        prefix: Option<&KvPrefix>,
+        hooks: &dyn Hooks,
+        train: bool,
+    ) -> Tensor {
+        let xq = gather_tokens(x, index).unsqueeze(1); // [B, 1, H]
+        self.layers[layer].forward_queries(x, &xq, bias.as_ref(), prefix, hooks, train)
+    }
 }
 
 impl Backbone for BertBackbone {
@@ -173,6 +189,21 @@ impl Backbone for BertBackbone {
         train: bool,
     ) -> Result<SeqState> {
         run_layers(self, s, range, hooks, train)
+    }
+
+    fn layers_read_out(
+        &self,
+        s: SeqState,
+        range: Range<usize>,
+        hooks: &dyn Hooks,
+        train: bool,
+        rows: &Tensor,
+    ) -> Result<SeqState> {
+        run_layers_read_out(self, s, range, hooks, train, rows)
+    }
+
+    fn read_out_rows_only(&self) -> bool {
+        true
     }
 
     fn finish(&self, s: SeqState, _hooks: &dyn Hooks, _train: bool) -> Result<SeqState> {

@@ -14,6 +14,7 @@
 use std::ops::Range;
 use std::rc::Rc;
 
+use petune_core::pool::gather_tokens;
 use petune_core::{Backbone, BackboneSpec, Error, Hooks, KvPrefix, LayerKv, Result, SeqState};
 use tch::Tensor;
 
@@ -80,6 +81,25 @@ pub trait LayerStack: Backbone {
         hooks: &dyn Hooks,
         train: bool,
     ) -> Tensor;
+
+    /// `layer`'s output `[B, 1, H]` at token `index[b]` of each example (`[B]`, in
+    /// range), its keys and values from all of `x` `[B, T, H]`. By default the whole
+    /// layer, then a gather; a family whose context does not depend on the query rows
+    /// computes those rows alone (and says so in `Backbone::read_out_rows_only`).
+    #[allow(clippy::too_many_arguments)]
+    fn forward_layer_rows(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        index: &Tensor,
+        ctx: &Self::Context,
+        prefix: Option<&KvPrefix>,
+        hooks: &dyn Hooks,
+        train: bool,
+    ) -> Tensor {
+        let out = self.forward_layer(layer, x, ctx, prefix, hooks, train);
+        gather_tokens(&out, index).unsqueeze(1) // [B, 1, H]
+    }
 }
 
 /// The refusal of cached decoding by a layer stack without causal attention.
@@ -110,14 +130,46 @@ struct Cached<C> {
 /// `before_layer` and `attn_prefix` before each (the layer fires its own sites).
 pub fn run_layers<S: LayerStack>(
     stack: &S,
-    mut s: SeqState,
+    s: SeqState,
     range: Range<usize>,
     hooks: &dyn Hooks,
     train: bool,
 ) -> Result<SeqState> {
+    run_layers_reading(stack, s, range, hooks, train, None)
+}
+
+/// `Backbone::layers_read_out` for every family: [`run_layers`], the last layer of
+/// `range` on its query side only at the text tokens `rows` `[B]` (through
+/// [`LayerStack::forward_layer_rows`]); returns the state of those tokens.
+pub fn run_layers_read_out<S: LayerStack>(
+    stack: &S,
+    s: SeqState,
+    range: Range<usize>,
+    hooks: &dyn Hooks,
+    train: bool,
+    rows: &Tensor,
+) -> Result<SeqState> {
+    s.check_rows(rows)?;
+    if range.is_empty() {
+        check_layer_range(&range, stack.spec().n_layers)?;
+        return s.read_out(rows, None);
+    }
+    run_layers_reading(stack, s, range, hooks, train, Some(rows))
+}
+
+/// The shared loop; with `rows`, the last layer of `range` computes the read-out rows.
+fn run_layers_reading<S: LayerStack>(
+    stack: &S,
+    mut s: SeqState,
+    range: Range<usize>,
+    hooks: &dyn Hooks,
+    train: bool,
+    rows: Option<&Tensor>,
+) -> Result<SeqState> {
     let spec = stack.spec();
     check_layer_range(&range, spec.n_layers)?;
     let (kv_heads, head_dim) = (spec.n_kv_heads, spec.head_dim);
+    let last = range.end.saturating_sub(1);
     let mut cached: Option<Cached<S::Context>> = None;
     for i in range {
         s = hooks.before_layer(i, s)?;
@@ -135,6 +187,13 @@ pub fn run_layers<S: LayerStack>(
                 ctx
             }
         };
+        if let (Some(rows), true) = (rows, i == last) {
+            let index = s.text_index(rows);
+            let x = &s.hidden;
+            let hidden =
+                stack.forward_layer_rows(i, x, &index, &ctx, prefix.as_ref(), hooks, train);
+            return s.read_out(rows, Some(hidden));
+        }
         let hidden = stack.forward_layer(i, &s.hidden, &ctx, prefix.as_ref(), hooks, train);
         s = s.with_hidden(hidden);
     }
