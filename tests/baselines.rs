@@ -572,3 +572,34 @@ fn mixed_batches_give_each_example_its_own_delta() {
         assert!(petune::core::bind_mixed(&[Some(a.as_ref())], &[0, 1], bb, &input, false).is_err());
     }
 }
+
+/// A fused LoRA pair shares a token's dropout draw between its query, key and value, so
+/// in training with dropout its hooks are not row-wise (the last layer then runs at
+/// every token); without dropout, in eval or unfused, they are.
+#[test]
+fn only_fused_lora_with_dropout_in_training_is_not_row_wise() {
+    init();
+    let _serial = serial();
+    let backbone = load(&fixture("bert-mlm"));
+    let input = contract::random_batch(backbone.spec(), &[4, 3], false);
+    let lora = |fused_qkv: bool, dropout: f64| {
+        MethodConfig::Lora(LoraConfig {
+            r: 2,
+            dropout,
+            fused_qkv,
+            targets: vec![LinearRole::Query, LinearRole::Key, LinearRole::Value],
+            ..Default::default()
+        })
+    };
+    for (fused, dropout, train, row_wise) in [
+        (true, 0.1, true, false),
+        (true, 0.1, false, true),
+        (true, 0.0, true, true),
+        (false, 0.1, true, true),
+    ] {
+        let (_vs, delta) = build(backbone.as_ref(), &lora(fused, dropout), SEED);
+        let ctx = BindCtx { backbone: backbone.as_ref(), input: &input, train };
+        let hooks = delta.bind(&ctx).unwrap();
+        assert_eq!(hooks.row_wise(), row_wise, "fused {fused}, dropout {dropout}, train {train}");
+    }
+}

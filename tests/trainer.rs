@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use common::tiny_task::*;
 use common::*;
 use petune::core::tensor_io::read_safetensors;
-use petune::core::{BindCtx, Stack};
+use petune::core::{BindCtx, LinearRole, Stack};
 use petune::prelude::*;
 use petune::train::data::TaskSpec;
 use petune::train::features::{collate, label_word_ids, Feature, FeatureEncoder};
@@ -185,12 +185,14 @@ fn no_gradient_below_the_prompt_layer() {
 
 /// Loss and gradients of one step with `method` and `head`, the last layer at the read
 /// token only or at every token (`full`); no dropout, so the two are the same function.
+/// With `cached`, from the frozen-prefix state at the delta's floor (as the trainer's
+/// prefix cache feeds LPT).
 fn loss_and_grads(
     bb: &dyn Backbone,
     batch: &petune::train::features::Batch,
     method: &MethodConfig,
     linear_head: bool,
-    full: bool,
+    (full, cached): (bool, bool),
 ) -> (f64, Vec<(String, Tensor)>) {
     tch::manual_seed(SEED as i64);
     let vs = VarStore::new(CPU);
@@ -205,8 +207,12 @@ fn loss_and_grads(
     for (_, t) in bb.var_store().variables() {
         let _ = t.set_requires_grad(tunes);
     }
+    let s0 = match (cached, delta.as_deref()) {
+        (true, Some(d)) => Some(petune::train::model::frozen_prefix(bb, d, batch).unwrap()),
+        _ => None,
+    };
     let out =
-        petune::train::model::head_output(bb, delta.as_deref(), &head, batch, None, false, full)
+        petune::train::model::head_output(bb, delta.as_deref(), &head, batch, s0, false, full)
             .unwrap();
     let loss = head.loss(&out, &batch.labels);
     loss.backward();
@@ -251,29 +257,43 @@ fn last_layer_at_the_read_token_gives_the_full_loss_and_gradients() {
         ),
         ("P-tuning v2", MethodConfig::PTuningV2(PTuningV2Config { len: 2, ..Default::default() })),
         ("LoRA", MethodConfig::Lora(LoraConfig { r: 2, alpha: 4.0, ..Default::default() })),
+        (
+            "LoRA on fused Q/K/V",
+            MethodConfig::Lora(LoraConfig {
+                r: 2,
+                alpha: 4.0,
+                fused_qkv: true,
+                targets: vec![LinearRole::Query, LinearRole::Key, LinearRole::Value],
+                ..Default::default()
+            }),
+        ),
         ("Adapter", MethodConfig::Adapter(AdapterConfig { bottleneck: 4, ..Default::default() })),
     ];
-    for (label, method) in &methods {
-        for linear in [false, true] {
-            let what = format!("{label}, {} head", if linear { "linear" } else { "verbalizer" });
-            let (l_read, g_read) = loss_and_grads(bb, &batch, method, linear, false);
-            let (l_full, g_full) = loss_and_grads(bb, &batch, method, linear, true);
-            assert!((l_read - l_full).abs() < 1e-5 * l_full.abs().max(1.0), "{what}: loss");
-            assert_eq!(g_read.len(), g_full.len());
-            let mut nonzero = 0;
-            // Some gradients are zero in exact arithmetic (a key bias shifts every score of
-            // a query alike) and rounding noise in both: scaled by the largest gradient.
-            let largest =
-                g_full.iter().map(|(_, g)| g.abs().max().double_value(&[])).fold(0.0, f64::max);
-            for ((name, a), (other, b)) in g_read.iter().zip(&g_full) {
-                assert_eq!(name, other);
-                let scale = b.abs().max().double_value(&[]).max(1e-3 * largest);
-                let d = max_diff(a, b) / scale;
-                assert!(d < 1e-4, "{what}: gradient of {name} differs by {d:e} (relative)");
-                nonzero += usize::from(b.abs().max().double_value(&[]) > 0.0);
-            }
-            assert!(nonzero > 0, "{what}: some gradient is non-zero");
+    let lpt = |m: &MethodConfig| matches!(m, MethodConfig::Lpt(_));
+    let cases = methods.iter().flat_map(|(label, m)| {
+        let cached: &[bool] = if lpt(m) { &[false, true] } else { &[false] };
+        cached.iter().flat_map(move |&c| [false, true].map(|linear| (label, m, c, linear)))
+    });
+    for (label, method, cached, linear) in cases {
+        let head = if linear { "linear" } else { "verbalizer" };
+        let what = format!("{label}{}, {head} head", if cached { " (cached)" } else { "" });
+        let (l_read, g_read) = loss_and_grads(bb, &batch, method, linear, (false, cached));
+        let (l_full, g_full) = loss_and_grads(bb, &batch, method, linear, (true, cached));
+        assert!((l_read - l_full).abs() < 1e-5 * l_full.abs().max(1.0), "{what}: loss");
+        assert_eq!(g_read.len(), g_full.len());
+        let mut nonzero = 0;
+        // Some gradients are zero in exact arithmetic (a key bias shifts every score of
+        // a query alike) and rounding noise in both: scaled by the largest gradient.
+        let largest =
+            g_full.iter().map(|(_, g)| g.abs().max().double_value(&[])).fold(0.0, f64::max);
+        for ((name, a), (other, b)) in g_read.iter().zip(&g_full) {
+            assert_eq!(name, other);
+            let scale = b.abs().max().double_value(&[]).max(1e-3 * largest);
+            let d = max_diff(a, b) / scale;
+            assert!(d < 1e-4, "{what}: gradient of {name} differs by {d:e} (relative)");
+            nonzero += usize::from(b.abs().max().double_value(&[]) > 0.0);
         }
+        assert!(nonzero > 0, "{what}: some gradient is non-zero");
     }
 }
 

@@ -2,7 +2,8 @@
 //! admits a new backbone.
 
 use petune::core::{
-    Arch, KvPrefix, NormRole, NormSite, RecordingHooks, SiteEvent, Sublayer, SublayerSite,
+    Arch, KvPrefix, LinearRole, LinearSite, NormRole, NormSite, RecordingHooks, SiteEvent,
+    Sublayer, SublayerSite,
 };
 use petune::prelude::*;
 use tch::{Kind, Tensor};
@@ -364,6 +365,55 @@ pub fn read_out_equals_full(backbone: &dyn Backbone) {
     ] {
         let r = backbone.layers_read_out(s.clone(), 0..n, &NoHooks, false, &bad);
         assert!(r.is_err(), "rows {bad:?} outside the text must be a typed error");
+    }
+    read_out_runs_the_read_rows(backbone, &input, &rows);
+}
+
+/// Records the sites and says whether it is row-wise.
+struct Recorder {
+    events: RecordingHooks,
+    row_wise: bool,
+}
+
+impl Hooks for Recorder {
+    fn row_wise(&self) -> bool {
+        self.row_wise
+    }
+
+    fn linear(&self, site: LinearSite, x: &Tensor, y: Tensor) -> Tensor {
+        self.events.linear(site, x, y)
+    }
+}
+
+/// The input length `linear(role)` saw in `layer` (dimension 1 of its input).
+fn tokens_seen(events: &[SiteEvent], layer: usize, role: LinearRole) -> i64 {
+    let seen = events.iter().find_map(|e| match e {
+        SiteEvent::Linear(site, x, _) if *site == LinearSite { layer, role } => Some(x[1]),
+        _ => None,
+    });
+    seen.unwrap_or_else(|| panic!("linear({role:?}) of layer {layer} did not fire"))
+}
+
+/// A family that says it computes only the read rows does: in the last layer the query
+/// side sees one token per example, keys and values every token — and under hooks that
+/// are not row-wise every site sees every token.
+fn read_out_runs_the_read_rows(backbone: &dyn Backbone, input: &BackboneInput, rows: &Tensor) {
+    let n = backbone.spec().n_layers;
+    let t = input.input_ids.size()[1];
+    for row_wise in [true, false] {
+        let hooks = Recorder { events: RecordingHooks::new(), row_wise };
+        let s = backbone.embed(input, &hooks, false).unwrap();
+        backbone.layers_read_out(s, 0..n, &hooks, false, rows).unwrap();
+        let events = hooks.events.events();
+        let rows_only = row_wise && backbone.read_out_rows_only();
+        let query_side = if rows_only { 1 } else { t };
+        for role in [LinearRole::Query, LinearRole::AttnOut, LinearRole::FfnUp, LinearRole::FfnDown]
+        {
+            let seen = tokens_seen(&events, n - 1, role);
+            assert_eq!(seen, query_side, "last layer, {role:?}, row-wise hooks: {row_wise}");
+        }
+        assert_eq!(tokens_seen(&events, n - 1, LinearRole::Key), t, "last layer's keys");
+        assert_eq!(tokens_seen(&events, 0, LinearRole::FfnUp), t, "layer 0");
     }
 }
 

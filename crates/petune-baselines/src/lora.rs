@@ -263,8 +263,13 @@ impl LoraDelta {
 struct LoraHooks<'a> {
     delta: &'a LoraDelta,
     train: bool,
-    /// `A · drop(x)` of the fused pair of the layer being run: `(layer, [B, T, r])`.
-    fused_cache: RefCell<Option<(usize, Tensor)>>,
+    /// `A · drop(x)` of the fused pair of the layer being run, with the shape of the `x`
+    /// it came from: `(layer, x's shape, [B, T, r])`. Query, key and value see the same
+    /// `x` — except in a last layer run at the read tokens only
+    /// (`Backbone::layers_read_out`), where the query sees those rows `[B, 1, H]`: the
+    /// shape tells the two inputs apart (equal shapes there mean one token, the same
+    /// values).
+    fused_cache: RefCell<Option<(usize, Vec<i64>, Tensor)>>,
 }
 
 impl LoraHooks<'_> {
@@ -274,6 +279,12 @@ impl LoraHooks<'_> {
 }
 
 impl Hooks for LoraHooks<'_> {
+    /// A fused pair shares one dropout draw of a token between its query, key and
+    /// value; computing the query at the read tokens alone would draw theirs apart.
+    fn row_wise(&self) -> bool {
+        !(self.train && self.delta.cfg.dropout > 0.0 && !self.delta.fused.is_empty())
+    }
+
     fn linear(&self, site: LinearSite, x: &Tensor, y: Tensor) -> Tensor {
         let scale = self.delta.cfg.scale();
         if let Some(p) = self.delta.pairs.get(&site) {
@@ -282,13 +293,17 @@ impl Hooks for LoraHooks<'_> {
         }
         if let Some(p) = self.delta.fused.get(&site.layer).filter(|_| QKV.contains(&site.role)) {
             let mut cache = self.fused_cache.borrow_mut();
+            let shape = x.size();
             let low = match cache.as_ref() {
-                Some((layer, low)) if *layer == site.layer && site.role != LinearRole::Query => {
+                // Query opens a layer's pair: its first call there draws the dropout.
+                Some((layer, seen, low))
+                    if *layer == site.layer && *seen == shape && site.role != LinearRole::Query =>
+                {
                     low.shallow_clone()
                 }
                 _ => {
                     let low = self.branch_input(x).matmul(&p.a.tr()); // [B, T, r]
-                    *cache = Some((site.layer, low.shallow_clone()));
+                    *cache = Some((site.layer, shape, low.shallow_clone()));
                     low
                 }
             };

@@ -50,8 +50,9 @@ pub trait Backbone {
     /// The last layer of `range` then needs only their rows on its query side — its
     /// keys and values still come from every token — and a family that can compute
     /// just those rows does ([`Backbone::read_out_rows_only`]); by default every token is
-    /// computed and the rows are gathered. The same values either way, up to the
-    /// summation order of a smaller matmul (and other dropout draws in training).
+    /// computed and the rows are gathered (as well when the hooks are not
+    /// [`Hooks::row_wise`]). The same values either way, up to the summation order of a
+    /// smaller matmul; in training the same distribution, other dropout draws.
     fn layers_read_out(
         &self,
         s: SeqState,
@@ -60,13 +61,13 @@ pub trait Backbone {
         train: bool,
         rows: &Tensor,
     ) -> Result<SeqState> {
-        s.check_rows(rows)?;
+        let rows = s.check_rows(rows)?;
         let s = self.layers(s, range, hooks, train)?;
-        s.read_out(rows, None)
+        s.read_out(&rows, None)
     }
 
     /// Whether [`Backbone::layers_read_out`] computes only the rows read in the last
-    /// layer (rather than every token, then a gather).
+    /// layer (rather than every token, then a gather) under row-wise hooks.
     fn read_out_rows_only(&self) -> bool {
         false
     }

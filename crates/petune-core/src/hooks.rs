@@ -83,6 +83,15 @@ pub trait Hooks {
         None
     }
 
+    /// Whether every site computes a token's output from that token's input alone (the
+    /// attention's keys and values aside), so that a layer may run its query side at a
+    /// few tokens only ([`crate::Backbone::layers_read_out`]) and give those tokens the
+    /// values — and, in training, the distribution of dropout draws — of the whole
+    /// layer. True for every delta except a fused LoRA pair with dropout in training.
+    fn row_wise(&self) -> bool {
+        true
+    }
+
     /// Output `y` of the linear projection at `site`, given its input `x`
     /// (LoRA adds `scale · B(A(drop(x)))`; BitFit adds a bias delta).
     fn linear(&self, _site: LinearSite, _x: &Tensor, y: Tensor) -> Tensor {
@@ -133,6 +142,10 @@ impl Hooks for Stack<'_> {
 
     fn attn_prefix(&self, layer: usize) -> Option<KvPrefix> {
         self.0.iter().find_map(|h| h.attn_prefix(layer))
+    }
+
+    fn row_wise(&self) -> bool {
+        self.0.iter().all(|h| h.row_wise())
     }
 
     fn linear(&self, site: LinearSite, x: &Tensor, mut y: Tensor) -> Tensor {

@@ -36,4 +36,4 @@ pub use site::{
     NormSiteInfo, SiteRef, Sublayer, SublayerSite,
 };
 pub use spec::{Arch, BackboneSpec, Capabilities};
-pub use state::SeqState;
+pub use state::{ReadRows, SeqState};

@@ -219,6 +219,10 @@ impl Hooks for MixedHooks<'_> {
         Some(KvPrefix { k: self.gather(ks), v: self.gather(vs), mask: Some(self.gather(masks)) })
     }
 
+    fn row_wise(&self) -> bool {
+        self.members.iter().all(|m| m.hooks.row_wise())
+    }
+
     fn linear(&self, site: LinearSite, x: &Tensor, y: Tensor) -> Tensor {
         self.map_rows(Some(x), y, |h, x, y| match x {
             Some(x) => h.linear(site, x, y),

@@ -177,34 +177,46 @@ impl SeqState {
     }
 
     /// The state of one token per example: the text token at text position `rows[b]`
-    /// of example `b` (`[B]` int64, checked by the caller), with `hidden` `[B, 1, H]`
-    /// already computed for those tokens alone (or gathered from this state's hidden
-    /// states when `None`). Its mask is all ones, its positions are the tokens' own and it
-    /// has no virtual tokens: what a head reading one token per example needs
-    /// ([`crate::Backbone::layers_read_out`]).
-    pub fn read_out(self, rows: &Tensor, hidden: Option<Tensor>) -> Result<SeqState> {
-        self.check_rows(rows)?;
-        let index = self.text_index(rows).unsqueeze(1); // [B, 1]
-        let hidden = hidden.unwrap_or_else(|| {
-            let h = self.hidden_size();
-            self.hidden.gather(1, &index.unsqueeze(2).expand([-1, 1, h], false), false)
-            // [B, 1, H]
-        });
-        let positions = self.positions.gather(1, &index, false); // [B, 1]
+    /// of example `b`, with `hidden` `[B, 1, H]` already computed for those tokens alone
+    /// (or gathered from this state's hidden states when `None`). Its mask is all ones,
+    /// its positions are the tokens' own and it has no virtual tokens: what a head
+    /// reading one token per example needs ([`crate::Backbone::layers_read_out`]).
+    /// `rows` were checked against a state of this batch and text length (prompts
+    /// prepended since then leave both unchanged); another state is a typed error.
+    pub fn read_out(self, rows: &ReadRows, hidden: Option<Tensor>) -> Result<SeqState> {
+        let text = self.seq_len() - self.n_prefix;
+        if (rows.batch, rows.text_len) != (self.batch(), text) {
+            return Err(Error::Shape {
+                ctx: "read-out rows, checked against another state".into(),
+                expected: format!("[{}] rows of a text of {text} tokens", self.batch()),
+                got: vec![rows.batch, rows.text_len],
+            });
+        }
+        let index = self.text_index(&rows.rows); // [B]
+        let hidden = match hidden {
+            Some(hidden) => hidden,
+            None => crate::pool::gather_tokens(&self.hidden, &index).unsqueeze(1), // [B, 1, H]
+        };
+        let positions = self.positions.gather(1, &index.unsqueeze(1), false); // [B, 1]
         let pad_mask = positions.ones_like(); // [B, 1]
         Ok(SeqState { hidden, pad_mask, positions, n_prefix: 0 })
     }
 
-    /// `rows` must be one text position per example, `[B]` int64, each below the text
-    /// length: a typed error otherwise, before a gather could fail inside libtorch.
-    pub fn check_rows(&self, rows: &Tensor) -> Result<()> {
+    /// `rows` must be one text position per example, `[B]` int64 on this state's device,
+    /// each below the text length: a typed error otherwise, before a gather could fail
+    /// inside libtorch. One device-to-host copy (the rows' minimum and maximum).
+    pub fn check_rows(&self, rows: &Tensor) -> Result<ReadRows> {
         let (b, text) = (self.batch(), self.seq_len() - self.n_prefix);
         let fits = rows.size() == [b]
             && rows.kind() == Kind::Int64
             && rows.device() == self.hidden.device()
-            && (b == 0 || (rows.min().int64_value(&[]) >= 0 && rows.max().int64_value(&[]) < text));
+            && (b == 0 || {
+                let (lo, hi) = rows.aminmax(None, false);
+                let range = Vec::<i64>::try_from(Tensor::stack(&[lo, hi], 0));
+                matches!(range.as_deref(), Ok(&[lo, hi]) if lo >= 0 && hi < text)
+            });
         if fits {
-            return Ok(());
+            return Ok(ReadRows { rows: rows.shallow_clone(), batch: b, text_len: text });
         }
         Err(Error::Shape {
             ctx: "read-out rows (one text position per example)".into(),
@@ -218,6 +230,23 @@ impl SeqState {
         let (hidden, pad_mask, positions) =
             (self.text_hidden(), self.text_mask(), self.text_positions());
         SeqState { hidden, pad_mask, positions, n_prefix: 0 }
+    }
+}
+
+/// Text positions `[B]` int64, one per example, checked by [`SeqState::check_rows`]
+/// against a state's batch size and text length: [`SeqState::read_out`] gathers them
+/// without another check.
+#[derive(Debug)]
+pub struct ReadRows {
+    rows: Tensor,
+    batch: i64,
+    text_len: i64,
+}
+
+impl ReadRows {
+    /// The checked positions, `[B]` int64.
+    pub fn tensor(&self) -> &Tensor {
+        &self.rows
     }
 }
 
@@ -280,7 +309,7 @@ mod tests {
         let s = SeqState::new(hidden.shallow_clone(), Tensor::ones([2, 3], (Kind::Int64, cpu)))
             .prepend(&Tensor::full([1, 2], -1.0, (Kind::Float, cpu)))
             .unwrap();
-        let rows = Tensor::from_slice(&[2i64, 0]);
+        let rows = s.check_rows(&Tensor::from_slice(&[2i64, 0])).unwrap();
         let r = s.clone().read_out(&rows, None).unwrap();
         assert_eq!(r.hidden.size(), [2, 1, 2]);
         assert!(r.hidden.get(0).get(0).equal(&hidden.get(0).get(2)));
@@ -288,9 +317,14 @@ mod tests {
         assert_eq!(Vec::<i64>::try_from(&r.positions.view([-1])).unwrap(), vec![3, 1]);
         assert_eq!((r.n_prefix, r.seq_len()), (0, 1));
         // Past the text (3 tokens), or not one per example: a typed error.
-        for bad in [Tensor::from_slice(&[3i64, 0]), Tensor::from_slice(&[0i64])] {
-            assert!(s.clone().read_out(&bad, None).is_err());
+        for bad in [Tensor::from_slice(&[3i64, 0]), Tensor::from_slice(&[-1i64, 0])] {
+            assert!(s.check_rows(&bad).is_err());
         }
+        assert!(s.check_rows(&Tensor::from_slice(&[0i64])).is_err());
+        assert!(s.check_rows(&Tensor::from_slice(&[0.0f32, 0.0])).is_err());
+        // Rows checked against another state (a shorter text) are refused there.
+        let short = SeqState::new(hidden.narrow(1, 0, 2), Tensor::ones([2, 2], (Kind::Int64, cpu)));
+        assert!(short.read_out(&rows, None).is_err());
     }
 
     #[test]

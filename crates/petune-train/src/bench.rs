@@ -24,7 +24,7 @@ use crate::memory::{cuda_used_mib, peak_rss_mib, reset_peak_rss, rss_mib};
 use crate::method::MethodConfig;
 use crate::optim::{AdamW, AdamWConfig, OptimizerKind};
 use crate::precision::{LossScaler, Precision};
-use petune_core::Delta;
+use petune_core::{BindCtx, Delta};
 
 /// Shape and length of a benchmark.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,12 +134,14 @@ pub fn layer_flops(d: i64, inter: i64, b: i64, t: i64) -> f64 {
     per_token * (b * t) as f64
 }
 
-/// Model FLOPs of one training step of `method` (see the module docs).
+/// Model FLOPs of one training step of `method` (see the module docs); `rows_only`:
+/// the last layer runs at the read tokens alone ([`BenchSession::last_layer_rows_only`]).
 pub fn step_flops(
     backbone: &dyn Backbone,
     delta: Option<&dyn Delta>,
     trains_backbone: bool,
     cfg: &BenchConfig,
+    rows_only: bool,
 ) -> f64 {
     let spec = backbone.spec();
     let f = layer_flops(spec.hidden, spec.intermediate, cfg.batch, cfg.seq);
@@ -149,7 +151,7 @@ pub fn step_flops(
     let per_layer_above = if trains_backbone { 3.0 } else { 2.0 };
     let below_cost = if cfg.cache { 0.0 } else { 1.0 };
     let full = f * (below * below_cost + above * per_layer_above);
-    if cfg.full_last_layer || !backbone.read_out_rows_only() || above < 1.0 {
+    if !rows_only || above < 1.0 {
         return full;
     }
     // The last layer at one query token per example: keys and values of every token.
@@ -276,6 +278,21 @@ impl<'a> BenchSession<'a> {
         })
     }
 
+    /// Whether a step computes its last layer at the read tokens alone: the default,
+    /// for a head that reads one token per example, on a family that computes those
+    /// rows alone, under row-wise hooks (`Backbone::layers_read_out`).
+    pub fn last_layer_rows_only(&self) -> Result<bool> {
+        if self.cfg.full_last_layer
+            || !self.backbone.read_out_rows_only()
+            || self.head.read_rows(&self.batch)?.is_none()
+        {
+            return Ok(false);
+        }
+        let Some(delta) = self.delta.as_deref() else { return Ok(true) };
+        let ctx = BindCtx { backbone: self.backbone, input: &self.batch.input, train: true };
+        Ok(delta.bind(&ctx)?.row_wise())
+    }
+
     /// One training step; returns the loss.
     pub fn step(&mut self) -> Result<f64> {
         let device = self.backbone.device();
@@ -378,6 +395,7 @@ impl<'a> BenchSession<'a> {
             self.delta.as_deref(),
             self.method.trains_backbone(),
             &self.cfg,
+            self.last_layer_rows_only()?,
         ) / 1e9;
         let trainable = self.opt.params().iter().map(|p| p.tensor.numel() as i64).sum();
         let label = if self.cfg.cache {

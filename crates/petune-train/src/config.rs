@@ -570,10 +570,11 @@ pub struct TrainConfig {
     /// number (docs/scaling-out.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_dropout: Option<f64>,
-    /// Compute the last layer at every token in training. Off by default: a head that
-    /// reads one token per example gets the last layer at that token alone
-    /// (`model::head_output`) — the same values up to the summation order of smaller
-    /// matmuls, with other dropout draws. On reproduces runs made before the read-out.
+    /// Compute the last layer at every token, in training and in the run's evaluation.
+    /// Off by default: a head that reads one token per example gets the last layer at
+    /// that token alone (`model::head_output`) — the same values up to the summation
+    /// order of smaller matmuls, in training the same distribution with other dropout
+    /// draws. On reproduces runs made before the read-out.
     /// Left out of the written config when off.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub full_last_layer: bool,

@@ -179,7 +179,8 @@ impl Head {
     ) -> Result<HeadOutput> {
         match self.read_rows(batch)? {
             Some(rows) => {
-                let h = gather_tokens(&out.hidden, &out.text_index(&rows)); // [B, H]
+                let rows = out.check_rows(&rows)?;
+                let h = gather_tokens(&out.hidden, &out.text_index(rows.tensor())); // [B, H]
                 self.forward_read(backbone, &h, train)
             }
             None => {

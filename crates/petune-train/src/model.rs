@@ -11,7 +11,9 @@
 
 use std::ops::Range;
 
-use petune_core::{Backbone, BackboneInput, BindCtx, Delta, Hooks, NoHooks, Result, SeqState};
+use petune_core::{
+    Backbone, BackboneInput, BindCtx, Delta, Error, Hooks, NoHooks, Result, SeqState,
+};
 use tch::Tensor;
 
 use crate::features::Batch;
@@ -38,7 +40,8 @@ pub fn head_output(
 }
 
 /// The head's scores on a final state `s`: the state of the read tokens alone when
-/// `read_out` (from [`run_range`] with rows), else the whole sequence.
+/// `read_out` (from [`run_range`] with rows: one token per example, no prefix, a typed
+/// error otherwise), else the whole sequence.
 pub fn score(
     backbone: &dyn Backbone,
     head: &Head,
@@ -47,11 +50,18 @@ pub fn score(
     train: bool,
     read_out: bool,
 ) -> Result<HeadOutput> {
-    if read_out {
-        head.forward_read(backbone, &s.hidden.select(1, 0), train) // [B, H]
-    } else {
-        head.forward(backbone, s, batch, train)
+    if !read_out {
+        return head.forward(backbone, s, batch, train);
     }
+    let examples = batch.input.input_ids.size().first().copied().unwrap_or(0);
+    if (s.seq_len(), s.n_prefix, s.batch()) != (1, 0, examples) {
+        return Err(Error::Shape {
+            ctx: "a read-out state (one token per example)".into(),
+            expected: format!("[{examples}, 1, H] without prefix"),
+            got: s.hidden.size(),
+        });
+    }
+    head.forward_read(backbone, &s.hidden.select(1, 0), train) // [B, H]
 }
 
 /// `backbone.layers(s, range)`, or with `rows` its read-out variant.

@@ -208,7 +208,9 @@ impl<'g> Run<'g> {
             backbone: backbone.spec().describe(),
         };
         crate::trainer::check_backbone_trainable(&cfg.method, backbone.as_ref())?;
-        let trained = TrainedModel::assemble(backbone, trainable, delta, head, encoder, manifest);
+        let mut trained =
+            TrainedModel::assemble(backbone, trainable, delta, head, encoder, manifest);
+        trained.set_full_last_layer(cfg.train.full_last_layer);
         if cfg.method.trains_backbone() {
             for (_, t) in trained.backbone.var_store().variables() {
                 let _ = t.set_requires_grad(true);

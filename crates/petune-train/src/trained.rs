@@ -52,6 +52,8 @@ pub struct TrainedModel {
     pub(crate) manifest: DeltaManifest,
     /// When false the backbone runs plain (PEFT's `disable_adapter`).
     pub(crate) delta_enabled: bool,
+    /// The last layer at every token, not only at the token the head reads.
+    pub(crate) full_last_layer: bool,
 }
 
 /// One prediction.
@@ -254,7 +256,18 @@ impl TrainedModel {
         encoder: FeatureEncoder,
         manifest: DeltaManifest,
     ) -> TrainedModel {
-        TrainedModel { backbone, trainable, delta, head, encoder, manifest, delta_enabled: true }
+        let delta_enabled = true;
+        let full_last_layer = false;
+        TrainedModel {
+            backbone,
+            trainable,
+            delta,
+            head,
+            encoder,
+            manifest,
+            delta_enabled,
+            full_last_layer,
+        }
     }
 
     /// The backbone.
@@ -288,10 +301,19 @@ impl TrainedModel {
     }
 
     /// The head's scores on an encoded batch, in eval mode: the last layer only at the
-    /// token the head reads ([`crate::model::head_output`]).
+    /// token the head reads ([`crate::model::head_output`]) unless
+    /// [`TrainedModel::set_full_last_layer`].
     pub fn head_output(&self, batch: &Batch) -> Result<crate::head::HeadOutput> {
-        let (b, d) = (self.backbone.as_ref(), self.active_delta());
-        crate::model::head_output(b, d, &self.head, batch, None, false, false)
+        let (b, d, full) = (self.backbone.as_ref(), self.active_delta(), self.full_last_layer);
+        crate::model::head_output(b, d, &self.head, batch, None, false, full)
+    }
+
+    /// Computes the last layer at every token when scoring (off by default: at the
+    /// token the head reads, the same values up to rounding). A run sets it from its
+    /// `train.full_last_layer`, so that its dev and test scores reproduce runs made
+    /// before the read-out bit for bit.
+    pub fn set_full_last_layer(&mut self, on: bool) {
+        self.full_last_layer = on;
     }
 
     /// Turns the delta off (the plain backbone answers, head unchanged) or back on. A
@@ -555,6 +577,7 @@ impl TrainedModel {
             encoder,
             manifest,
             delta_enabled: true,
+            full_last_layer: false,
         })
     }
 }

@@ -161,9 +161,9 @@ impl LayerStack for BertBackbone {
         prefix: Option<&KvPrefix>,
         hooks: &dyn Hooks,
         train: bool,
-    ) -> Tensor {
+    ) -> Option<Tensor> {
         let xq = gather_tokens(x, index).unsqueeze(1); // [B, 1, H]
-        self.layers[layer].forward_queries(x, &xq, bias.as_ref(), prefix, hooks, train)
+        Some(self.layers[layer].forward_queries(x, &xq, bias.as_ref(), prefix, hooks, train))
     }
 }
 

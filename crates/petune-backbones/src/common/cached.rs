@@ -32,6 +32,10 @@ impl Hooks for StepHooks<'_> {
         self.0.attn_prefix(layer)
     }
 
+    fn row_wise(&self) -> bool {
+        self.0.row_wise()
+    }
+
     fn linear(&self, site: LinearSite, x: &Tensor, y: Tensor) -> Tensor {
         self.0.linear(site, x, y)
     }

@@ -14,8 +14,9 @@
 use std::ops::Range;
 use std::rc::Rc;
 
-use petune_core::pool::gather_tokens;
-use petune_core::{Backbone, BackboneSpec, Error, Hooks, KvPrefix, LayerKv, Result, SeqState};
+use petune_core::{
+    Backbone, BackboneSpec, Error, Hooks, KvPrefix, LayerKv, ReadRows, Result, SeqState,
+};
 use tch::Tensor;
 
 use super::attention::checked_prefix_mask;
@@ -83,22 +84,22 @@ pub trait LayerStack: Backbone {
     ) -> Tensor;
 
     /// `layer`'s output `[B, 1, H]` at token `index[b]` of each example (`[B]`, in
-    /// range), its keys and values from all of `x` `[B, T, H]`. By default the whole
-    /// layer, then a gather; a family whose context does not depend on the query rows
-    /// computes those rows alone (and says so in `Backbone::read_out_rows_only`).
+    /// range), its keys and values from all of `x` `[B, T, H]`, for a family whose
+    /// context does not depend on the query rows (it says so in
+    /// `Backbone::read_out_rows_only`). `None` by default: the loop runs the whole layer
+    /// and gathers.
     #[allow(clippy::too_many_arguments)]
     fn forward_layer_rows(
         &self,
-        layer: usize,
-        x: &Tensor,
-        index: &Tensor,
-        ctx: &Self::Context,
-        prefix: Option<&KvPrefix>,
-        hooks: &dyn Hooks,
-        train: bool,
-    ) -> Tensor {
-        let out = self.forward_layer(layer, x, ctx, prefix, hooks, train);
-        gather_tokens(&out, index).unsqueeze(1) // [B, 1, H]
+        _layer: usize,
+        _x: &Tensor,
+        _index: &Tensor,
+        _ctx: &Self::Context,
+        _prefix: Option<&KvPrefix>,
+        _hooks: &dyn Hooks,
+        _train: bool,
+    ) -> Option<Tensor> {
+        None
     }
 }
 
@@ -139,8 +140,9 @@ pub fn run_layers<S: LayerStack>(
 }
 
 /// `Backbone::layers_read_out` for every family: [`run_layers`], the last layer of
-/// `range` on its query side only at the text tokens `rows` `[B]` (through
-/// [`LayerStack::forward_layer_rows`]); returns the state of those tokens.
+/// `range` on its query side only at the text tokens `rows` `[B]` where the family can
+/// ([`LayerStack::forward_layer_rows`]) and the hooks are row-wise; returns the state of
+/// those tokens.
 pub fn run_layers_read_out<S: LayerStack>(
     stack: &S,
     s: SeqState,
@@ -149,12 +151,8 @@ pub fn run_layers_read_out<S: LayerStack>(
     train: bool,
     rows: &Tensor,
 ) -> Result<SeqState> {
-    s.check_rows(rows)?;
-    if range.is_empty() {
-        check_layer_range(&range, stack.spec().n_layers)?;
-        return s.read_out(rows, None);
-    }
-    run_layers_reading(stack, s, range, hooks, train, Some(rows))
+    let rows = s.check_rows(rows)?;
+    run_layers_reading(stack, s, range, hooks, train, Some(&rows))
 }
 
 /// The shared loop; with `rows`, the last layer of `range` computes the read-out rows.
@@ -164,7 +162,7 @@ fn run_layers_reading<S: LayerStack>(
     range: Range<usize>,
     hooks: &dyn Hooks,
     train: bool,
-    rows: Option<&Tensor>,
+    rows: Option<&ReadRows>,
 ) -> Result<SeqState> {
     let spec = stack.spec();
     check_layer_range(&range, spec.n_layers)?;
@@ -187,15 +185,20 @@ fn run_layers_reading<S: LayerStack>(
                 ctx
             }
         };
-        if let (Some(rows), true) = (rows, i == last) {
-            let index = s.text_index(rows);
+        if let (Some(rows), true, true) = (rows, i == last, hooks.row_wise()) {
+            let index = s.text_index(rows.tensor());
             let x = &s.hidden;
-            let hidden =
-                stack.forward_layer_rows(i, x, &index, &ctx, prefix.as_ref(), hooks, train);
-            return s.read_out(rows, Some(hidden));
+            if let Some(hidden) =
+                stack.forward_layer_rows(i, x, &index, &ctx, prefix.as_ref(), hooks, train)
+            {
+                return s.read_out(rows, Some(hidden));
+            }
         }
         let hidden = stack.forward_layer(i, &s.hidden, &ctx, prefix.as_ref(), hooks, train);
         s = s.with_hidden(hidden);
     }
-    Ok(s)
+    match rows {
+        Some(rows) => s.read_out(rows, None),
+        None => Ok(s),
+    }
 }
