@@ -247,7 +247,7 @@ fn unreachable_auto() -> Result<Head> {
 }
 
 impl TrainedModel {
-    /// Puts the parts together, delta enabled.
+    /// Puts the parts together, delta enabled, the last layer at the read token.
     pub(crate) fn assemble(
         backbone: Box<dyn Backbone>,
         trainable: VarStore,
@@ -256,8 +256,7 @@ impl TrainedModel {
         encoder: FeatureEncoder,
         manifest: DeltaManifest,
     ) -> TrainedModel {
-        let delta_enabled = true;
-        let full_last_layer = false;
+        let (delta_enabled, full_last_layer) = (true, false);
         TrainedModel {
             backbone,
             trainable,
@@ -569,15 +568,6 @@ impl TrainedModel {
             input_limit(manifest.max_len, backbone.spec()),
             manifest.truncate,
         )?;
-        Ok(TrainedModel {
-            backbone,
-            trainable,
-            delta,
-            head,
-            encoder,
-            manifest,
-            delta_enabled: true,
-            full_last_layer: false,
-        })
+        Ok(TrainedModel::assemble(backbone, trainable, delta, head, encoder, manifest))
     }
 }
